@@ -1,0 +1,47 @@
+# crm-pipeline: two commands set everything up on a fresh machine.
+#   make run   - build and start the service with its embedded broker on 127.0.0.1:9402
+#   make test  - every test, with the race detector
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+BIN := bin/crm-pipeline
+DATA ?= ./data
+
+.PHONY: all build run test vet fmt-check deps bench fuzz clean
+
+all: build
+
+deps:
+	$(GO) mod download
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/crm-pipeline
+
+run: build
+	$(BIN) serve --data $(DATA)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet: deps
+	$(GO) vet ./...
+
+test: deps fmt-check vet
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+# Go benchmarks of the hot paths (domain decision, Avro, storage), with allocations.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./domain/ ./codecs/ ./state/
+
+# Each fuzz target for a bounded time (the seed corpora also run in `make test`).
+FUZZTIME ?= 20s
+fuzz: deps
+	@for pkg in ./domain ./codecs ./query; do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

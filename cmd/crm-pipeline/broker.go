@@ -1,0 +1,32 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/crm-pipeline/crm-pipeline/topics"
+)
+
+// runBroker runs the embedded broker alone until ctx ends, so that several serve instances
+// (--brokers) can share it, and so that serve can be killed without the broker.
+func runBroker(ctx context.Context, args []string, log *slog.Logger, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+	data := fs.String("data", "./data", "directory of the broker's log")
+	listen := fs.String("listen", "127.0.0.1:9092", "listen address")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	b, err := topics.StartBroker(topics.BrokerOptions{DataDir: *data + "/broker", Listen: *listen, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	fmt.Fprintf(stdout, "embedded broker listening on %s (data in %s/broker)\n", b.Addr(), *data)
+	log.Info("embedded broker started", "addr", b.Addr())
+	<-ctx.Done()
+	log.Info("embedded broker stopping")
+	return nil
+}

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/crm-pipeline/crm-pipeline/codecs"
+	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/topics"
+)
+
+// service is one in-process `crm-pipeline serve` for integration tests: real embedded broker
+// over TCP, real processors, views, pebble stores and HTTP.
+type service struct {
+	t      *testing.T
+	run    *running
+	cancel context.CancelFunc
+	done   chan error
+	base   string
+}
+
+type serviceOpts struct {
+	data    string
+	brokers []string // empty: embedded broker
+	clock   func() time.Time
+}
+
+func startService(t *testing.T, o serviceOpts) *service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan *running, 1)
+	cfg := serveConfig{
+		Brokers: o.brokers, Data: o.data, HTTP: "127.0.0.1:0", EmbeddedBroker: "127.0.0.1:0",
+		Partitions: 4, ReportingCurrency: "USD", CacheMiB: 8, ShutdownTimeout: 10 * time.Second,
+		clock: o.clock, started: func(r *running) { started <- r },
+	}
+	logw := &testLogWriter{t: t}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, log, io.Discard) }()
+	s := &service{t: t, cancel: cancel, done: done}
+	select {
+	case s.run = <-started:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve exited before starting: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("serve did not start within 60s")
+	}
+	s.base = "http://" + s.run.HTTPAddr + "/api/v1"
+	t.Cleanup(func() { s.stop(); logw.close() })
+	s.waitReady()
+	return s
+}
+
+// stop stops the service cleanly and waits for it.
+func (s *service) stop() {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case err := <-s.done:
+		if err != nil {
+			s.t.Errorf("serve returned %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		s.t.Error("serve did not stop within 60s")
+	}
+}
+
+func (s *service) waitReady() {
+	s.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + s.run.HTTPAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				// The default pipeline is seeded right after recovery.
+				if r := s.do("GET", "/pipelines/default", nil, nil); r.status == 200 {
+					return
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatal("service not ready within 60s")
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response is not a JSON object: %v: %s", err, r.body)
+	}
+	return m
+}
+
+func (s *service) do(method, path string, body any, hdr map[string]string) response {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.base+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// wait is the Prefer header that makes a write answer with its outcome.
+var wait = map[string]string{"Prefer": "wait=10"}
+
+func (s *service) mustStatus(r response, want int) {
+	s.t.Helper()
+	if r.status != want {
+		s.t.Fatalf("status %d, want %d: %s", r.status, want, r.body)
+	}
+}
+
+// readAll reads every record of topic from the beginning to its current end.
+func readAll(t *testing.T, broker, topic string) []*sarama.ConsumerMessage {
+	t.Helper()
+	cfg := topics.SaramaConfig(topics.ClientOptions{Brokers: []string{broker}, ClientID: "test-reader"})
+	client, err := sarama.NewClient([]string{broker}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*sarama.ConsumerMessage
+	for _, p := range parts {
+		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hwm <= first {
+			continue
+		}
+		pc, err := consumer.ConsumePartition(topic, p, first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			select {
+			case m := <-pc.Messages():
+				out = append(out, m)
+				if m.Offset >= hwm-1 {
+					goto next
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("timeout reading %s/%d up to %d", topic, p, hwm)
+			}
+		}
+	next:
+		pc.Close()
+	}
+	return out
+}
+
+// eventsOf decodes the events topic and returns the events of one opportunity by version,
+// checking that duplicates (at-least-once) are identical.
+func eventsOf(t *testing.T, broker, id string) []domain.Event {
+	t.Helper()
+	byVersion := map[int64]domain.Event{}
+	for _, m := range readAll(t, broker, topics.Events) {
+		if string(m.Key) != id {
+			continue
+		}
+		e, err := codecs.DecodeEvent(m.Value)
+		if err != nil {
+			t.Fatalf("undecodable event: %v", err)
+		}
+		if prev, ok := byVersion[e.Version]; ok && prev.EventID != e.EventID {
+			t.Fatalf("two different events for version %d: %s and %s", e.Version, prev.EventID, e.EventID)
+		}
+		byVersion[e.Version] = e
+	}
+	var out []domain.Event
+	for _, e := range byVersion {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	for i, e := range out {
+		if e.Version != int64(i+1) {
+			t.Fatalf("events of %s: version %d at position %d (gap)", id, e.Version, i)
+		}
+		if want := fmt.Sprintf("%s:%d", id, e.Version); e.EventID != want {
+			t.Fatalf("eventId %s, want %s", e.EventID, want)
+		}
+	}
+	return out
+}
+
+// produce sends raw records to a topic with Kafka's default partitioning, as any upstream
+// Kafka client would.
+func produce(t *testing.T, broker, topic string, msgs ...*sarama.ProducerMessage) {
+	t.Helper()
+	p, err := newSyncProducer([]string{broker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, m := range msgs {
+		m.Topic = topic
+		if _, _, err := p.SendMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// testLogWriter forwards service logs to the test log until the test ends.
+type testLogWriter struct {
+	mu     sync.Mutex
+	t      *testing.T
+	closed bool
+}
+
+func (w *testLogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testLogWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+}

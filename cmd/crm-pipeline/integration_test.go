@@ -1,0 +1,380 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/crm-pipeline/crm-pipeline/codecs"
+	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/processors"
+	"github.com/crm-pipeline/crm-pipeline/topics"
+)
+
+func closeDate(days int) string { return time.Now().UTC().AddDate(0, 0, days).Format(time.DateOnly) }
+
+func createBody(id string) map[string]any {
+	return map[string]any{"id": id, "name": "Deal " + id, "accountId": "acc-1", "ownerId": "owner-1",
+		"amount": "12500.00", "currency": "USD", "closeDate": closeDate(30)}
+}
+
+// TestLifecycleOverHTTP drives a full opportunity lifecycle through the HTTP API and checks
+// the answers, the audit trail on the events topic, the closed-won hand-off and the refusals.
+func TestLifecycleOverHTTP(t *testing.T) {
+	s := startService(t, serviceOpts{data: t.TempDir()})
+	broker := s.run.BrokerAddr
+
+	r := s.do("POST", "/opportunities", createBody("opp-life"), wait)
+	s.mustStatus(r, 201)
+	o := r.json(t)
+	if o["version"] != 1.0 || o["stageId"] != "qualification" || o["status"] != "open" ||
+		o["probability"] != 10.0 || o["forecastCategory"] != "pipeline" || o["weightedAmount"] != "1250.00" {
+		t.Fatalf("created opportunity: %s", r.body)
+	}
+
+	// A probability override survives a stage change until cleared with null.
+	r = s.do("PATCH", "/opportunities/opp-life", map[string]any{"probability": 35}, wait)
+	s.mustStatus(r, 200)
+	r = s.do("POST", "/opportunities/opp-life/stage", map[string]any{"stageId": "proposal"}, wait)
+	s.mustStatus(r, 200)
+	if o = r.json(t); o["probability"] != 35.0 || o["forecastCategory"] != "best_case" || o["stageId"] != "proposal" {
+		t.Fatalf("after stage change with override: %s", r.body)
+	}
+	r = s.do("PATCH", "/opportunities/opp-life", `{"probability": null}`, wait)
+	s.mustStatus(r, 200)
+	if o = r.json(t); o["probability"] != 50.0 || o["weightedAmount"] != "6250.00" {
+		t.Fatalf("after clearing the override: %s", r.body)
+	}
+
+	// Refusals.
+	r = s.do("POST", "/opportunities/opp-life/close-lost", map[string]any{}, wait)
+	if r.status != 422 || !strings.Contains(string(r.body), "reason") {
+		t.Fatalf("close-lost without reason: %d %s", r.status, r.body)
+	}
+	r = s.do("POST", "/opportunities/opp-life/stage", map[string]any{"stageId": "negotiation", "expectedVersion": 1}, wait)
+	if r.status != 409 || r.header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("stale expectedVersion: %d %s", r.status, r.body)
+	}
+
+	r = s.do("POST", "/opportunities/opp-life/close-won", map[string]any{"amount": "13000.00"}, wait)
+	s.mustStatus(r, 200)
+	if o = r.json(t); o["status"] != "won" || o["probability"] != 100.0 || o["forecastCategory"] != "closed" ||
+		o["amount"] != "13000.00" || o["closedAt"] == nil || o["stageId"] != "closed_won" {
+		t.Fatalf("after close-won: %s", r.body)
+	}
+	r = s.do("PATCH", "/opportunities/opp-life", map[string]any{"name": "x"}, wait)
+	if r.status != 422 || !strings.Contains(string(r.body), string(domain.CodeClosed)) {
+		t.Fatalf("update of a closed deal: %d %s", r.status, r.body)
+	}
+	r = s.do("POST", "/opportunities/opp-life/reopen", map[string]any{"stageId": "negotiation"}, wait)
+	s.mustStatus(r, 200)
+	if o = r.json(t); o["status"] != "open" || o["closedAt"] != nil || o["probability"] != 80.0 || o["forecastCategory"] != "commit" {
+		t.Fatalf("after reopen: %s", r.body)
+	}
+	r = s.do("POST", "/opportunities/opp-life/close-lost", map[string]any{"reason": "price", "competitor": "Acme"}, wait)
+	s.mustStatus(r, 200)
+	if o = r.json(t); o["status"] != "lost" || o["lossReason"] != "price" || o["probability"] != 0.0 || o["forecastCategory"] != "omitted" {
+		t.Fatalf("after close-lost: %s", r.body)
+	}
+	finalVersion := int64(o["version"].(float64))
+
+	// GET and history agree with the answers.
+	r = s.do("GET", "/opportunities/opp-life", nil, nil)
+	s.mustStatus(r, 200)
+	if got := r.json(t)["version"]; got != float64(finalVersion) {
+		t.Fatalf("GET version %v, want %d", got, finalVersion)
+	}
+	r = s.do("GET", "/opportunities/opp-life/history", nil, nil)
+	s.mustStatus(r, 200)
+	items := r.json(t)["items"].([]any)
+	if int64(len(items)) != finalVersion {
+		t.Fatalf("history has %d items, want %d", len(items), finalVersion)
+	}
+	for i, it := range items {
+		if v := it.(map[string]any)["version"]; v != float64(i+1) {
+			t.Fatalf("history item %d has version %v", i, v)
+		}
+	}
+
+	// The audit trail: versions 1..n, one closed-won record, the refusals on their topic.
+	events := eventsOf(t, broker, "opp-life")
+	if int64(len(events)) != finalVersion {
+		t.Fatalf("events topic has %d versions, want %d", len(events), finalVersion)
+	}
+	wantTypes := []domain.EventType{domain.EvtCreated, domain.EvtUpdated, domain.EvtStageChanged, domain.EvtUpdated,
+		domain.EvtClosedWon, domain.EvtReopened, domain.EvtClosedLost}
+	for i, e := range events {
+		if e.Type != wantTypes[i] {
+			t.Errorf("event %d: %s, want %s", i+1, e.Type, wantTypes[i])
+		}
+	}
+	var won []domain.ClosedWon
+	for _, m := range readAll(t, broker, topics.ClosedWon) {
+		w, err := codecs.DecodeClosedWon(m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.OpportunityID == "opp-life" {
+			won = append(won, w)
+		}
+	}
+	if len(won) != 1 || won[0].Amount != 1300000 || won[0].Currency != "USD" || won[0].EventID != "opp-life:5" {
+		t.Fatalf("closed-won records: %+v", won)
+	}
+	codes := map[string]bool{}
+	for _, m := range readAll(t, broker, topics.Rejections) {
+		rej, err := codecs.DecodeRejected(m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rej.OpportunityID == "opp-life" {
+			codes[rej.Code] = true
+		}
+	}
+	if !codes[string(domain.CodeConflict)] || !codes[string(domain.CodeClosed)] {
+		t.Fatalf("rejections topic codes for opp-life: %v", codes)
+	}
+}
+
+// TestRefusals checks every refusal path end to end, with the HTTP status each maps to.
+func TestRefusals(t *testing.T) {
+	s := startService(t, serviceOpts{data: t.TempDir()})
+	s.mustStatus(s.do("POST", "/opportunities", createBody("opp-ref"), wait), 201)
+
+	strict := map[string]any{"id": "strict", "name": "Strict", "stages": []any{
+		map[string]any{"id": "open1", "name": "Open", "probability": 10, "forecastCategory": "pipeline", "status": "open"},
+		map[string]any{"id": "open2", "name": "Needs next step", "probability": 40, "forecastCategory": "commit", "status": "open", "requiredFields": []string{"nextStep"}},
+		map[string]any{"id": "won", "name": "Won", "probability": 100, "forecastCategory": "closed", "status": "won"},
+		map[string]any{"id": "lost", "name": "Lost", "probability": 0, "forecastCategory": "omitted", "status": "lost"},
+	}}
+	s.mustStatus(s.do("PUT", "/pipelines/strict", strict, nil), 200)
+
+	cases := []struct {
+		name, method, path string
+		body               any
+		status             int
+		code               domain.RejectCode
+	}{
+		{"unknown opportunity", "PATCH", "/opportunities/nope", map[string]any{"name": "x"}, 404, domain.CodeNotFound},
+		{"create of an existing id", "POST", "/opportunities", createBody("opp-ref"), 409, domain.CodeAlreadyExists},
+		{"unknown pipeline", "POST", "/opportunities", func() any { b := createBody("opp-p"); b["pipelineId"] = "nope"; return b }(), 422, domain.CodeUnknownPipeline},
+		{"unknown stage", "POST", "/opportunities/opp-ref/stage", map[string]any{"stageId": "nope"}, 422, domain.CodeUnknownStage},
+		{"stage move to won", "POST", "/opportunities/opp-ref/stage", map[string]any{"stageId": "closed_won"}, 422, domain.CodeInvalidTransition},
+		{"reopen an open deal", "POST", "/opportunities/opp-ref/reopen", map[string]any{"stageId": "proposal"}, 422, domain.CodeNotClosed},
+		{"required field missing", "POST", "/opportunities", func() any {
+			b := createBody("opp-strict")
+			b["pipelineId"], b["stageId"] = "strict", "open2"
+			return b
+		}(), 422, domain.CodeRequiredFields},
+		{"closed category on an open deal", "PATCH", "/opportunities/opp-ref", map[string]any{"forecastCategory": "closed"}, 422, domain.CodeInvalid},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := s.do(c.method, c.path, c.body, wait)
+			if r.status != c.status || !strings.Contains(string(r.body), string(c.code)) ||
+				r.header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("got %d %s, want %d with code %s", r.status, r.body, c.status, c.code)
+			}
+		})
+	}
+	// With the required field the same create is accepted.
+	b := createBody("opp-strict")
+	b["pipelineId"], b["stageId"], b["nextStep"] = "strict", "open2", "send the quote"
+	s.mustStatus(s.do("POST", "/opportunities", b, wait), 201)
+
+	// Bad requests never reach Kafka and are problem+json.
+	for _, body := range []string{`{`, `{"name": 1}`, `{"amount": 12.5, "currency": "USD"}`} {
+		r := s.do("POST", "/opportunities", body, nil)
+		if r.status < 400 || r.status >= 500 || r.header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("body %s: %d %s", body, r.status, r.body)
+		}
+	}
+}
+
+// TestIdempotencyKey checks that a write retried with the same key takes effect once.
+func TestIdempotencyKey(t *testing.T) {
+	s := startService(t, serviceOpts{data: t.TempDir()})
+	body := createBody("")
+	delete(body, "id")
+	key := map[string]string{"Prefer": "wait=10", "Idempotency-Key": "create-abc"}
+	r1 := s.do("POST", "/opportunities", body, key)
+	s.mustStatus(r1, 201)
+	r2 := s.do("POST", "/opportunities", body, key)
+	if r2.status != 200 && r2.status != 201 {
+		t.Fatalf("retried create: %d %s", r2.status, r2.body)
+	}
+	id := r1.json(t)["id"].(string)
+	if got := r2.json(t)["id"]; got != id || r2.json(t)["version"] != 1.0 {
+		t.Fatalf("retried create answered %s, first was %s", r2.body, r1.body)
+	}
+	patch := map[string]string{"Prefer": "wait=10", "Idempotency-Key": "patch-1"}
+	for i := 0; i < 3; i++ {
+		r := s.do("PATCH", "/opportunities/"+id, map[string]any{"amount": "99.00"}, patch)
+		s.mustStatus(r, 200)
+		if v := r.json(t)["version"]; v != 2.0 {
+			t.Fatalf("attempt %d: version %v, want 2", i, v)
+		}
+	}
+	if n := len(eventsOf(t, s.run.BrokerAddr, id)); n != 2 {
+		t.Fatalf("%d events, want 2", n)
+	}
+}
+
+// TestKafkaCommandsDLQAndForwarding produces commands with a plain Kafka producer: valid ones,
+// an undecodable one between them on the same partition, and one on the wrong partition.
+func TestKafkaCommandsDLQAndForwarding(t *testing.T) {
+	s := startService(t, serviceOpts{data: t.TempDir()})
+	broker := s.run.BrokerAddr
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	enc := func(c domain.Command) []byte {
+		b, err := codecs.EncodeCommand(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	create := domain.Command{Type: domain.CmdCreate, CommandID: "k-c1", OpportunityID: "kafka-1", IssuedAt: now, Actor: "lead-service",
+		Create: &domain.CreateOpportunity{Name: "From Kafka", AccountID: "acc-9", OwnerID: "o-9", Amount: "1000", Currency: "JPY", CloseDate: closeDate(10)}}
+	name := "Renamed"
+	update := domain.Command{Type: domain.CmdUpdate, CommandID: "k-u1", OpportunityID: "kafka-1", IssuedAt: now, Actor: "lead-service",
+		Update: &domain.UpdateOpportunity{Name: &name}}
+	step := "call back"
+	update2 := domain.Command{Type: domain.CmdUpdate, CommandID: "k-u2", OpportunityID: "kafka-1", IssuedAt: now, Actor: "lead-service",
+		Update: &domain.UpdateOpportunity{NextStep: &step}}
+	poison := []byte("\xc3\x01not avro at all")
+	produce(t, broker, topics.Commands,
+		&sarama.ProducerMessage{Key: sarama.StringEncoder("kafka-1"), Value: sarama.ByteEncoder(enc(create))},
+		&sarama.ProducerMessage{Key: sarama.StringEncoder("kafka-1"), Value: sarama.ByteEncoder(poison),
+			Headers: []sarama.RecordHeader{{Key: []byte("origin"), Value: []byte("test")}}},
+		&sarama.ProducerMessage{Key: sarama.StringEncoder("kafka-1"), Value: sarama.ByteEncoder(enc(update))},
+		&sarama.ProducerMessage{Key: sarama.StringEncoder("kafka-1"), Value: sarama.ByteEncoder(enc(update2))},
+	)
+	eventually(t, "kafka-1 at version 3", func() bool {
+		r := s.do("GET", "/opportunities/kafka-1", nil, nil)
+		return r.status == 200 && r.json(t)["version"] == 3.0
+	})
+	o := s.do("GET", "/opportunities/kafka-1", nil, nil).json(t)
+	if o["name"] != "Renamed" || o["nextStep"] != "call back" || o["amount"] != "1000" || o["currency"] != "JPY" {
+		t.Fatalf("state after Kafka commands: %v", o)
+	}
+	var dlq []*sarama.ConsumerMessage
+	eventually(t, "the poison record in the DLQ", func() bool {
+		dlq = readAll(t, broker, topics.DLQ)
+		return len(dlq) > 0
+	})
+	m := dlq[0]
+	if string(m.Key) != "kafka-1" || !bytes.Equal(m.Value, poison) {
+		t.Fatalf("DLQ record key %q value %q", m.Key, m.Value)
+	}
+	hdr := map[string]string{}
+	for _, h := range m.Headers {
+		hdr[string(h.Key)] = string(h.Value)
+	}
+	want := topics.PartitionOf("kafka-1", 4)
+	if hdr[processors.HeaderDLQTopic] != topics.Commands || hdr[processors.HeaderDLQPartition] != fmt.Sprint(want) ||
+		hdr[processors.HeaderDLQOffset] != "1" || hdr[processors.HeaderDLQMessage] == "" || hdr["origin"] != "test" {
+		t.Fatalf("DLQ headers: %v", hdr)
+	}
+
+	// A record produced to a partition its key does not map to (another partitioner) is
+	// forwarded and applied where the key's state lives.
+	wrong := (topics.PartitionOf("kafka-2", 4) + 1) % 4
+	c2 := create
+	c2.CommandID, c2.OpportunityID = "k-c2", "kafka-2"
+	cfg := topics.SaramaConfig(topics.ClientOptions{Brokers: []string{broker}})
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	p, err := sarama.NewSyncProducer([]string{broker}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topics.Commands, Partition: wrong,
+		Key: sarama.StringEncoder("kafka-2"), Value: sarama.ByteEncoder(enc(c2))}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "kafka-2 created via forwarding", func() bool {
+		return s.do("GET", "/opportunities/kafka-2", nil, nil).status == 200
+	})
+}
+
+// TestAccountSnapshotRefreshed publishes a Customer 360 account and checks that the next
+// command's result carries it.
+func TestAccountSnapshotRefreshed(t *testing.T) {
+	s := startService(t, serviceOpts{data: t.TempDir()})
+	body := createBody("opp-acc")
+	body["accountId"] = "acc-42"
+	r := s.do("POST", "/opportunities", body, wait)
+	s.mustStatus(r, 201)
+	if r.json(t)["account"] != nil {
+		t.Fatalf("account before Customer 360 knows it: %s", r.body)
+	}
+	var out bytes.Buffer
+	if err := runAccountsPut(t.Context(), []string{"--brokers", s.run.BrokerAddr, "--id", "acc-42", "--name", "Globex",
+		"--segment", "enterprise", "--region", "EMEA"}, &out, &out); err != nil {
+		t.Fatalf("accounts put: %v: %s", err, out.String())
+	}
+	eventually(t, "the account on the next command's result", func() bool {
+		r := s.do("PATCH", "/opportunities/opp-acc", map[string]any{"nextStep": fmt.Sprint(time.Now().UnixNano())}, wait)
+		acc, _ := r.json(t)["account"].(map[string]any)
+		return r.status == 200 && acc != nil && acc["name"] == "Globex" && acc["segment"] == "enterprise" && acc["region"] == "EMEA"
+	})
+}
+
+// TestRestartKeepsState stops the service cleanly and starts it again on the same data, then
+// again with the local state folder deleted (restored from the changelog). Every opportunity
+// must come back, and new commands continue the versions without a gap.
+func TestRestartKeepsState(t *testing.T) {
+	data := t.TempDir()
+	s := startService(t, serviceOpts{data: data})
+	var want []map[string]any
+	for i := 0; i < 12; i++ {
+		id := fmt.Sprintf("opp-r%02d", i)
+		s.mustStatus(s.do("POST", "/opportunities", createBody(id), wait), 201)
+		r := s.do("POST", "/opportunities/"+id+"/stage", map[string]any{"stageId": "discovery"}, wait)
+		s.mustStatus(r, 200)
+		want = append(want, r.json(t))
+	}
+	s.stop()
+
+	check := func(s *service) {
+		t.Helper()
+		for _, w := range want {
+			r := s.do("GET", "/opportunities/"+w["id"].(string), nil, nil)
+			s.mustStatus(r, 200)
+			if got := r.json(t); !reflect.DeepEqual(got, w) {
+				t.Fatalf("after restart:\n got %v\nwant %v", got, w)
+			}
+		}
+	}
+	s2 := startService(t, serviceOpts{data: data})
+	check(s2)
+	r := s2.do("POST", "/opportunities/opp-r00/stage", map[string]any{"stageId": "proposal"}, wait)
+	s2.mustStatus(r, 200)
+	if v := r.json(t)["version"]; v != 3.0 {
+		t.Fatalf("version after restart %v, want 3", v)
+	}
+	want[0] = r.json(t)
+	s2.stop()
+
+	if err := os.RemoveAll(filepath.Join(data, "state")); err != nil {
+		t.Fatal(err)
+	}
+	s3 := startService(t, serviceOpts{data: data})
+	check(s3)
+	r = s3.do("POST", "/opportunities/opp-r00/close-won", map[string]any{}, wait)
+	s3.mustStatus(r, 200)
+	if v := r.json(t)["version"]; v != 4.0 {
+		t.Fatalf("version after restore %v, want 4", v)
+	}
+	if n := len(eventsOf(t, s3.run.BrokerAddr, "opp-r00")); n != 4 {
+		t.Fatalf("opp-r00 has %d versions on the events topic, want 4", n)
+	}
+}

@@ -1,0 +1,66 @@
+// Command crm-pipeline runs the sales-pipeline stream processor and its tools:
+//
+//	crm-pipeline serve     processors + views + HTTP (embedded broker unless --brokers)
+//	crm-pipeline broker    the embedded broker alone, for several serve instances
+//	crm-pipeline emit      send commands (JSON lines) to the commands topic
+//	crm-pipeline accounts put   publish a Customer 360 account record
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "crm-pipeline:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: crm-pipeline <command> [flags]
+
+commands:
+  serve          run the processors, views and HTTP API (embedded broker unless --brokers)
+  broker         run the embedded Kafka broker alone
+  emit           send commands (JSON lines) from a file or stdin to --brokers
+  accounts put   publish a Customer 360 account record
+`
+
+// run dispatches a subcommand; it is main without the process exit, for tests.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	switch args[0] {
+	case "serve":
+		cfg, err := parseServe(args[1:], stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, logger, stdout)
+	case "broker":
+		return runBroker(ctx, args[1:], logger, stdout, stderr)
+	case "emit":
+		return runEmit(ctx, args[1:], stdin, stdout, stderr)
+	case "accounts":
+		if len(args) < 2 || args[1] != "put" {
+			return fmt.Errorf("usage: crm-pipeline accounts put --id ID --name NAME [--segment S] [--region R] [--owner O]")
+		}
+		return runAccountsPut(ctx, args[2:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/lovoo/goka"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/crm-pipeline/crm-pipeline/processors"
+	"github.com/crm-pipeline/crm-pipeline/query"
+	"github.com/crm-pipeline/crm-pipeline/state"
+	"github.com/crm-pipeline/crm-pipeline/topics"
+	"github.com/crm-pipeline/crm-pipeline/views"
+)
+
+// serveConfig is the configuration of `crm-pipeline serve` (API.md, Operations).
+type serveConfig struct {
+	Brokers           []string
+	Data              string
+	HTTP              string
+	EmbeddedBroker    string
+	Partitions        int
+	ReportingCurrency string
+	CacheMiB          int
+	ShutdownTimeout   time.Duration
+
+	clock   func() time.Time
+	started func(s *running) // test hook: called once the HTTP listener is up
+}
+
+// running is what a started service exposes to tests.
+type running struct {
+	HTTPAddr   string
+	BrokerAddr string
+	Broker     *topics.Broker // nil with --brokers
+	Views      *views.Service
+}
+
+func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; empty starts the embedded broker")
+	cfg := serveConfig{clock: time.Now}
+	fs.StringVar(&cfg.Data, "data", "./data", "directory of local state and the embedded broker's log")
+	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:9402", "HTTP listen address")
+	fs.StringVar(&cfg.EmbeddedBroker, "embedded-broker", "127.0.0.1:9092", "listen address of the embedded broker")
+	fs.IntVar(&cfg.Partitions, "partitions", 8, "partitions of the topics this service creates")
+	fs.StringVar(&cfg.ReportingCurrency, "reporting-currency", "USD", "ISO 4217 currency forecasts are reported in")
+	fs.IntVar(&cfg.CacheMiB, "cache-mib", 64, "pebble block cache shared by all local stores, MiB")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a clean stop may take")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return cfg, err
+	}
+	cfg.Brokers = splitList(*brokers)
+	if cfg.Partitions < 1 || cfg.Partitions > 1024 {
+		return cfg, fmt.Errorf("--partitions %d: want 1..1024", cfg.Partitions)
+	}
+	return cfg, nil
+}
+
+// serve runs the whole service until ctx ends: embedded broker (unless --brokers), topic
+// provisioning, the opportunity processor, the views and the HTTP API.
+func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
+	if cfg.clock == nil {
+		cfg.clock = time.Now
+	}
+	stateRoot := filepath.Join(cfg.Data, "state")
+	if err := os.MkdirAll(stateRoot, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	run := &running{}
+	brokers := cfg.Brokers
+	if len(brokers) == 0 {
+		b, err := topics.StartBroker(topics.BrokerOptions{
+			DataDir: filepath.Join(cfg.Data, "broker"), Listen: cfg.EmbeddedBroker, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		run.Broker = b
+		brokers = []string{b.Addr()}
+		log.Info("embedded broker started", "addr", b.Addr(), "data", filepath.Join(cfg.Data, "broker"))
+	}
+	run.BrokerAddr = brokers[0]
+	client := topics.ClientOptions{Brokers: brokers}
+
+	sc, err := connect(ctx, client)
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	partitions, err := provision(sc, int32(cfg.Partitions), log)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cache := pebble.NewCache(int64(cfg.CacheMiB) << 20)
+	defer cache.Unref()
+	validate := func(topic string, partition int32) (state.Expect, error) {
+		f, err := topics.Facts(sc, topic, partition)
+		if err != nil {
+			return state.Expect{}, err
+		}
+		return state.Expect{TopicID: f.TopicID, HighWaterMark: f.HighWaterMark}, nil
+	}
+	storeOpts := state.Options{Cache: cache, Validate: validate, Logger: log}
+
+	vs, err := views.New(views.Config{
+		Brokers: brokers, Client: client, Logger: log, Registerer: reg,
+		StorageBuilder: state.NewBuilder(filepath.Join(stateRoot, "views"), storeOpts),
+	})
+	if err != nil {
+		return err
+	}
+	run.Views = vs
+	pm := processors.NewMetrics(reg)
+	restarts := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "crm_processor_restarts_total", Help: "Supervised restarts of the opportunity processor after a failure.",
+	})
+	reg.MustRegister(restarts)
+	lag := processors.NewLagCollector(sc, topics.OpportunityGroup, topics.Commands)
+	reg.MustRegister(lag)
+
+	handler, err := query.NewHandler(query.Config{
+		Backend: vs, Logger: log, Registerer: reg, Gatherer: reg, Clock: cfg.clock,
+	})
+	if err != nil {
+		return fmt.Errorf("build HTTP handler: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTP, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	run.HTTPAddr = ln.Addr().String()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error { return vs.Run(gctx) })
+	g.Go(func() error {
+		return processors.Run(gctx, processors.RunConfig{
+			Brokers: brokers, Client: client, Logger: log,
+			Graph: processors.OpportunityGraph(processors.OpportunityConfig{
+				Partitions: partitions, Clock: cfg.clock, Logger: log, Metrics: pm,
+			}),
+			StateDir:  filepath.Join(stateRoot, "processors", topics.OpportunityGroup),
+			Storage:   state.NewBuilder(filepath.Join(stateRoot, "processors", topics.OpportunityGroup), storeOpts),
+			OnRestart: func(error) { restarts.Inc() },
+			Started:   func(*goka.Processor) {},
+		})
+	})
+	g.Go(func() error {
+		if err := vs.WaitReady(gctx); err != nil {
+			return nil
+		}
+		if err := vs.EnsureDefaultPipeline(gctx); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("seed default pipeline: %w", err)
+		}
+		log.Info("views recovered; ready", "http", run.HTTPAddr)
+		return nil
+	})
+	g.Go(func() error {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("http: %w", err)
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		// Stop accepting HTTP first, let in-flight requests finish, then the stream side.
+		sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer scancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("http shutdown", "err", err)
+		}
+		return nil
+	})
+
+	log.Info("crm-pipeline serving", "http", run.HTTPAddr, "brokers", brokers, "partitions", partitions)
+	fmt.Fprintf(stdout, "crm-pipeline is up: HTTP on http://%s/api/v1, Kafka at %s\n", run.HTTPAddr, run.BrokerAddr)
+	fmt.Fprintf(stdout, "send a first command:\n  curl -s -X POST http://%s/api/v1/opportunities -H 'Content-Type: application/json' -H 'Prefer: wait=5' \\\n"+
+		"    -d '{\"name\":\"First deal\",\"accountId\":\"acc-1\",\"ownerId\":\"owner-1\",\"amount\":\"12500.00\",\"currency\":\"USD\",\"closeDate\":\"%s\"}'\n",
+		run.HTTPAddr, cfg.clock().AddDate(0, 1, 0).Format(time.DateOnly))
+	if cfg.started != nil {
+		cfg.started(run)
+	}
+	err = g.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("crm-pipeline stopped cleanly")
+	return nil
+}
+
+// connect opens a sarama client, retrying while the brokers come up.
+func connect(ctx context.Context, o topics.ClientOptions) (sarama.Client, error) {
+	var lastErr error
+	for attempt := 0; attempt < 30; attempt++ {
+		c, err := topics.NewClient(o)
+		if err == nil {
+			return c, nil
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return nil, lastErr
+}
+
+// provision creates the topics and returns the partition count of the commands topic, which
+// every copartitioned topic shares (an existing commands topic wins over --partitions).
+func provision(c sarama.Client, want int32, log *slog.Logger) (int32, error) {
+	admin, err := sarama.NewClusterAdminFromClient(c)
+	if err != nil {
+		return 0, fmt.Errorf("cluster admin: %w", err)
+	}
+	if n, err := topics.Partitions(c, topics.Commands); err == nil && n > 0 && n != want {
+		log.Warn("commands topic exists with another partition count; using it", "partitions", n, "flag", want)
+		want = n
+	}
+	if err := topics.Provision(admin, topics.Catalog(want), 1, log); err != nil {
+		return 0, err
+	}
+	return want, nil
+}

@@ -1,0 +1,96 @@
+package codecs
+
+import (
+	"testing"
+)
+
+func BenchmarkEncodeCommand(b *testing.B) {
+	c := commandFixtures()["create/full"]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodeCommand(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeCommand(b *testing.B) {
+	data, _ := EncodeCommand(commandFixtures()["create/full"])
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := DecodeCommand(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeCommandV1 is the generic (goavro) path taken for older writers, for scale.
+func BenchmarkDecodeCommandV1(b *testing.B) {
+	var data []byte
+	for _, e := range byFingerprint {
+		if e.kind == kindCommand && !e.current {
+			codec, _ := e.goavroCodec()
+			body, err := codec.BinaryFromNative(nil, v1CommandNative(commandFixtures()["create/full"]))
+			if err != nil {
+				b.Fatal(err)
+			}
+			data = append(e.header[:], body...)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeCommand(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeAggregate(b *testing.B) {
+	a := aggregateWithEvents(10)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodeAggregate(a); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeAggregate(b *testing.B) {
+	data, _ := EncodeAggregate(aggregateWithEvents(10))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := DecodeAggregate(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAggregateCodecGoavro is what the same decode costs through goavro's generic maps
+// (the path older writers take), for comparison with BenchmarkDecodeAggregate.
+func BenchmarkDecodeAggregateGoavro(b *testing.B) {
+	data, _ := EncodeAggregate(aggregateWithEvents(10))
+	e := currentSchema[kindAggregate]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeGeneric(e, data[headerLen:], (*conv).aggregate); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAggregateCodecRoundTrip(b *testing.B) {
+	a := aggregateWithEvents(10)
+	var c AggregateCodec
+	b.ReportAllocs()
+	for b.Loop() {
+		data, err := c.Encode(&a)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Decode(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

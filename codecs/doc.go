@@ -1,0 +1,60 @@
+// Package codecs turns the domain's values into the Avro records of API.md and back.
+//
+// # Wire format
+//
+// Every record is Avro single-object encoded, as the specification defines it: the two bytes
+// C3 01, the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's Parsing
+// Canonical Form, then the Avro binary body. Any reader holding the .avsc files of this
+// package (SchemaFiles) can find the writer schema from the fingerprint and decode the body;
+// the fingerprints are the ones the Java reference implementation computes
+// (SchemaNormalization.parsingFingerprint64), which this package implements itself because
+// goavro's CanonicalSchema/Rabin disagree for logical types (see canonical.go).
+//
+// # Schemas
+//
+// schemas/<record>.avsc is the current schema of each record type and the only one written;
+// schemas/vN/ holds superseded versions, kept so that records already on the topics stay
+// readable. Namespace crm.pipeline throughout.
+//
+//	command.avsc           OpportunityCommand: commandId, opportunityId, issuedAt, actor,
+//	                       expectedVersion, type (enum CommandType), body (union of the six
+//	                       command records CreateOpportunity ... Reopen)
+//	v1/command.avsc        the same without CreateOpportunity.leadId/source/nextStep
+//	event.avsc             OpportunityEvent: eventId, type (enum EventType), ..., changes
+//	                       (array of Change), position, body (union of six empty records
+//	                       crm.pipeline.events.OpportunityCreatedEvent ..., the event names as
+//	                       Avro record names and the place for event-specific fields later)
+//	aggregate.avsc         OpportunityAggregate: state (Opportunity), events, position
+//	pipeline.avsc          Pipeline with its Stage array
+//	account.avsc           Account (Customer 360 context)
+//	fx_rate.avsc           FXRate
+//	command_rejected.avsc  CommandRejected
+//	closed_won.avsc        OpportunityClosedWonEvent (domain.ClosedWon, for Sales)
+//
+// Representation choices, all documented in the .avsc files:
+//   - Money is exact: a long of minor units (ISO 4217 exponent) plus a currency string.
+//     Commands keep the caller's decimal text instead, because the domain, not the transport,
+//     validates amounts and dates and names the bad field. FX rates are decimal text.
+//   - Dates are int with logicalType date (days since 1970-01-01), except in commands (text).
+//   - Timestamps are long timestamp-micros. Encoding truncates to the microsecond and
+//     decoding returns UTC, so a time round-trips exactly when it is UTC with no
+//     sub-microsecond part and no monotonic clock reading.
+//   - Optional values (pointers in the domain) are ["null", T] with default null; the event's
+//     fromStageId/toStageId map "" to null. UpdateOpportunity's clear flags are booleans with
+//     default false. Empty and nil slices both encode as an empty array and decode as nil.
+//   - Statuses and forecast categories are strings (the domain validates them, and a table
+//     value must never become unwritable because of a value the schema did not foresee);
+//     command and event types are enums, kept in the same order as their body unions.
+//
+// # Decoding and evolution
+//
+// Records written with the current schema are read by hand-written readers (fast, few
+// allocations); records written with an older known schema are decoded by goavro with the
+// writer's schema and converted field by field, absent fields taking their defaults. A schema
+// changes only in backward-compatible steps (fields added with defaults); the tests check that
+// rule against every superseded version. Every decode error is a *DecodeError wrapping
+// ErrBadMagic, ErrTruncated, ErrUnknownSchema, ErrSchemaMismatch or ErrMalformed.
+//
+// All functions and codec types are safe for concurrent use: the registry and goavro codecs
+// are built once and never mutated.
+package codecs

@@ -1,0 +1,52 @@
+package processors
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the processor's Prometheus series. They are created per instance and registered
+// on the registry the caller passes, never on the global default.
+type Metrics struct {
+	Processed   *prometheus.CounterVec // accepted commands by type
+	Refused     *prometheus.CounterVec // refused commands by type and reason code
+	DLQ         *prometheus.CounterVec // records sent to the DLQ by reason
+	Duplicates  *prometheus.CounterVec // commands whose id was seen before, by type
+	Redelivered prometheus.Counter     // records seen again after a crash or rebalance
+	Forwarded   prometheus.Counter     // records found on a partition their key does not map to
+	Latency     *prometheus.HistogramVec
+	Trimmed     prometheus.Counter // events dropped from a state to keep it under the record limit
+}
+
+// NewMetrics creates and registers the processor metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crm_commands_processed_total", Help: "Commands accepted and applied, by command type.",
+		}, []string{"type"}),
+		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crm_commands_refused_total", Help: "Commands refused by a business rule, by type and reason code.",
+		}, []string{"type", "code"}),
+		DLQ: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crm_commands_dlq_total", Help: "Records that could not be decoded and went to the DLQ, by reason.",
+		}, []string{"reason"}),
+		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crm_commands_duplicate_total", Help: "Commands whose command id was applied before (applied once), by type.",
+		}, []string{"type"}),
+		Redelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crm_records_redelivered_total", Help: "Input records seen again (at-least-once redelivery); their outputs are re-emitted, their effect not re-applied.",
+		}),
+		Forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crm_records_forwarded_total", Help: "Command records found on a partition their key does not map to under murmur2, forwarded to the right one.",
+		}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "crm_command_processing_seconds",
+			Help:    "Time from a command record's arrival in the processor callback to its emits being issued, by type.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+		}, []string{"type"}),
+		Trimmed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crm_state_events_trimmed_total", Help: "Old events dropped from an opportunity's stored history to keep the state record under the size limit.",
+		}),
+	}
+	reg.MustRegister(m.Processed, m.Refused, m.DLQ, m.Duplicates, m.Redelivered, m.Forwarded, m.Latency, m.Trimmed)
+	return m
+}

@@ -1,0 +1,351 @@
+// Package processors holds the goka group graphs of crm-pipeline and their callbacks: decode,
+// ask the pure domain, store, emit. Everything here is thin around package domain; what it adds
+// is the stream discipline: dedupe on redelivery with re-emission, a DLQ for undecodable
+// records, forwarding of records that arrived on the wrong partition.
+package processors
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+
+	"github.com/crm-pipeline/crm-pipeline/codecs"
+	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/topics"
+)
+
+// Bounds of what one opportunity's stored state keeps besides the state itself.
+const (
+	// MaxStoredEvents caps the history kept in the state; older events stay on the events
+	// topic (the audit trail) but leave the state.
+	MaxStoredEvents = 1000
+	// MaxStoredRejections and MaxStoredWon bound the re-emission rings.
+	MaxStoredRejections = 32
+	MaxStoredWon        = 4
+)
+
+// Header names of the records we write. The DLQ headers follow Kafka Streams' KIP-1034.
+const (
+	HeaderCommandTime  = "crm-command-ts" // unix nanos of the command record, for view latency
+	HeaderDLQException = "__streams.errors.exception"
+	HeaderDLQMessage   = "__streams.errors.message"
+	HeaderDLQTopic     = "__streams.errors.topic"
+	HeaderDLQPartition = "__streams.errors.partition"
+	HeaderDLQOffset    = "__streams.errors.offset"
+)
+
+// OpportunityConfig configures the opportunity processor's callback.
+type OpportunityConfig struct {
+	// Partitions of the commands topic, to detect records on the wrong partition.
+	Partitions int32
+	Clock      func() time.Time
+	Logger     *slog.Logger
+	Metrics    *Metrics
+}
+
+// OpportunityGraph is the group graph of the opportunity processor: commands in, state in the
+// group table, events / closed-won / rejections / DLQ out, pipelines and accounts looked up.
+func OpportunityGraph(cfg OpportunityConfig) *goka.GroupGraph {
+	h := &opportunityHandler{cfg: cfg}
+	return goka.DefineGroup(goka.Group(topics.OpportunityGroup),
+		goka.Input(goka.Stream(topics.Commands), new(codec.Bytes), h.process),
+		goka.Persist(aggregateCodec{}),
+		goka.Lookup(goka.Table(topics.Pipelines), lenient{codecs.PipelineCodec{}}),
+		goka.Lookup(goka.Table(topics.Accounts), lenient{codecs.AccountCodec{}}),
+		goka.Output(goka.Stream(topics.Events), new(codec.Bytes)),
+		goka.Output(goka.Stream(topics.ClosedWon), new(codec.Bytes)),
+		goka.Output(goka.Stream(topics.Rejections), new(codec.Bytes)),
+		goka.Output(goka.Stream(topics.DLQ), new(codec.Bytes)),
+		goka.Output(goka.Stream(topics.Commands), new(codec.Bytes)),
+	)
+}
+
+type opportunityHandler struct {
+	cfg OpportunityConfig
+}
+
+func (h *opportunityHandler) process(ctx goka.Context, msg any) {
+	start := time.Now()
+	raw, _ := msg.([]byte)
+	key := ctx.Key()
+	if want := topics.PartitionOf(key, h.cfg.Partitions); want != ctx.Partition() {
+		// Produced with another partitioner: this partition's table never sees the key.
+		ctx.Emit(goka.Stream(topics.Commands), key, raw, goka.WithCtxEmitHeaders(ctx.Headers()))
+		h.cfg.Metrics.Forwarded.Inc()
+		return
+	}
+	cmd, err := codecs.DecodeCommand(raw)
+	if err != nil {
+		h.toDLQ(ctx, raw, err)
+		return
+	}
+	agg := &domain.Aggregate{Position: -1}
+	if v := ctx.Value(); v != nil {
+		agg = v.(*domain.Aggregate)
+	}
+	offset := ctx.Offset()
+	if offset <= agg.Position {
+		h.reemit(ctx, agg, offset)
+		return
+	}
+	now := h.cfg.Clock()
+	dec, err := h.decide(ctx, agg, cmd, key, now)
+	agg.Position = offset
+	if err != nil {
+		h.refuse(ctx, agg, cmd, err, now, offset)
+		h.cfg.Metrics.Latency.WithLabelValues(string(cmd.Type)).Observe(time.Since(start).Seconds())
+		return
+	}
+	if dec.Duplicate {
+		h.cfg.Metrics.Duplicates.WithLabelValues(string(cmd.Type)).Inc()
+	} else {
+		h.cfg.Metrics.Processed.WithLabelValues(string(cmd.Type)).Inc()
+	}
+	for i := range dec.Events {
+		dec.Events[i].Position = offset
+	}
+	agg.State = dec.Next
+	agg.Events = append(agg.Events, dec.Events...)
+	var won []domain.ClosedWon
+	for _, e := range dec.Events {
+		if e.Type == domain.EvtClosedWon {
+			won = append(won, closedWonRecord(e, dec.Next))
+		}
+	}
+	agg.Won = keepLast(append(agg.Won, won...), MaxStoredWon)
+	h.store(ctx, agg)
+	for _, e := range dec.Events {
+		h.emitEvent(ctx, key, e)
+	}
+	for _, w := range won {
+		h.emitClosedWon(ctx, key, w)
+	}
+	h.cfg.Metrics.Latency.WithLabelValues(string(cmd.Type)).Observe(time.Since(start).Seconds())
+}
+
+// decide gathers what the domain needs (pipelines, the account snapshot) and asks it.
+func (h *opportunityHandler) decide(ctx goka.Context, agg *domain.Aggregate, cmd domain.Command, key string, now time.Time) (domain.Decision, error) {
+	if cmd.OpportunityID != key {
+		return domain.Decision{}, &domain.Rejection{Code: domain.CodeInvalid,
+			Message: fmt.Sprintf("opportunityId %q differs from the record key %q", cmd.OpportunityID, key),
+			Fields:  []domain.FieldError{{Field: "opportunityId", Message: "must equal the record key"}}}
+	}
+	var cur *domain.Opportunity
+	if agg.State.Version > 0 {
+		cur = &agg.State
+	}
+	dc := domain.DecideContext{
+		Now: now,
+		Pipelines: func(id string) (*domain.Pipeline, bool) {
+			if p, ok := ctx.Lookup(goka.Table(topics.Pipelines), id).(*domain.Pipeline); ok && p != nil {
+				return p, true
+			}
+			return nil, false
+		},
+	}
+	if accountID := accountOf(cur, cmd); accountID != "" {
+		if a, ok := ctx.Lookup(goka.Table(topics.Accounts), accountID).(*domain.Account); ok && a != nil {
+			dc.Account = a
+		}
+	}
+	return domain.Decide(cur, cmd, dc)
+}
+
+// accountOf is the account a command leaves the opportunity with, whose Customer 360 snapshot
+// is refreshed onto the state.
+func accountOf(cur *domain.Opportunity, cmd domain.Command) string {
+	switch {
+	case cmd.Create != nil:
+		return cmd.Create.AccountID
+	case cmd.Update != nil && cmd.Update.AccountID != nil:
+		return *cmd.Update.AccountID
+	case cur != nil:
+		return cur.AccountID
+	}
+	return ""
+}
+
+// refuse records and publishes a refusal. The state keeps it (with the input position), so a
+// redelivery re-publishes it and a waiting HTTP caller can read the outcome from the view.
+func (h *opportunityHandler) refuse(ctx goka.Context, agg *domain.Aggregate, cmd domain.Command, err error, now time.Time, offset int64) {
+	rej := domain.RejectedCommand{
+		CommandID: cmd.CommandID, OpportunityID: cmd.OpportunityID, CommandType: cmd.Type,
+		Actor: cmd.Actor, At: now, Position: offset,
+	}
+	if r, ok := domain.AsRejection(err); ok {
+		rej.Code, rej.Message, rej.Fields = string(r.Code), r.Message, r.Fields
+	} else {
+		rej.Code, rej.Message = "internal", err.Error()
+		h.cfg.Logger.Error("decide failed", "opportunityId", cmd.OpportunityID, "commandId", cmd.CommandID, "err", err)
+	}
+	h.cfg.Metrics.Refused.WithLabelValues(string(cmd.Type), rej.Code).Inc()
+	agg.Rejections = keepLast(append(agg.Rejections, rej), MaxStoredRejections)
+	h.store(ctx, agg)
+	h.emitRejected(ctx, ctx.Key(), rej)
+}
+
+// reemit handles a record at or below the last applied position: its effect is already in the
+// state, but a crash may have lost its outputs, so they are published again (consumers drop the
+// duplicates by eventId) and the state is written again in case the local store ran ahead of
+// the changelog.
+func (h *opportunityHandler) reemit(ctx goka.Context, agg *domain.Aggregate, offset int64) {
+	h.cfg.Metrics.Redelivered.Inc()
+	h.store(ctx, agg)
+	key := ctx.Key()
+	for _, e := range agg.Events {
+		if e.Position < offset {
+			continue
+		}
+		h.emitEvent(ctx, key, e)
+		if e.Type == domain.EvtClosedWon {
+			for _, w := range agg.Won {
+				if w.Version == e.Version {
+					h.emitClosedWon(ctx, key, w)
+				}
+			}
+		}
+	}
+	for _, r := range agg.Rejections {
+		if r.Position >= offset {
+			h.emitRejected(ctx, key, r)
+		}
+	}
+}
+
+// store writes the aggregate, dropping the oldest stored events if the record would exceed the
+// size limit (a permanently failing emit would stall the partition).
+func (h *opportunityHandler) store(ctx goka.Context, agg *domain.Aggregate) {
+	if n := len(agg.Events) - MaxStoredEvents; n > 0 {
+		agg.Events = append([]domain.Event(nil), agg.Events[n:]...)
+		h.cfg.Metrics.Trimmed.Add(float64(n))
+	}
+	for {
+		b, err := codecs.EncodeAggregate(*agg)
+		if err != nil {
+			ctx.Fail(fmt.Errorf("encode state of %s: %w", ctx.Key(), err))
+			return
+		}
+		if len(b) <= topics.MaxMessageBytes || len(agg.Events) == 0 {
+			ctx.SetValue(b, goka.WithCtxEmitHeaders(goka.Headers{
+				HeaderCommandTime: []byte(strconv.FormatInt(ctx.Timestamp().UnixNano(), 10)),
+			}))
+			return
+		}
+		drop := max(1, len(agg.Events)/10)
+		agg.Events = append([]domain.Event(nil), agg.Events[drop:]...)
+		h.cfg.Metrics.Trimmed.Add(float64(drop))
+	}
+}
+
+func (h *opportunityHandler) emitEvent(ctx goka.Context, key string, e domain.Event) {
+	b, err := codecs.EncodeEvent(e)
+	if err != nil {
+		ctx.Fail(fmt.Errorf("encode event %s: %w", e.EventID, err))
+		return
+	}
+	ctx.Emit(goka.Stream(topics.Events), key, b)
+}
+
+func (h *opportunityHandler) emitClosedWon(ctx goka.Context, key string, w domain.ClosedWon) {
+	b, err := codecs.EncodeClosedWon(w)
+	if err != nil {
+		ctx.Fail(fmt.Errorf("encode closed-won %s: %w", w.EventID, err))
+		return
+	}
+	ctx.Emit(goka.Stream(topics.ClosedWon), key, b)
+}
+
+func (h *opportunityHandler) emitRejected(ctx goka.Context, key string, r domain.RejectedCommand) {
+	b, err := codecs.EncodeRejected(r)
+	if err != nil {
+		ctx.Fail(fmt.Errorf("encode rejection of %s: %w", r.CommandID, err))
+		return
+	}
+	ctx.Emit(goka.Stream(topics.Rejections), key, b)
+}
+
+// toDLQ sends an undecodable record to the DLQ with its original bytes and headers plus
+// headers that name the error and where the record came from. It never fails the processor:
+// a poison record must not stop its partition.
+func (h *opportunityHandler) toDLQ(ctx goka.Context, raw []byte, cause error) {
+	hdr := goka.Headers{}
+	for k, v := range ctx.Headers() {
+		hdr[k] = v
+	}
+	reason := "decode"
+	var de *codecs.DecodeError
+	if errors.As(cause, &de) {
+		reason = "avro"
+	}
+	switch {
+	case errors.Is(cause, codecs.ErrBadMagic):
+		reason = "bad_magic"
+	case errors.Is(cause, codecs.ErrUnknownSchema):
+		reason = "unknown_schema"
+	}
+	hdr[HeaderDLQException] = []byte(fmt.Sprintf("%T", errors.Unwrap(cause)))
+	hdr[HeaderDLQMessage] = []byte(cause.Error())
+	hdr[HeaderDLQTopic] = []byte(string(ctx.Topic()))
+	hdr[HeaderDLQPartition] = []byte(strconv.Itoa(int(ctx.Partition())))
+	hdr[HeaderDLQOffset] = []byte(strconv.FormatInt(ctx.Offset(), 10))
+	if len(raw) > topics.MaxMessageBytes-64*1024 {
+		raw = raw[:topics.MaxMessageBytes-64*1024]
+		hdr["crm-dlq-truncated"] = []byte("true")
+	}
+	ctx.Emit(goka.Stream(topics.DLQ), ctx.Key(), raw, goka.WithCtxEmitHeaders(hdr))
+	h.cfg.Metrics.DLQ.WithLabelValues(reason).Inc()
+	h.cfg.Logger.Warn("command record sent to DLQ", "partition", ctx.Partition(), "offset", ctx.Offset(), "reason", reason, "err", cause)
+}
+
+// closedWonRecord is the hand-off to Sales for a win, from the state right after it.
+func closedWonRecord(e domain.Event, o domain.Opportunity) domain.ClosedWon {
+	w := domain.ClosedWon{
+		EventID: e.EventID, OpportunityID: o.ID, Version: e.Version, Name: o.Name,
+		AccountID: o.AccountID, Account: o.Account, OwnerID: o.OwnerID, PipelineID: o.PipelineID,
+		Amount: o.Amount, Currency: o.Currency, CloseDate: o.CloseDate, Actor: e.Actor, CommandID: e.CommandID,
+	}
+	if o.ClosedAt != nil {
+		w.ClosedAt = *o.ClosedAt
+	} else {
+		w.ClosedAt = e.At
+	}
+	return w
+}
+
+func keepLast[T any](s []T, n int) []T {
+	if len(s) <= n {
+		return s
+	}
+	return append([]T(nil), s[len(s)-n:]...)
+}
+
+// aggregateCodec is the group table codec. Encode passes pre-encoded bytes through, because
+// the callback encodes the state itself to check its size before storing it.
+type aggregateCodec struct{}
+
+func (aggregateCodec) Encode(v any) ([]byte, error) {
+	if b, ok := v.([]byte); ok {
+		return b, nil
+	}
+	return codecs.AggregateCodec{}.Encode(v)
+}
+
+func (aggregateCodec) Decode(b []byte) (any, error) { return codecs.AggregateCodec{}.Decode(b) }
+
+// lenient wraps a lookup table's codec so that a malformed record in a table we only read (a
+// Customer 360 account, say) reads as absent instead of failing the processor, which would stop
+// every partition on a record we cannot fix.
+type lenient struct{ goka.Codec }
+
+func (l lenient) Decode(b []byte) (any, error) {
+	v, err := l.Codec.Decode(b)
+	if err != nil {
+		return nil, nil
+	}
+	return v, nil
+}

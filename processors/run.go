@@ -1,0 +1,103 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+
+	"github.com/crm-pipeline/crm-pipeline/state"
+	"github.com/crm-pipeline/crm-pipeline/topics"
+)
+
+// RunConfig configures a supervised processor.
+type RunConfig struct {
+	Brokers []string
+	Client  topics.ClientOptions
+	Graph   *goka.GroupGraph
+	// StateDir holds this processor's local caches (one pebble DB per partition).
+	StateDir string
+	// Storage builds the partition stores under StateDir.
+	Storage storage.Builder
+	Logger  *slog.Logger
+	// Restarts counts supervised restarts after a failure.
+	OnRestart func(err error)
+	// Ready, when set, is called with the processor once it is built, so that callers can
+	// watch its state.
+	Started func(p *goka.Processor)
+}
+
+// Run runs the processor until ctx ends, restarting it with backoff after a failure. goka
+// writes the local store before Kafka acknowledges the changelog write, so after anything but
+// a clean stop the local caches may be ahead of Kafka: they are wiped and restored from the
+// changelog (research/goka-kfake.md §1.4). A clean stop leaves a marker so the next start keeps
+// the caches and replays only the tail.
+func Run(ctx context.Context, cfg RunConfig) error {
+	backoff := 500 * time.Millisecond
+	for {
+		clean, err := state.BeginRun(cfg.StateDir)
+		if err != nil {
+			return fmt.Errorf("processor %s: %w", cfg.Graph.Group(), err)
+		}
+		if !clean {
+			cfg.Logger.Warn("no clean-stop marker: wiping local processor state, it will be restored from the changelog",
+				"group", cfg.Graph.Group(), "dir", cfg.StateDir)
+			if err := state.WipeDir(cfg.StateDir); err != nil {
+				return fmt.Errorf("processor %s: %w", cfg.Graph.Group(), err)
+			}
+		}
+		started := time.Now()
+		err = runOnce(ctx, cfg)
+		if err == nil && ctx.Err() != nil {
+			if merr := state.EndRunClean(cfg.StateDir); merr != nil {
+				return fmt.Errorf("processor %s: mark clean stop: %w", cfg.Graph.Group(), merr)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil // stopping; the caches stay marked unclean and are rebuilt next time
+		}
+		if err == nil {
+			err = errors.New("processor stopped without error")
+		}
+		cfg.Logger.Error("processor failed; restarting", "group", cfg.Graph.Group(), "err", err, "backoff", backoff)
+		if cfg.OnRestart != nil {
+			cfg.OnRestart(err)
+		}
+		if time.Since(started) > time.Minute {
+			backoff = 500 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func runOnce(ctx context.Context, cfg RunConfig) error {
+	p, err := goka.NewProcessor(cfg.Brokers, cfg.Graph,
+		goka.WithHasher(topics.Hasher()),
+		goka.WithStorageBuilder(cfg.Storage),
+		goka.WithConsumerGroupBuilder(topics.ConsumerGroupBuilder(cfg.Client)),
+		goka.WithConsumerSaramaBuilder(topics.ConsumerBuilder(cfg.Client)),
+		goka.WithTopicManagerBuilder(topics.TopicManagerBuilder(cfg.Client, 1)),
+		goka.WithProducerBuilder(OrderedProducerBuilder(func() *sarama.Config { return topics.SaramaConfig(cfg.Client) })),
+		goka.WithLogger(topics.GokaLogger(cfg.Logger, "processor-"+string(cfg.Graph.Group()))),
+		goka.WithClientID("crm-pipeline-"+string(cfg.Graph.Group())),
+		goka.WithBackoffResetTimeout(time.Minute),
+	)
+	if err != nil {
+		return fmt.Errorf("build processor: %w", err)
+	}
+	if cfg.Started != nil {
+		cfg.Started(p)
+	}
+	return p.Run(ctx)
+}

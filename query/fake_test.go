@@ -1,0 +1,245 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/crm-pipeline/crm-pipeline/domain"
+)
+
+// fakeBackend is an in-memory Backend that applies commands synchronously through the real
+// domain.Decide, the way the opportunity processor would, so handler tests see genuine
+// rejections and states without Kafka.
+type fakeBackend struct {
+	mu        sync.Mutex
+	ready     bool
+	now       func() time.Time
+	aggs      map[string]*domain.Aggregate
+	pipelines map[string]domain.Pipeline
+	rates     map[string]string
+	sent      []domain.Command
+	outcomes  map[string]Outcome
+	lastList  *ListFilter
+
+	// knobs for error paths
+	sendErr    error
+	readErr    error
+	putErr     error
+	blockAwait bool   // Await blocks until its context ends
+	panicOnID  string // Opportunity(panicOnID) panics
+}
+
+func newFakeBackend(now func() time.Time) *fakeBackend {
+	return &fakeBackend{
+		ready:     true,
+		now:       now,
+		aggs:      map[string]*domain.Aggregate{},
+		pipelines: map[string]domain.Pipeline{domain.DefaultPipelineID: domain.DefaultPipeline()},
+		rates:     map[string]string{"USD": "1", "EUR": "1.0823"},
+		outcomes:  map[string]Outcome{},
+	}
+}
+
+func (f *fakeBackend) Ready() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ready
+}
+
+func (f *fakeBackend) setReady(v bool) {
+	f.mu.Lock()
+	f.ready = v
+	f.mu.Unlock()
+}
+
+func cloneAgg(a *domain.Aggregate) *domain.Aggregate {
+	c := *a
+	c.Events = slices.Clone(a.Events)
+	return &c
+}
+
+func (f *fakeBackend) Opportunity(id string) (*domain.Aggregate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.panicOnID != "" && id == f.panicOnID {
+		panic("fake backend: boom")
+	}
+	if f.readErr != nil {
+		return nil, f.readErr
+	}
+	a, ok := f.aggs[id]
+	if !ok {
+		return nil, nil
+	}
+	return cloneAgg(a), nil
+}
+
+func (f *fakeBackend) ListOpportunities(lf ListFilter) ([]domain.Opportunity, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastList = &lf
+	if f.readErr != nil {
+		return nil, "", f.readErr
+	}
+	after := ""
+	if lf.Cursor != "" {
+		var ok bool
+		if after, ok = strings.CutPrefix(lf.Cursor, "after:"); !ok {
+			return nil, "", errors.Join(ErrInvalidCursor, errors.New("no prefix"))
+		}
+	}
+	ids := make([]string, 0, len(f.aggs))
+	for id := range f.aggs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var out []domain.Opportunity
+	for _, id := range ids {
+		o := f.aggs[id].State
+		switch {
+		case id <= after,
+			lf.PipelineID != "" && o.PipelineID != lf.PipelineID,
+			lf.OwnerID != "" && o.OwnerID != lf.OwnerID,
+			lf.AccountID != "" && o.AccountID != lf.AccountID,
+			lf.StageID != "" && o.StageID != lf.StageID,
+			lf.Status != "" && o.Status != lf.Status,
+			lf.CloseFrom != nil && o.CloseDate < *lf.CloseFrom,
+			lf.CloseTo != nil && o.CloseDate > *lf.CloseTo:
+			continue
+		}
+		if len(out) == lf.Limit {
+			return out, "after:" + out[len(out)-1].ID, nil
+		}
+		out = append(out, o)
+	}
+	return out, "", nil
+}
+
+func (f *fakeBackend) Pipelines() ([]domain.Pipeline, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.readErr != nil {
+		return nil, f.readErr
+	}
+	var out []domain.Pipeline
+	for _, p := range f.pipelines {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b domain.Pipeline) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+func (f *fakeBackend) Pipeline(id string) (*domain.Pipeline, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pipelineLocked(id)
+}
+
+func (f *fakeBackend) pipelineLocked(id string) (*domain.Pipeline, error) {
+	if f.readErr != nil {
+		return nil, f.readErr
+	}
+	p, ok := f.pipelines[id]
+	if !ok {
+		return nil, nil
+	}
+	return &p, nil
+}
+
+func (f *fakeBackend) PutPipeline(ctx context.Context, p domain.Pipeline) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.putErr != nil {
+		return f.putErr
+	}
+	f.pipelines[p.ID] = p
+	return nil
+}
+
+func (f *fakeBackend) FXRates() ([]domain.FXRate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.readErr != nil {
+		return nil, f.readErr
+	}
+	var out []domain.FXRate
+	for c, r := range f.rates {
+		out = append(out, domain.FXRate{Currency: c, Rate: r})
+	}
+	return out, nil
+}
+
+func (f *fakeBackend) PutFXRate(ctx context.Context, r domain.FXRate) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.putErr != nil {
+		return f.putErr
+	}
+	f.rates[r.Currency] = r.Rate
+	return nil
+}
+
+// Send records cmd and, like the processor, applies or refuses it at once.
+func (f *fakeBackend) Send(ctx context.Context, cmd domain.Command) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sendErr != nil {
+		return f.sendErr
+	}
+	f.sent = append(f.sent, cmd)
+	var cur *domain.Opportunity
+	agg := f.aggs[cmd.OpportunityID]
+	if agg != nil {
+		st := agg.State
+		cur = &st
+	}
+	d, err := domain.Decide(cur, cmd, domain.DecideContext{
+		Now: f.now(),
+		Pipelines: func(id string) (*domain.Pipeline, bool) {
+			p, _ := f.pipelineLocked(id)
+			return p, p != nil
+		},
+	})
+	if err != nil {
+		rej, ok := domain.AsRejection(err)
+		if !ok {
+			return err
+		}
+		f.outcomes[cmd.CommandID] = Outcome{Rejected: &domain.RejectedCommand{
+			CommandID: cmd.CommandID, OpportunityID: cmd.OpportunityID, CommandType: cmd.Type,
+			Code: string(rej.Code), Message: rej.Message, Fields: rej.Fields, Actor: cmd.Actor, At: f.now(),
+		}}
+		return nil
+	}
+	if agg == nil {
+		agg = &domain.Aggregate{Position: -1}
+		f.aggs[cmd.OpportunityID] = agg
+	}
+	agg.State = d.Next
+	agg.Events = append(agg.Events, d.Events...)
+	agg.Position++
+	f.outcomes[cmd.CommandID] = Outcome{Aggregate: cloneAgg(agg)}
+	return nil
+}
+
+func (f *fakeBackend) Await(ctx context.Context, cmd domain.Command) (Outcome, error) {
+	f.mu.Lock()
+	block := f.blockAwait
+	out, ok := f.outcomes[cmd.CommandID]
+	f.mu.Unlock()
+	if block || !ok {
+		<-ctx.Done()
+		return Outcome{}, ctx.Err()
+	}
+	return out, nil
+}
+
+func (f *fakeBackend) sentCommands() []domain.Command {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.sent)
+}

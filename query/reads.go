@@ -1,0 +1,160 @@
+package query
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/crm-pipeline/crm-pipeline/domain"
+)
+
+// List limits of API.md.
+const (
+	defaultListLimit = 50
+	maxListLimit     = 500
+	maxCursorLen     = 1024
+	maxFilterLen     = 1024
+)
+
+func notFoundProblem(what, id string) *problem {
+	return newProblem(http.StatusNotFound, string(domain.CodeNotFound), fmt.Sprintf("No %s with id %q.", what, id))
+}
+
+func (s *server) getOpportunity(w http.ResponseWriter, r *http.Request) {
+	id := pathParam(r, "id")
+	agg, err := s.backend.Opportunity(id)
+	if err != nil {
+		s.writeReadError(w, r, fmt.Errorf("read opportunity %q: %w", id, err))
+		return
+	}
+	if agg == nil {
+		writeProblem(w, r, notFoundProblem("opportunity", id))
+		return
+	}
+	writeJSON(w, r, http.StatusOK, s.opportunityOut(&agg.State, nil))
+}
+
+func (s *server) history(w http.ResponseWriter, r *http.Request) {
+	id := pathParam(r, "id")
+	agg, err := s.backend.Opportunity(id)
+	if err != nil {
+		s.writeReadError(w, r, fmt.Errorf("read opportunity %q: %w", id, err))
+		return
+	}
+	if agg == nil {
+		writeProblem(w, r, notFoundProblem("opportunity", id))
+		return
+	}
+	events := slices.Clone(agg.Events)
+	slices.SortStableFunc(events, func(a, b domain.Event) int {
+		switch {
+		case a.Version < b.Version:
+			return -1
+		case a.Version > b.Version:
+			return 1
+		}
+		return 0
+	})
+	out := itemsJSON[eventJSON]{Items: make([]eventJSON, 0, len(events))}
+	for _, e := range events {
+		out.Items = append(out.Items, eventOut(e))
+	}
+	writeJSON(w, r, http.StatusOK, out)
+}
+
+// parseListFilter reads the query of GET /opportunities. Every bad parameter is reported at
+// once; unknown parameters are ignored (cache busters, tracing parameters) as is usual for
+// GET. An empty value counts as absent.
+func parseListFilter(rawQuery string) (ListFilter, *problem) {
+	f := ListFilter{Limit: defaultListLimit}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return f, newProblem(http.StatusBadRequest, codeInvalidQuery, "The query string is malformed.",
+			fieldError{Field: "query", Message: "is not a valid URL query (bad escape or ';')"})
+	}
+	var errs []fieldError
+	bad := func(name, msg string) { errs = append(errs, fieldError{Field: name, Message: msg}) }
+	get := func(name string) string {
+		vs := q[name]
+		switch {
+		case len(vs) == 0:
+			return ""
+		case len(vs) > 1:
+			bad(name, "must be given at most once")
+			return ""
+		case len(vs[0]) > maxFilterLen:
+			bad(name, fmt.Sprintf("must be at most %d bytes", maxFilterLen))
+			return ""
+		}
+		return vs[0]
+	}
+	f.PipelineID = get("pipelineId")
+	f.OwnerID = get("ownerId")
+	f.AccountID = get("accountId")
+	f.StageID = get("stageId")
+	switch st := domain.Status(get("status")); st {
+	case "", domain.StatusOpen, domain.StatusWon, domain.StatusLost:
+		f.Status = st
+	default:
+		bad("status", `must be one of "open", "won", "lost"`)
+	}
+	for _, d := range []struct {
+		name string
+		dst  **domain.Date
+	}{{"closeFrom", &f.CloseFrom}, {"closeTo", &f.CloseTo}} {
+		if v := get(d.name); v != "" {
+			date, err := domain.ParseDate(v)
+			if err != nil {
+				bad(d.name, "must be a date YYYY-MM-DD between 1900-01-01 and 2999-12-31")
+				continue
+			}
+			*d.dst = &date
+		}
+	}
+	if f.CloseFrom != nil && f.CloseTo != nil && *f.CloseFrom > *f.CloseTo {
+		bad("closeFrom", "must not be after closeTo")
+	}
+	if v := get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			bad("limit", fmt.Sprintf("must be an integer in 1..%d", maxListLimit))
+		} else {
+			f.Limit = n
+		}
+	}
+	f.Cursor = get("cursor")
+	if len(f.Cursor) > maxCursorLen {
+		bad("cursor", "is not a cursor this service produced")
+	}
+	if len(errs) > 0 {
+		return f, newProblem(http.StatusBadRequest, codeInvalidQuery, "Query parameters are invalid.", errs...)
+	}
+	return f, nil
+}
+
+func (s *server) listOpportunities(w http.ResponseWriter, r *http.Request) {
+	f, p := parseListFilter(r.URL.RawQuery)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	items, next, err := s.backend.ListOpportunities(f)
+	if err != nil {
+		if errors.Is(err, ErrInvalidCursor) {
+			writeProblem(w, r, newProblem(http.StatusBadRequest, codeInvalidQuery, "Query parameters are invalid.",
+				fieldError{Field: "cursor", Message: "is not a cursor this service produced"}))
+			return
+		}
+		s.writeReadError(w, r, fmt.Errorf("list opportunities: %w", err))
+		return
+	}
+	out := listJSON{Items: make([]opportunityJSON, 0, len(items)), NextCursor: nonEmpty(next)}
+	cache := stageNames{}
+	for i := range items {
+		out.Items = append(out.Items, s.opportunityOut(&items[i], cache))
+	}
+	writeJSON(w, r, http.StatusOK, out)
+}

@@ -1,0 +1,25 @@
+// Package state is the local table cache of the pipeline: a pebble/v2
+// implementation of goka's storage.Storage, its storage.Builder, and the
+// helpers that keep a cache from outliving the Kafka data it mirrors.
+//
+// goka keeps one Storage per table partition (group tables, joins and views)
+// and rebuilds it from the compacted table topic, so the cache is disposable:
+// Kafka is the source of truth. That decides most of the design:
+//
+//   - Writes use pebble.NoSync. After a crash the WAL holds a prefix of the
+//     writes, so the persisted offset is never ahead of the data it describes
+//     and replaying from offset+1 is idempotent.
+//   - User keys live under the prefix 'd', metadata under "m/" (m/offset,
+//     m/topic-id). Iterators are bounded to [d, e), so metadata never shows up
+//     in iteration or Seek, and no user key can collide with it. goka's
+//     LevelDB storage keeps its offset as the user key "__offset" instead.
+//   - Iterators copy LevelDB's positioning rules, because goka's merge
+//     iterator (storage.NewMultiIterator, used by View.Iterator) relies on
+//     them: Seek positions on the found pair and the next Next moves past it.
+//   - A cache can be stale (the broker was wiped, or the topic recreated).
+//     Options.Validate lets the caller compare the cache with the broker's
+//     topic ID and high-water mark when a partition opens; a stale cache is
+//     wiped and rebuilt instead of silently serving old data. BeginRun,
+//     EndRunClean and WipeDir cover the other case: processor caches that
+//     ran ahead of Kafka because the process did not stop cleanly.
+package state

@@ -1,0 +1,112 @@
+package state
+
+import (
+	"encoding/binary"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// rawOffset reads m/offset straight from pebble: what a crash would leave.
+func rawOffset(t *testing.T, s *Store) int64 {
+	t.Helper()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, err := getCopy(s.db, []byte(offsetKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v == nil {
+		return noOffset
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+func newTestStore(t *testing.T, flushEvery time.Duration) *Store {
+	t.Helper()
+	s := New(t.TempDir(), "t", 0, Options{Logger: slog.New(slog.DiscardHandler)})
+	s.flushEvery = flushEvery
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// While recovering, SetOffset only updates memory; the ticker persists it.
+func TestOffsetFlushedWhileRecovering(t *testing.T) {
+	s := newTestStore(t, 10*time.Millisecond)
+	if err := s.SetOffset(7); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for rawOffset(t, s) != 7 {
+		if time.Now().After(deadline) {
+			t.Fatal("offset not persisted by the recovery ticker")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestOffsetPersistence(t *testing.T) {
+	s := newTestStore(t, time.Hour) // ticker never fires
+	if err := s.SetOffset(5); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawOffset(t, s); got != noOffset {
+		t.Fatalf("offset persisted during recovery without a tick: %d", got)
+	}
+	// MarkRecovered persists...
+	if err := s.MarkRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawOffset(t, s); got != 5 {
+		t.Fatalf("after MarkRecovered raw offset = %d, want 5", got)
+	}
+	// ...and from then on every SetOffset does.
+	if err := s.SetOffset(6); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawOffset(t, s); got != 6 {
+		t.Fatalf("after recovery raw offset = %d, want 6", got)
+	}
+	// The recovery flusher exits once recovered or closed.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// User keys that spell metadata keys cannot touch the metadata.
+func TestKeyspacesSeparate(t *testing.T) {
+	s := newTestStore(t, time.Hour)
+	if err := s.SetOffset(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{offsetKey, topicIDKey, "m", ""} {
+		if err := s.Set(k, []byte("garbage")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rawOffset(t, s); got != 3 {
+		t.Fatalf("raw offset = %d, want 3", got)
+	}
+}
+
+func TestPrefixEnd(t *testing.T) {
+	for in, want := range map[string]string{
+		"d":         "e",
+		"da":        "db",
+		"da\xff":    "db",
+		"d\xff\xff": "e",
+	} {
+		if got := string(prefixEnd([]byte(in))); got != want {
+			t.Errorf("prefixEnd(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package topics
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Broker is the embedded Kafka-wire-protocol broker (kfake) with its log on disk, for
+// development, tests and single-machine deployments. Clients reach it over TCP exactly as
+// they reach a real cluster.
+type Broker struct {
+	cluster *kfake.Cluster
+	addr    string
+}
+
+// BrokerOptions configure the embedded broker.
+type BrokerOptions struct {
+	// DataDir keeps the log; a restart on the same directory keeps every record.
+	DataDir string
+	// Listen is host:port; port 0 picks a free one.
+	Listen string
+	Logger *slog.Logger
+	// Extra options, such as SASL users, TLS or fault injection in tests.
+	Extra []kfake.Opt
+}
+
+// StartBroker starts the embedded broker. Its cluster id is random per data directory and kept
+// there, so a client can tell a wiped broker from the one it knew.
+func StartBroker(o BrokerOptions) (*Broker, error) {
+	host, portText, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker listen address %q: %w", o.Listen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker port %q: %w", portText, err)
+	}
+	if port == 0 {
+		// kfake needs the port up front; reserve a free one.
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+	}
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create broker data dir: %w", err)
+	}
+	id, err := clusterID(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		kfake.DataDir(o.DataDir),
+		kfake.ClusterID(id),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		}),
+		kfake.BrokerConfigs(map[string]string{
+			// Compact table topics every minute rather than kfake's hourly default.
+			"log.cleaner.backoff.ms": "60000",
+		}),
+	}
+	if o.Logger != nil {
+		opts = append(opts, kfake.WithLogger(kfakeLogger{o.Logger}))
+	}
+	opts = append(opts, o.Extra...)
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded broker on %s: %w", o.Listen, err)
+	}
+	return &Broker{cluster: c, addr: net.JoinHostPort(host, strconv.Itoa(port))}, nil
+}
+
+// Addr is the bootstrap address of the broker.
+func (b *Broker) Addr() string { return b.addr }
+
+// Cluster exposes kfake for tests (fault injection, compaction).
+func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
+
+// Close stops the broker and flushes its log.
+func (b *Broker) Close() { b.cluster.Close() }
+
+func clusterID(dir string) (string, error) {
+	path := filepath.Join(dir, "cluster-id")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read cluster id: %w", err)
+	}
+	raw := make([]byte, 16)
+	_, _ = rand.Read(raw)
+	id := "crm-" + hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("write cluster id: %w", err)
+	}
+	return id, nil
+}
+
+// kfakeLogger forwards kfake's warnings and errors to slog; its info and debug chatter is
+// dropped.
+type kfakeLogger struct{ l *slog.Logger }
+
+func (k kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	switch level {
+	case kfake.LogLevelError:
+		k.l.Error("kfake: " + fmt.Sprintf(msg, args...))
+	case kfake.LogLevelWarn:
+		k.l.Warn("kfake: " + fmt.Sprintf(msg, args...))
+	}
+}

@@ -1,0 +1,97 @@
+package topics
+
+import (
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// ClientOptions are the connection settings shared by every Kafka client of the service.
+type ClientOptions struct {
+	Brokers  []string
+	ClientID string
+	// TLS, when set, encrypts every broker connection.
+	TLS *tls.Config
+	// SASLUser and SASLPassword enable SASL/SCRAM-SHA-512 when SASLUser is not empty.
+	SASLUser     string
+	SASLPassword string
+	// FlushFrequency bounds how long the producer holds a batch; it is most of the
+	// command-to-view latency, so it is small by default (goka's default is 100 ms).
+	FlushFrequency time.Duration
+}
+
+// SaramaConfig builds a fresh sarama configuration with the defaults this service needs,
+// overriding goka's (research/goka-kfake.md §3): Kafka 2.8 protocol so metadata carries topic
+// ids, oldest offset for new groups so no backlog is skipped, acks from all replicas with the
+// idempotent producer, and explicit compression. Each caller gets its own copy, because goka's
+// builders write into the config they are given.
+func SaramaConfig(o ClientOptions) *sarama.Config {
+	cfg := goka.DefaultConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.ClientID = o.ClientID
+	if cfg.ClientID == "" {
+		cfg.ClientID = "crm-pipeline"
+	}
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Consumer.Offsets.AutoCommit.Interval = time.Second
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Idempotent = true
+	cfg.Net.MaxOpenRequests = 1
+	cfg.Producer.Compression = sarama.CompressionSnappy
+	cfg.Producer.Flush.Frequency = o.FlushFrequency
+	if cfg.Producer.Flush.Frequency == 0 {
+		cfg.Producer.Flush.Frequency = 2 * time.Millisecond
+	}
+	cfg.Producer.Flush.Bytes = 256 * 1024
+	cfg.Producer.MaxMessageBytes = MaxMessageBytes
+	cfg.Producer.Timeout = 10 * time.Second
+	cfg.Net.DialTimeout = 10 * time.Second
+	cfg.Net.ReadTimeout = 30 * time.Second
+	cfg.Net.WriteTimeout = 30 * time.Second
+	cfg.Metadata.Timeout = 30 * time.Second
+	cfg.Metadata.Retry.Max = 10
+	cfg.Metadata.Retry.Backoff = 250 * time.Millisecond
+	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
+	cfg.Consumer.Group.Heartbeat.Interval = time.Second
+	if o.TLS != nil {
+		cfg.Net.TLS.Enable = true
+		cfg.Net.TLS.Config = o.TLS
+	}
+	if o.SASLUser != "" {
+		cfg.Net.SASL.Enable = true
+		cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+		cfg.Net.SASL.User = o.SASLUser
+		cfg.Net.SASL.Password = o.SASLPassword
+		cfg.Net.SASL.SCRAMClientGeneratorFunc = newSCRAMClient
+	}
+	return cfg
+}
+
+// MaxMessageBytes is the largest record we produce. Every emit is checked against it before
+// it is sent: an oversize record would fail for good and, through sarama's forward-only
+// commits, let later records commit past it (ARCHITECTURE.md, known traps).
+const MaxMessageBytes = 900 * 1024
+
+// TopicManagerConfig is goka's topic manager configuration for one broker or a real cluster:
+// replication as given, a week's retention on loop topics, and a hard failure when a table
+// topic is found without compaction.
+func TopicManagerConfig(replication int) *goka.TopicManagerConfig {
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication = replication
+	tmc.Stream.Replication = replication
+	tmc.Stream.Retention = 7 * 24 * time.Hour
+	tmc.MismatchBehavior = goka.TMConfigMismatchBehaviorFail
+	return tmc
+}
+
+// NewClient opens a sarama client with SaramaConfig.
+func NewClient(o ClientOptions) (sarama.Client, error) {
+	c, err := sarama.NewClient(o.Brokers, SaramaConfig(o))
+	if err != nil {
+		return nil, fmt.Errorf("connect to brokers %v: %w", o.Brokers, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,462 @@
+// Package views keeps local replicas (goka views, pebble on disk) of the opportunity table and
+// the configuration tables, answers reads from them, and sends commands and configuration
+// records. It is the stream side of the query service: it implements query.Backend, including
+// read-your-writes waiting for a command's outcome.
+package views
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/crm-pipeline/crm-pipeline/codecs"
+	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/processors"
+	"github.com/crm-pipeline/crm-pipeline/query"
+	"github.com/crm-pipeline/crm-pipeline/topics"
+)
+
+// Config configures the views and emitters.
+type Config struct {
+	Brokers        []string
+	Client         topics.ClientOptions
+	StorageBuilder storage.Builder // pebble, under the service's data directory
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
+}
+
+// Service owns the views and the emitters.
+type Service struct {
+	cfg       Config
+	opps      *goka.View
+	pipelines *goka.View
+	fx        *goka.View
+	commands  *goka.Emitter
+	pipeEmit  *goka.Emitter
+	fxEmit    *goka.Emitter
+
+	mu      sync.Mutex
+	waiters map[string]map[chan struct{}]struct{}
+	sent    sentOffsets // command id -> offset of its record, for Await
+
+	viewLatency prometheus.Histogram
+	updates     prometheus.Counter
+}
+
+var _ query.Backend = (*Service)(nil)
+
+// New connects the views and emitters (goka connects in the constructors, so the topics must
+// exist: provision them first).
+func New(cfg Config) (*Service, error) {
+	s := &Service{cfg: cfg, waiters: map[string]map[chan struct{}]struct{}{}}
+	s.viewLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "crm_command_to_view_seconds",
+		Help:    "Time from a command record's timestamp to its effect being applied to this instance's opportunity view.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	})
+	s.updates = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "crm_view_updates_total", Help: "Opportunity state records applied to the local view.",
+	})
+	cfg.Registerer.MustRegister(s.viewLatency, s.updates)
+
+	viewOpts := func(name string, cb goka.UpdateCallback) []goka.ViewOption {
+		o := []goka.ViewOption{
+			goka.WithViewHasher(topics.Hasher()),
+			goka.WithViewStorageBuilder(cfg.StorageBuilder),
+			goka.WithViewConsumerSaramaBuilder(topics.ConsumerBuilder(cfg.Client)),
+			goka.WithViewTopicManagerBuilder(topics.TopicManagerBuilder(cfg.Client, 1)),
+			goka.WithViewLogger(topics.GokaLogger(cfg.Logger, "view-"+name)),
+			goka.WithViewAutoReconnect(),
+			goka.WithViewClientID("crm-pipeline-view-" + name),
+		}
+		if cb != nil {
+			o = append(o, goka.WithViewCallback(cb))
+		}
+		return o
+	}
+	var err error
+	if s.opps, err = goka.NewView(cfg.Brokers, goka.Table(topics.OpportunityTable), codecs.AggregateCodec{}, viewOpts("opportunities", s.onOpportunity)...); err != nil {
+		return nil, fmt.Errorf("opportunity view: %w", err)
+	}
+	if s.pipelines, err = goka.NewView(cfg.Brokers, goka.Table(topics.Pipelines), codecs.PipelineCodec{}, viewOpts("pipelines", nil)...); err != nil {
+		return nil, fmt.Errorf("pipelines view: %w", err)
+	}
+	if s.fx, err = goka.NewView(cfg.Brokers, goka.Table(topics.FXRates), codecs.FXRateCodec{}, viewOpts("fx-rates", nil)...); err != nil {
+		return nil, fmt.Errorf("fx-rates view: %w", err)
+	}
+	emitter := func(topic string, c goka.Codec) (*goka.Emitter, error) {
+		return goka.NewEmitter(cfg.Brokers, goka.Stream(topic), c,
+			goka.WithEmitterHasher(topics.Hasher()),
+			goka.WithEmitterProducerBuilder(topics.ProducerBuilder(cfg.Client)),
+			goka.WithEmitterTopicManagerBuilder(topics.TopicManagerBuilder(cfg.Client, 1)),
+			goka.WithEmitterLogger(topics.GokaLogger(cfg.Logger, "emitter")),
+			goka.WithEmitterClientID("crm-pipeline-gateway"))
+	}
+	if s.commands, err = emitter(topics.Commands, codecs.CommandCodec{}); err != nil {
+		return nil, fmt.Errorf("commands emitter: %w", err)
+	}
+	if s.pipeEmit, err = emitter(topics.Pipelines, codecs.PipelineCodec{}); err != nil {
+		return nil, fmt.Errorf("pipelines emitter: %w", err)
+	}
+	if s.fxEmit, err = emitter(topics.FXRates, codecs.FXRateCodec{}); err != nil {
+		return nil, fmt.Errorf("fx-rates emitter: %w", err)
+	}
+	return s, nil
+}
+
+// Run runs the views until ctx ends, then flushes the emitters.
+func (s *Service) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, v := range []*goka.View{s.opps, s.pipelines, s.fx} {
+		g.Go(func() error { return v.Run(gctx) })
+	}
+	err := g.Wait()
+	for _, e := range []*goka.Emitter{s.commands, s.pipeEmit, s.fxEmit} {
+		if ferr := e.Finish(); ferr != nil && err == nil {
+			err = ferr
+		}
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("views: %w", err)
+	}
+	return nil
+}
+
+// onOpportunity stores a table record in the local view and wakes whoever waits on its key.
+func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
+		return err
+	}
+	s.updates.Inc()
+	if ts, err := strconv.ParseInt(string(ctx.Headers()[processors.HeaderCommandTime]), 10, 64); err == nil && ts > 0 {
+		s.viewLatency.Observe(time.Since(time.Unix(0, ts)).Seconds())
+	}
+	s.notify(key)
+	return nil
+}
+
+// Ready reports whether every view has caught up with its table; reads before that would
+// serve partial state.
+func (s *Service) Ready() bool {
+	return s.opps.Recovered() && s.pipelines.Recovered() && s.fx.Recovered()
+}
+
+// WaitReady blocks until Ready or ctx ends.
+func (s *Service) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !s.Ready() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Opportunity returns the stored aggregate, or nil when the opportunity does not exist (a key
+// that only holds refusals of commands for an unknown id does not exist either).
+func (s *Service) Opportunity(id string) (*domain.Aggregate, error) {
+	v, err := s.opps.Get(id)
+	if err != nil {
+		return nil, fmt.Errorf("read opportunity %s: %w", id, err)
+	}
+	agg, _ := v.(*domain.Aggregate)
+	if agg == nil || agg.State.Version == 0 {
+		return nil, nil
+	}
+	return agg, nil
+}
+
+// ListOpportunities scans the view in key order from the cursor and returns the matching page.
+func (s *Service) ListOpportunities(f query.ListFilter) ([]domain.Opportunity, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	it, err := s.opps.Iterator()
+	if err != nil {
+		return nil, "", fmt.Errorf("iterate opportunities: %w", err)
+	}
+	defer it.Release()
+	if f.Cursor != "" {
+		it.Seek(f.Cursor)
+	}
+	var items []domain.Opportunity
+	for it.Next() {
+		if f.Cursor != "" && it.Key() <= f.Cursor {
+			continue
+		}
+		v, err := it.Value()
+		if err != nil {
+			return nil, "", fmt.Errorf("decode opportunity %s: %w", it.Key(), err)
+		}
+		agg, _ := v.(*domain.Aggregate)
+		if agg == nil || agg.State.Version == 0 || !matches(agg.State, f) {
+			continue
+		}
+		if len(items) == limit {
+			return items, items[len(items)-1].ID, nil
+		}
+		items = append(items, agg.State)
+	}
+	if err := it.Err(); err != nil {
+		return nil, "", fmt.Errorf("iterate opportunities: %w", err)
+	}
+	return items, "", nil
+}
+
+func matches(o domain.Opportunity, f query.ListFilter) bool {
+	switch {
+	case f.PipelineID != "" && o.PipelineID != f.PipelineID,
+		f.OwnerID != "" && o.OwnerID != f.OwnerID,
+		f.AccountID != "" && o.AccountID != f.AccountID,
+		f.StageID != "" && o.StageID != f.StageID,
+		f.Status != "" && o.Status != f.Status,
+		f.CloseFrom != nil && o.CloseDate < *f.CloseFrom,
+		f.CloseTo != nil && o.CloseDate > *f.CloseTo:
+		return false
+	}
+	return true
+}
+
+// Pipelines lists every pipeline configuration.
+func (s *Service) Pipelines() ([]domain.Pipeline, error) {
+	var out []domain.Pipeline
+	err := each(s.pipelines, func(v any) {
+		if p, ok := v.(*domain.Pipeline); ok && p != nil {
+			out = append(out, *p)
+		}
+	})
+	return out, err
+}
+
+// Pipeline returns one pipeline, nil when unknown.
+func (s *Service) Pipeline(id string) (*domain.Pipeline, error) {
+	v, err := s.pipelines.Get(id)
+	if err != nil {
+		return nil, fmt.Errorf("read pipeline %s: %w", id, err)
+	}
+	p, _ := v.(*domain.Pipeline)
+	return p, nil
+}
+
+// PutPipeline publishes a pipeline configuration and returns once this instance's view shows
+// it, so that a following read sees the write.
+func (s *Service) PutPipeline(ctx context.Context, p domain.Pipeline) error {
+	if err := s.pipeEmit.EmitSync(p.ID, p); err != nil {
+		return fmt.Errorf("publish pipeline %s: %w", p.ID, err)
+	}
+	return poll(ctx, func() bool {
+		v, err := s.pipelines.Get(p.ID)
+		got, _ := v.(*domain.Pipeline)
+		return err == nil && got != nil && reflect.DeepEqual(*got, p)
+	})
+}
+
+// FXRates lists every exchange rate.
+func (s *Service) FXRates() ([]domain.FXRate, error) {
+	var out []domain.FXRate
+	err := each(s.fx, func(v any) {
+		if r, ok := v.(*domain.FXRate); ok && r != nil {
+			out = append(out, *r)
+		}
+	})
+	return out, err
+}
+
+// FXRate returns the rate of one currency, nil when unknown.
+func (s *Service) FXRate(currency string) (*domain.FXRate, error) {
+	v, err := s.fx.Get(currency)
+	if err != nil {
+		return nil, fmt.Errorf("read fx rate %s: %w", currency, err)
+	}
+	r, _ := v.(*domain.FXRate)
+	return r, nil
+}
+
+// PutFXRate publishes a rate and returns once this instance's view shows it.
+func (s *Service) PutFXRate(ctx context.Context, r domain.FXRate) error {
+	if err := s.fxEmit.EmitSync(r.Currency, r); err != nil {
+		return fmt.Errorf("publish fx rate %s: %w", r.Currency, err)
+	}
+	return poll(ctx, func() bool {
+		v, err := s.fx.Get(r.Currency)
+		got, _ := v.(*domain.FXRate)
+		return err == nil && got != nil && *got == r
+	})
+}
+
+// EnsureDefaultPipeline publishes the default pipeline of API.md when none exists yet.
+func (s *Service) EnsureDefaultPipeline(ctx context.Context) error {
+	p, err := s.Pipeline("default")
+	if err != nil || p != nil {
+		return err
+	}
+	return s.PutPipeline(ctx, domain.DefaultPipeline())
+}
+
+// Send publishes a command and returns once the broker acknowledged it.
+func (s *Service) Send(ctx context.Context, cmd domain.Command) error {
+	promise, err := s.commands.Emit(cmd.OpportunityID, cmd)
+	if err != nil {
+		return fmt.Errorf("send command %s: %w", cmd.CommandID, err)
+	}
+	done := make(chan error, 1)
+	promise.ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
+		if err == nil && msg != nil {
+			s.sent.put(cmd.CommandID, msg.Offset)
+		}
+		done <- err
+	})
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("send command %s: %w", cmd.CommandID, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Await blocks until the processor has applied or refused cmd, as this instance's view shows,
+// so the caller reads its own write. A refusal counts only if it is of this sending (a retried
+// command id may have been refused before and accepted now).
+func (s *Service) Await(ctx context.Context, cmd domain.Command) (query.Outcome, error) {
+	minPos := int64(-1)
+	if off, ok := s.sent.take(cmd.CommandID); ok {
+		minPos = off
+	}
+	ch := s.subscribe(cmd.OpportunityID)
+	defer s.unsubscribe(cmd.OpportunityID, ch)
+	for {
+		v, err := s.opps.Get(cmd.OpportunityID)
+		if err != nil {
+			return query.Outcome{}, fmt.Errorf("await %s: %w", cmd.CommandID, err)
+		}
+		if agg, _ := v.(*domain.Aggregate); agg != nil {
+			if agg.State.Version > 0 && agg.State.ContainsCommand(cmd.CommandID) {
+				return query.Outcome{Aggregate: agg}, nil
+			}
+			for i := len(agg.Rejections) - 1; i >= 0; i-- {
+				r := agg.Rejections[i]
+				if r.CommandID == cmd.CommandID && r.Position >= minPos {
+					return query.Outcome{Rejected: &r}, nil
+				}
+			}
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return query.Outcome{}, ctx.Err()
+		}
+	}
+}
+
+func (s *Service) subscribe(key string) chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waiters[key] == nil {
+		s.waiters[key] = map[chan struct{}]struct{}{}
+	}
+	s.waiters[key][ch] = struct{}{}
+	return ch
+}
+
+func (s *Service) unsubscribe(key string, ch chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.waiters[key], ch)
+	if len(s.waiters[key]) == 0 {
+		delete(s.waiters, key)
+	}
+}
+
+func (s *Service) notify(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.waiters[key] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func each(v *goka.View, fn func(any)) error {
+	it, err := v.Iterator()
+	if err != nil {
+		return fmt.Errorf("iterate %s: %w", v.Topic(), err)
+	}
+	defer it.Release()
+	for it.Next() {
+		val, err := it.Value()
+		if err != nil {
+			return fmt.Errorf("decode %s/%s: %w", v.Topic(), it.Key(), err)
+		}
+		fn(val)
+	}
+	return it.Err()
+}
+
+func poll(ctx context.Context, done func() bool) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for !done() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// sentOffsets remembers the offsets of recently sent commands, bounded so that commands sent
+// without anyone awaiting them (202 answers) cannot grow it without limit.
+type sentOffsets struct {
+	mu    sync.Mutex
+	m     map[string]int64
+	order []string
+}
+
+const maxSentOffsets = 10000
+
+func (s *sentOffsets) put(id string, off int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]int64{}
+	}
+	s.m[id] = off
+	s.order = append(s.order, id)
+	if len(s.order) > 2*maxSentOffsets { // drop in chunks: amortised O(1) per put
+		drop := s.order[:len(s.order)-maxSentOffsets]
+		for _, d := range drop {
+			delete(s.m, d)
+		}
+		s.order = append([]string(nil), s.order[len(drop):]...)
+	}
+}
+
+func (s *sentOffsets) take(id string) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	off, ok := s.m[id]
+	delete(s.m, id)
+	return off, ok
+}

@@ -284,13 +284,6 @@ func (d *decoder) optStr() *string {
 	return &s
 }
 
-func (d *decoder) strOrEmpty() string {
-	if !d.nullable() {
-		return ""
-	}
-	return d.str()
-}
-
 func (d *decoder) optLong() *int64 {
 	if !d.nullable() {
 		return nil

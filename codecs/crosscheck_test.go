@@ -2,6 +2,7 @@ package codecs
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"testing"
 
@@ -103,5 +104,193 @@ func TestArrayBlocksFromOtherWriters(t *testing.T) {
 	// The generic path reads it too.
 	if _, err := readGeneric(currentSchema[kindPipeline], b[headerLen:]); err != nil {
 		t.Errorf("generic path: %v", err)
+	}
+}
+
+// TestGenericPathEndToEnd sends every kind's records through the public Decode functions
+// with the current schema treated as an older version, i.e. through goavro and the
+// converters, as a future schema change will.
+func TestGenericPathEndToEnd(t *testing.T) {
+	for _, kc := range kindCases {
+		e := currentSchema[kc.kind]
+		e.current = false // not parallel: no test in this package runs in parallel
+		func() {
+			defer func() { e.current = true }()
+			fx := kc.fixtures()
+			for _, name := range sortedKeys(fx) {
+				b, err := kc.encode(fx[name])
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := kc.decode(b)
+				if err != nil {
+					t.Fatalf("%s/%s: %v", kc.kind, name, err)
+				}
+				if !reflect.DeepEqual(got, fx[name]) {
+					t.Errorf("%s/%s: generic path\n got %#v\nwant %#v", kc.kind, name, got, fx[name])
+				}
+				if _, err := kc.decode(append(b, 0)); !errors.Is(err, ErrMalformed) {
+					t.Errorf("%s/%s: trailing byte on the generic path: %v", kc.kind, name, err)
+				}
+				if _, err := kc.decode(b[:len(b)-1]); err == nil {
+					t.Errorf("%s/%s: truncated record decoded on the generic path", kc.kind, name)
+				}
+			}
+		}()
+	}
+}
+
+// Native values of the wrong Go type (a writer schema that changed a type incompatibly)
+// are errors, never panics.
+func TestConverterTypeErrors(t *testing.T) {
+	bad := map[string]any{
+		"commandId": 1, "issuedAt": "yesterday", "expectedVersion": "x", "type": "Reopen",
+		"body":    map[string]any{"crm.pipeline.Reopen": map[string]any{"stageId": true}},
+		"version": "v", "closeDate": 1.5, "stageHistory": "nope", "account": []any{},
+		"probability": int64(1), "clearProbability": "no", "changes": []any{"x"},
+		"state": 7, "events": map[string]any{}, "fields": []any{1}, "recentCommandIds": []any{1},
+		"name": 5, "stages": 3, "rate": 2.5,
+	}
+	for _, kc := range kindCases {
+		var c conv
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%s: converter panicked: %v", kc.kind, r)
+				}
+			}()
+			kc.generic(&c, bad)
+		}()
+		if c.err == nil {
+			t.Errorf("%s: no error for mistyped natives", kc.kind)
+		}
+	}
+	var c conv
+	c.command(map[string]any{"type": "CreateOpportunity", "body": map[string]any{"crm.pipeline.Reopen": map[string]any{}}})
+	if !errors.Is(c.err, ErrMalformed) {
+		t.Errorf("type/body mismatch on the generic path: %v", c.err)
+	}
+}
+
+// The rings of the aggregate (rejections, won) hold the very records of command_rejected.avsc
+// and closed_won.avsc: goavro, reading the aggregate with aggregate.avsc and re-writing each
+// ring item with the item's own schema file, must produce the bytes EncodeRejected and
+// EncodeClosedWon write. (TestNestedCopiesMatchTheirFiles checks the schemas; this checks
+// the writers.)
+func TestAggregateRingsMatchStandaloneRecords(t *testing.T) {
+	a := fullAggregate()
+	b, err := EncodeAggregate(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aggCodec, err := currentSchema[kindAggregate].goavroCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	native, _, err := aggCodec.NativeFromBinary(b[headerLen:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := native.(map[string]any)
+	for _, ring := range []struct {
+		field string
+		kind  recordKind
+		n     int
+		enc   func(i int) ([]byte, error)
+	}{
+		{"rejections", kindRejected, len(a.Rejections), func(i int) ([]byte, error) { return EncodeRejected(a.Rejections[i]) }},
+		{"won", kindClosedWon, len(a.Won), func(i int) ([]byte, error) { return EncodeClosedWon(a.Won[i]) }},
+	} {
+		items, ok := m[ring.field].([]any)
+		if !ok || len(items) != ring.n || ring.n == 0 {
+			t.Fatalf("%s: goavro read %#v, want %d items", ring.field, m[ring.field], ring.n)
+		}
+		codec, err := currentSchema[ring.kind].goavroCodec()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, it := range items {
+			got, err := codec.BinaryFromNative(nil, it)
+			if err != nil {
+				t.Fatalf("%s[%d]: %s cannot write the nested record: %v", ring.field, i, currentSchema[ring.kind].path, err)
+			}
+			want, err := ring.enc(i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want[headerLen:]) {
+				t.Errorf("%s[%d]: nested record\n% x\nstandalone record\n% x", ring.field, i, got, want[headerLen:])
+			}
+		}
+	}
+}
+
+// Other writers may split the rings into several blocks, with negative counts and byte sizes;
+// both decoding paths must accept that.
+func TestRingBlocksFromOtherWriters(t *testing.T) {
+	want := fullAggregate()
+	bare := want
+	bare.Rejections, bare.Won = nil, nil
+	b, err := EncodeAggregate(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = b[:len(b)-2] // the two empty rings: one end-of-array byte each
+	// rejections: a negative-count block of one item with its byte size, then a block of two.
+	first := appendRejected(nil, &want.Rejections[0])
+	b = appendLong(b, -1)
+	b = appendLong(b, int64(len(first)))
+	b = append(b, first...)
+	b = appendLong(b, int64(len(want.Rejections)-1))
+	for i := 1; i < len(want.Rejections); i++ {
+		b = appendRejected(b, &want.Rejections[i])
+	}
+	b = appendArrayEnd(b)
+	// won: one item per block, every block with a negative count.
+	for i := range want.Won {
+		item := appendClosedWon(nil, &want.Won[i])
+		b = appendLong(b, -1)
+		b = appendLong(b, int64(len(item)))
+		b = append(b, item...)
+	}
+	b = appendArrayEnd(b)
+	got, err := DecodeAggregate(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("fast path\n got %#v\nwant %#v", got, want)
+	}
+	got, err = decodeGeneric(currentSchema[kindAggregate], b[headerLen:], (*conv).aggregate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("generic path\n got %#v\nwant %#v", got, want)
+	}
+}
+
+// Mistyped ring items are errors on the generic path, never panics.
+func TestRingConverterTypeErrors(t *testing.T) {
+	for name, m := range map[string]map[string]any{
+		"rejections not an array": {"rejections": 1},
+		"rejection not a record":  {"rejections": []any{1}},
+		"rejection position":      {"rejections": []any{map[string]any{"position": "p"}}},
+		"won not an array":        {"won": "x"},
+		"won not a record":        {"won": []any{true}},
+		"won version":             {"won": []any{map[string]any{"version": "v"}}},
+	} {
+		var c conv
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%s: converter panicked: %v", name, r)
+				}
+			}()
+			c.aggregate(m)
+		}()
+		if !errors.Is(c.err, ErrMalformed) {
+			t.Errorf("%s: %v", name, c.err)
+		}
 	}
 }

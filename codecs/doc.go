@@ -24,11 +24,14 @@
 //	                       (array of Change), position, body (union of six empty records
 //	                       crm.pipeline.events.OpportunityCreatedEvent ..., the event names as
 //	                       Avro record names and the place for event-specific fields later)
-//	aggregate.avsc         OpportunityAggregate: state (Opportunity), events, position
+//	aggregate.avsc         OpportunityAggregate: state (Opportunity), events, position,
+//	                       rejections (array of CommandRejected) and won (array of
+//	                       OpportunityClosedWonEvent), the bounded rings of recent refusals
+//	                       and closed-won hand-offs kept for re-publication after redelivery
 //	pipeline.avsc          Pipeline with its Stage array
 //	account.avsc           Account (Customer 360 context)
 //	fx_rate.avsc           FXRate
-//	command_rejected.avsc  CommandRejected
+//	command_rejected.avsc  CommandRejected (with position, the refused command's input offset)
 //	closed_won.avsc        OpportunityClosedWonEvent (domain.ClosedWon, for Sales)
 //
 // Representation choices, all documented in the .avsc files:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/crm-pipeline/crm-pipeline/domain"
@@ -298,8 +299,8 @@ func findNamed(root *schemaNode, name string) *schemaNode {
 	return found
 }
 
-// Avro has no imports, so aggregate.avsc and closed_won.avsc repeat the event and account
-// records; they must stay identical to event.avsc and account.avsc.
+// Avro has no imports, so aggregate.avsc and closed_won.avsc repeat the event, account,
+// rejection and closed-won records; they must stay identical to their own files.
 func TestNestedCopiesMatchTheirFiles(t *testing.T) {
 	for _, c := range []struct {
 		in   recordKind
@@ -308,6 +309,8 @@ func TestNestedCopiesMatchTheirFiles(t *testing.T) {
 	}{
 		{kindAggregate, "crm.pipeline.OpportunityEvent", kindEvent},
 		{kindAggregate, "crm.pipeline.Account", kindAccount},
+		{kindAggregate, "crm.pipeline.CommandRejected", kindRejected},
+		{kindAggregate, "crm.pipeline.OpportunityClosedWonEvent", kindClosedWon},
 		{kindClosedWon, "crm.pipeline.Account", kindAccount},
 	} {
 		n := findNamed(currentSchema[c.in].root, c.name)
@@ -334,6 +337,8 @@ func TestMinItemSizes(t *testing.T) {
 		{agg, "crm.pipeline.StageVisit", minStageVisit},
 		{currentSchema[kindPipeline].root, "crm.pipeline.Stage", minStage},
 		{currentSchema[kindRejected].root, "crm.pipeline.FieldError", minFieldError},
+		{agg, "crm.pipeline.CommandRejected", minRejected},
+		{agg, "crm.pipeline.OpportunityClosedWonEvent", minClosedWon},
 	} {
 		if want := minEncodedSize(findNamed(c.root, c.name), map[*schemaNode]bool{}); c.have != want {
 			t.Errorf("%s: decoder assumes %d bytes, schema minimum is %d", c.name, c.have, want)
@@ -355,10 +360,87 @@ func TestAPINamesAreRecordNames(t *testing.T) {
 			t.Errorf("event schema has no record %s", et)
 		}
 	}
+	// The fast path relies on enum symbol i and body branch i naming the same type.
+	for _, c := range []struct {
+		root  *schemaNode
+		enum  string
+		names []string
+	}{
+		{cmd, "crm.pipeline.CommandType", func() (n []string) {
+			for _, t := range commandTypes {
+				n = append(n, string(t))
+			}
+			return n
+		}()},
+		{ev, "crm.pipeline.EventType", func() (n []string) {
+			for _, t := range eventTypes {
+				n = append(n, string(t))
+			}
+			return n
+		}()},
+	} {
+		var enum *schemaNode
+		for _, f := range c.root.fields {
+			if f.name == "type" {
+				enum = f.typ
+			}
+		}
+		body, _ := c.root.field("body")
+		if enum == nil || enum.name != c.enum || !reflect.DeepEqual(enum.symbols, c.names) {
+			t.Errorf("%s symbols differ from the decoder's order %v", c.enum, c.names)
+		}
+		for i, br := range body.typ.branches {
+			if br.name[strings.LastIndexByte(br.name, '.')+1:] != c.names[i] {
+				t.Errorf("%s body branch %d is %s, want %s", c.root.name, i, br.name, c.names[i])
+			}
+		}
+	}
 	if currentSchema[kindClosedWon].root.name != "crm.pipeline.OpportunityClosedWonEvent" {
 		t.Error("closed-won record name")
 	}
 	if currentSchema[kindRejected].root.name != "crm.pipeline.CommandRejected" {
 		t.Error("rejection record name")
+	}
+}
+
+// pinnedFingerprints are the fingerprints of every schema this package has shipped. Records
+// on the topics carry them; if one changes, records already written become unreadable.
+//
+// If this test fails because you changed a schema on purpose: do not edit a shipped schema
+// in place. Copy the old file to schemas/vN/ (unchanged), register it in schemaTable, make the
+// change in the current file in a backward-compatible way, and add the new fingerprint here.
+// Whitespace and "doc" edits do not change fingerprints.
+//
+// Exception, taken once before the first release: aggregate.avsc (rejections, won) and
+// command_rejected.avsc (position) were edited in place and re-pinned, because nothing had
+// shipped to production yet, so no record carrying the old fingerprints exists outside
+// development. From the first release on, the rule above holds without exception.
+var pinnedFingerprints = map[string]uint64{
+	"schemas/account.avsc":          0xddd8dad8542a13ff,
+	"schemas/aggregate.avsc":        0xa62bed784141b949, // pre-release, re-pinned (was 0x6179ce65d3e1060b): + rejections, won
+	"schemas/closed_won.avsc":       0x5d9a33889dafaceb,
+	"schemas/command.avsc":          0x2e31b4a9899e8c85,
+	"schemas/command_rejected.avsc": 0xf9db6fd7bbc43b6b, // pre-release, re-pinned (was 0x30f13666f3811cce): + position
+	"schemas/event.avsc":            0xe7870d8fb1b0c618,
+	"schemas/fx_rate.avsc":          0xe3ce708d67996e25,
+	"schemas/pipeline.avsc":         0x0c4d61c9d2d413df,
+	"schemas/v1/command.avsc":       0x01b6481a95e5f41a,
+}
+
+func TestSchemaFingerprintsArePinned(t *testing.T) {
+	for _, e := range knownFingerprints() {
+		want, ok := pinnedFingerprints[e.path]
+		if !ok {
+			t.Errorf("%s (fingerprint %016x) is not pinned: add it", e.path, e.fingerprint)
+			continue
+		}
+		if e.fingerprint != want {
+			t.Errorf("%s: fingerprint %016x, shipped as %016x: a shipped schema changed (see pinnedFingerprints)", e.path, e.fingerprint, want)
+		}
+	}
+	for path := range pinnedFingerprints {
+		if _, ok := SchemaFiles()[path]; !ok {
+			t.Errorf("%s was shipped but is gone: records written with it can no longer be read", path)
+		}
 	}
 }

@@ -131,10 +131,28 @@ func aggregateWithEvents(n int) domain.Aggregate {
 	return a
 }
 
+// fullAggregate is aggregateWithEvents(10) with both rings filled: rejections with and
+// without field errors, closed-won records with and without an account.
+func fullAggregate() domain.Aggregate {
+	a := aggregateWithEvents(10)
+	rej := rejectedFixtures()
+	a.Rejections = []domain.RejectedCommand{rej["full"], rej["unknown-type"], rej["empty"]}
+	won := closedWonFixtures()
+	a.Won = []domain.ClosedWon{won["full"], won["no-account"]}
+	return a
+}
+
 func aggregateFixtures() map[string]domain.Aggregate {
+	onlyRings := domain.Aggregate{Position: 7,
+		Rejections: []domain.RejectedCommand{{CommandID: "c", OpportunityID: "o", CommandType: domain.CmdReopen,
+			Code: "not_found", Actor: "a", At: t0, Position: 7}},
+		Won: []domain.ClosedWon{closedWonFixtures()["no-account"]},
+	}
 	return map[string]domain.Aggregate{
-		"full":  aggregateWithEvents(10),
-		"empty": {Position: -1},
+		"full":       fullAggregate(),
+		"events":     aggregateWithEvents(10),
+		"empty":      {Position: -1},
+		"only-rings": onlyRings,
 		"pre-epoch": {State: domain.Opportunity{ID: "x", CloseDate: domain.MinDate, CreatedAt: ts(-2208988800, 5),
 			Status: domain.StatusOpen, ForecastCategory: domain.CategoryPipeline}, Position: 0},
 	}
@@ -163,8 +181,8 @@ func rejectedFixtures() map[string]domain.RejectedCommand {
 	return map[string]domain.RejectedCommand{
 		"full": {CommandID: "cmd-1", OpportunityID: "opp-1", CommandType: domain.CmdCreate, Code: "validation",
 			Message: "bad fields", Fields: []domain.FieldError{{Field: "amount", Message: "not a decimal"}, {Field: "closeDate", Message: "not a date"}},
-			Actor: "alice", At: t0},
-		"unknown-type": {CommandType: "Frobnicate", At: t1},
+			Actor: "alice", At: t0, Position: 1<<40 + 17},
+		"unknown-type": {CommandType: "Frobnicate", At: t1, Position: -1},
 		"empty":        {At: time.Unix(0, 0).UTC()},
 	}
 }

@@ -26,7 +26,14 @@ const maxSkipDepth = 64
 // (up to 2^31 items): a forged count in a few bytes could make it allocate gigabytes, which no
 // recover() can catch. The validator refuses any count that cannot fit in the bytes that are
 // left, so goavro only ever sees well-formed bodies.
-func readGeneric(e *schemaEntry, body []byte) (map[string]any, error) {
+func readGeneric(e *schemaEntry, body []byte) (m map[string]any, err error) {
+	// goavro is third-party code on a path fed by other services' bytes: a panic in it must
+	// become an error, not stop the goka processor that called us.
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("%w: goavro panicked: %v", ErrMalformed, r)
+		}
+	}()
 	d := decoder{buf: body}
 	skipValue(&d, e.root, 0)
 	if d.err != nil {
@@ -532,6 +539,18 @@ func (c *conv) aggregate(m map[string]any) domain.Aggregate {
 			a.Events[i] = c.event(c.record("events", it))
 		}
 	}
+	if items := c.array(m, "rejections"); len(items) > 0 {
+		a.Rejections = make([]domain.RejectedCommand, len(items))
+		for i, it := range items {
+			a.Rejections[i] = c.rejected(c.record("rejections", it))
+		}
+	}
+	if items := c.array(m, "won"); len(items) > 0 {
+		a.Won = make([]domain.ClosedWon, len(items))
+		for i, it := range items {
+			a.Won[i] = c.closedWon(c.record("won", it))
+		}
+	}
 	return a
 }
 
@@ -568,6 +587,7 @@ func (c *conv) rejected(m map[string]any) domain.RejectedCommand {
 		Message:       c.str(m, "message"),
 		Actor:         c.str(m, "actor"),
 		At:            c.timestamp(m, "at"),
+		Position:      c.long(m, "position"),
 	}
 	if items := c.array(m, "fields"); len(items) > 0 {
 		r.Fields = make([]domain.FieldError, len(items))

@@ -50,6 +50,8 @@ const (
 	minStageVisit = 5
 	minStage      = 7
 	minFieldError = 2
+	minRejected   = 9
+	minClosedWon  = 14
 )
 
 // ---- commands ----
@@ -412,7 +414,17 @@ func appendAggregate(b []byte, a *domain.Aggregate) ([]byte, error) {
 		}
 	}
 	b = appendArrayEnd(b)
-	return appendLong(b, a.Position), nil
+	b = appendLong(b, a.Position)
+	b = appendArrayStart(b, len(a.Rejections))
+	for i := range a.Rejections {
+		b = appendRejected(b, &a.Rejections[i])
+	}
+	b = appendArrayEnd(b)
+	b = appendArrayStart(b, len(a.Won))
+	for i := range a.Won {
+		b = appendClosedWon(b, &a.Won[i])
+	}
+	return appendArrayEnd(b), nil
 }
 
 func readAggregate(d *decoder, a *domain.Aggregate) {
@@ -427,6 +439,24 @@ func readAggregate(d *decoder, a *domain.Aggregate) {
 		}
 	}
 	a.Position = d.long()
+	for n := d.block(minRejected); n > 0; n = d.block(minRejected) {
+		if a.Rejections == nil {
+			a.Rejections = make([]domain.RejectedCommand, 0, n)
+		}
+		for i := 0; i < n && d.err == nil; i++ {
+			a.Rejections = append(a.Rejections, domain.RejectedCommand{})
+			readRejected(d, &a.Rejections[len(a.Rejections)-1])
+		}
+	}
+	for n := d.block(minClosedWon); n > 0; n = d.block(minClosedWon) {
+		if a.Won == nil {
+			a.Won = make([]domain.ClosedWon, 0, n)
+		}
+		for i := 0; i < n && d.err == nil; i++ {
+			a.Won = append(a.Won, domain.ClosedWon{})
+			readClosedWon(d, &a.Won[len(a.Won)-1])
+		}
+	}
 }
 
 // ---- pipeline, fx rate, rejection, closed-won ----
@@ -497,7 +527,8 @@ func appendRejected(b []byte, r *domain.RejectedCommand) []byte {
 	}
 	b = appendArrayEnd(b)
 	b = appendStr(b, r.Actor)
-	return appendTimestamp(b, r.At)
+	b = appendTimestamp(b, r.At)
+	return appendLong(b, r.Position)
 }
 
 func readRejected(d *decoder, r *domain.RejectedCommand) {
@@ -519,6 +550,7 @@ func readRejected(d *decoder, r *domain.RejectedCommand) {
 	}
 	r.Actor = d.str()
 	r.At = d.timestamp()
+	r.Position = d.long()
 }
 
 func appendClosedWon(b []byte, c *domain.ClosedWon) []byte {

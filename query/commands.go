@@ -184,8 +184,9 @@ func readCreate(body *object, cmd *domain.Command) {
 	cmd.Create = c
 }
 
-// readUpdate reads the body of PATCH /opportunities/{id}: absent leaves a field alone, null
-// clears probability, forecastCategory and nextStep and is refused elsewhere.
+// readUpdate reads the body of PATCH /opportunities/{id}: an absent member leaves its field
+// alone; null returns probability and forecastCategory to the stage default, clears nextStep,
+// and is refused on every other member.
 func readUpdate(body *object, cmd *domain.Command) {
 	u := &domain.UpdateOpportunity{
 		Name:      body.patchStr("name", false),

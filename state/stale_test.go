@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lovoo/goka/storage"
-
 	"github.com/crm-pipeline/crm-pipeline/state"
 )
 
@@ -191,37 +189,4 @@ func TestCorruptCacheWiped(t *testing.T) {
 	expectValue(t, s, "acct-1", nil)
 	must(t, s.Set("k", []byte("v")))
 	expectValue(t, s, "k", []byte("v"))
-}
-
-func TestBuilderLayout(t *testing.T) {
-	root := t.TempDir()
-	build := state.NewBuilder(root, state.Options{Logger: quietLogger()})
-	for _, tc := range []struct {
-		topic string
-		part  int32
-		dir   string
-	}{
-		{"crm-table", 0, "crm-table.0"},
-		{"crm.opportunity_v2-table", 7, "crm.opportunity_v2-table.7"},
-		{"../evil/topic", 1, "..%2Fevil%2Ftopic.1"},
-		{"100%", 2, "100%25.2"},
-	} {
-		if got := state.PartitionDir(tc.topic, tc.part); got != tc.dir {
-			t.Errorf("PartitionDir(%q, %d) = %q, want %q", tc.topic, tc.part, got, tc.dir)
-		}
-		st, err := build(tc.topic, tc.part)
-		must(t, err)
-		must(t, st.Open())
-		must(t, st.Close())
-		if fi, err := os.Stat(filepath.Join(root, tc.dir)); err != nil || !fi.IsDir() {
-			t.Errorf("%q: no directory %s: %v", tc.topic, tc.dir, err)
-		}
-	}
-	if _, err := build("", 0); err == nil {
-		t.Error("empty topic accepted")
-	}
-	if _, err := build("t", -1); err == nil {
-		t.Error("negative partition accepted")
-	}
-	var _ storage.Builder = build
 }

@@ -229,9 +229,20 @@ func TestIdempotencyKey(t *testing.T) {
 
 // TestKafkaCommandsDLQAndForwarding produces commands with a plain Kafka producer: valid ones,
 // an undecodable one between them on the same partition, and one on the wrong partition.
+//
+// The broker runs on its own here (as `crm-pipeline broker` does) and the service is given it
+// with --brokers, the way it runs against an external cluster.
 func TestKafkaCommandsDLQAndForwarding(t *testing.T) {
-	s := startService(t, serviceOpts{data: t.TempDir()})
-	broker := s.run.BrokerAddr
+	b, err := topics.StartBroker(topics.BrokerOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	broker := b.Addr()
+	s := startService(t, serviceOpts{data: t.TempDir(), brokers: []string{broker}})
+	if s.run.Broker != nil {
+		t.Fatal("serve started an embedded broker although --brokers was given")
+	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	enc := func(c domain.Command) []byte {
 		b, err := codecs.EncodeCommand(c)
@@ -376,5 +387,28 @@ func TestRestartKeepsState(t *testing.T) {
 	}
 	if n := len(eventsOf(t, s3.run.BrokerAddr, "opp-r00")); n != 4 {
 		t.Fatalf("opp-r00 has %d versions on the events topic, want 4", n)
+	}
+}
+
+// TestStaleCacheAfterBrokerWipe keeps the local state but wipes the broker's data: the views
+// must not serve the old opportunities (the table topic has a new id), and the processor must
+// start from the empty changelog.
+func TestStaleCacheAfterBrokerWipe(t *testing.T) {
+	data := t.TempDir()
+	s := startService(t, serviceOpts{data: data})
+	s.mustStatus(s.do("POST", "/opportunities", createBody("opp-old"), wait), 201)
+	s.stop()
+	if err := os.RemoveAll(filepath.Join(data, "broker")); err != nil {
+		t.Fatal(err)
+	}
+	s2 := startService(t, serviceOpts{data: data})
+	if r := s2.do("GET", "/opportunities/opp-old", nil, nil); r.status != 404 {
+		t.Fatalf("after the broker was wiped the old opportunity is still served: %d %s", r.status, r.body)
+	}
+	// The same id can be created afresh, at version 1.
+	r := s2.do("POST", "/opportunities", createBody("opp-old"), wait)
+	s2.mustStatus(r, 201)
+	if v := r.json(t)["version"]; v != 1.0 {
+		t.Fatalf("version %v, want 1", v)
 	}
 }

@@ -155,6 +155,14 @@ func TestRefusals(t *testing.T) {
 		map[string]any{"id": "lost", "name": "Lost", "probability": 0, "forecastCategory": "omitted", "status": "lost"},
 	}}
 	s.mustStatus(s.do("PUT", "/pipelines/strict", strict, nil), 200)
+	// A PUT answers once this instance's view has the pipeline; the processor's own lookup
+	// view follows within milliseconds (configuration is eventually consistent, as a Kafka
+	// Streams GlobalKTable is). With the required field the create is accepted.
+	ok := createBody("opp-strict-ok")
+	ok["pipelineId"], ok["stageId"], ok["nextStep"] = "strict", "open2", "send the quote"
+	eventually(t, "a create in the new pipeline", func() bool {
+		return s.do("POST", "/opportunities", ok, wait).status == 201
+	})
 
 	cases := []struct {
 		name, method, path string
@@ -184,11 +192,6 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
-	// With the required field the same create is accepted.
-	b := createBody("opp-strict")
-	b["pipelineId"], b["stageId"], b["nextStep"] = "strict", "open2", "send the quote"
-	s.mustStatus(s.do("POST", "/opportunities", b, wait), 201)
-
 	// Bad requests never reach Kafka and are problem+json.
 	for _, body := range []string{`{`, `{"name": 1}`, `{"amount": 12.5, "currency": "USD"}`} {
 		r := s.do("POST", "/opportunities", body, nil)

@@ -190,15 +190,16 @@ func (h *opportunityHandler) refuse(ctx goka.Context, agg *domain.Aggregate, cmd
 }
 
 // reemit handles a record at or below the last applied position: its effect is already in the
-// state, but a crash may have lost its outputs, so they are published again (consumers drop the
-// duplicates by eventId) and the state is written again in case the local store ran ahead of
-// the changelog.
+// state, but a crash may have lost its outputs, so this record's own outputs (those stored with
+// its position) are published again (consumers drop the duplicates by eventId) and the state is
+// written again in case the local store ran ahead of the changelog. Every record after the last
+// commit is redelivered in order, so each lost output is re-published by its own record.
 func (h *opportunityHandler) reemit(ctx goka.Context, agg *domain.Aggregate, offset int64) {
 	h.cfg.Metrics.Redelivered.Inc()
 	h.store(ctx, agg)
 	key := ctx.Key()
 	for _, e := range agg.Events {
-		if e.Position < offset {
+		if e.Position != offset {
 			continue
 		}
 		h.emitEvent(ctx, key, e)
@@ -211,7 +212,7 @@ func (h *opportunityHandler) reemit(ctx goka.Context, agg *domain.Aggregate, off
 		}
 	}
 	for _, r := range agg.Rejections {
-		if r.Position >= offset {
+		if r.Position == offset {
 			h.emitRejected(ctx, key, r)
 		}
 	}

@@ -415,3 +415,93 @@ func TestStaleCacheAfterBrokerWipe(t *testing.T) {
 		t.Fatalf("version %v, want 1", v)
 	}
 }
+
+// TestRedeliveryIsAppliedOnceAndReemitted rewinds the processor's committed offsets to the
+// start of the commands topic while its state is kept, so every command is delivered again, as
+// after a crash. Nothing may be applied twice, yet every output is published again (the
+// outputs of the last records before a crash may never have reached Kafka).
+func TestRedeliveryIsAppliedOnceAndReemitted(t *testing.T) {
+	data := t.TempDir()
+	s := startService(t, serviceOpts{data: data})
+	var want []map[string]any
+	for i := 0; i < 6; i++ {
+		id := fmt.Sprintf("opp-d%d", i)
+		s.mustStatus(s.do("POST", "/opportunities", createBody(id), wait), 201)
+		s.mustStatus(s.do("PATCH", "/opportunities/"+id, map[string]any{"expectedVersion": 7}, wait), 409)
+		r := s.do("POST", "/opportunities/"+id+"/close-won", map[string]any{}, wait)
+		s.mustStatus(r, 200)
+		want = append(want, r.json(t))
+	}
+	broker := s.run.BrokerAddr
+	before := len(readAll(t, broker, topics.Events))
+	rejBefore := len(readAll(t, broker, topics.Rejections))
+	wonBefore := len(readAll(t, broker, topics.ClosedWon))
+	s.stop()
+
+	// The broker keeps running in-process only while serve runs, so restart on the same data
+	// with the group's offsets rewound through a separate broker session.
+	b, err := topics.StartBroker(topics.BrokerOptions{DataDir: filepath.Join(data, "broker"), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewindGroup(t, b.Addr(), topics.OpportunityGroup, topics.Commands)
+	s2 := startService(t, serviceOpts{data: data, brokers: []string{b.Addr()}})
+	t.Cleanup(b.Close)
+	eventually(t, "every record redelivered and its outputs re-emitted", func() bool {
+		return len(readAll(t, b.Addr(), topics.Events)) >= 2*before
+	})
+	for _, w := range want {
+		r := s2.do("GET", "/opportunities/"+w["id"].(string), nil, nil)
+		s2.mustStatus(r, 200)
+		if got := r.json(t); !reflect.DeepEqual(got, w) {
+			t.Fatalf("after redelivery:\n got %v\nwant %v", got, w)
+		}
+		eventsOf(t, b.Addr(), w["id"].(string)) // versions 1..n, duplicates identical
+	}
+	if got := len(readAll(t, b.Addr(), topics.Events)); got != 2*before {
+		t.Fatalf("events records %d, want exactly twice %d (each re-emitted once)", got, before)
+	}
+	if got := len(readAll(t, b.Addr(), topics.Rejections)); got != 2*rejBefore {
+		t.Fatalf("rejection records %d, want twice %d", got, rejBefore)
+	}
+	if got := len(readAll(t, b.Addr(), topics.ClosedWon)); got != 2*wonBefore {
+		t.Fatalf("closed-won records %d, want twice %d", got, wonBefore)
+	}
+	// New commands still apply after the redelivered ones.
+	r := s2.do("POST", "/opportunities/opp-d0/reopen", map[string]any{"stageId": "proposal"}, wait)
+	s2.mustStatus(r, 200)
+	if v := r.json(t)["version"]; v != 3.0 {
+		t.Fatalf("version %v, want 3", v)
+	}
+}
+
+// rewindGroup commits offset 0 for every partition of topic in group (no member may be
+// running).
+func rewindGroup(t *testing.T, broker, group, topic string) {
+	t.Helper()
+	client, err := topics.NewClient(topics.ClientOptions{Brokers: []string{broker}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	om, err := sarama.NewOffsetManagerFromClient(group, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		pom, err := om.ManagePartition(topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pom.ResetOffset(0, "")
+		pom.Close()
+	}
+	om.Commit()
+	if err := om.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

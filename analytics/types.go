@@ -1,0 +1,28 @@
+// Package analytics turns opportunity changes into exact, incremental aggregates (forecast,
+// win/loss, funnel, pipeline changes) and answers queries over them. It is pure: the stream
+// side carries Deltas from the opportunity processor to the aggregator, which folds them into
+// Buckets; the query side reads Buckets from a Store. Like a Kafka Streams
+// KTable.groupBy().aggregate() with an adder and a subtractor, every change of an opportunity
+// retracts its old contribution and adds its new one, so a command costs O(1) whatever the
+// number of opportunities.
+package analytics
+
+// Delta is the net change of one opportunity's contribution to one bucket, caused by one
+// version of the opportunity. Values are signed: a retraction is negative.
+type Delta struct {
+	Bucket        string
+	OpportunityID string
+	Version       int64
+	Values        map[string]int64
+}
+
+// Bucket is the running aggregate of one bucket key. Seen holds, per opportunity, the highest
+// version whose delta was applied: deltas of one opportunity reach a bucket in version order
+// (they are produced in order from the opportunity's partition to the bucket's partition), so
+// a delta at or below it is a redelivery or a re-emission and is skipped. That guard is exact
+// both for a redelivered delta record and for a delta the opportunity processor published
+// again after its own crash.
+type Bucket struct {
+	Values map[string]int64
+	Seen   map[string]int64
+}

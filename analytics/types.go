@@ -26,3 +26,30 @@ type Bucket struct {
 	Values map[string]int64
 	Seen   map[string]int64
 }
+
+// Apply folds d into b unless b.Seen[d.OpportunityID] >= d.Version, and reports whether it
+// applied. Values that sum to zero are deleted, so a bucket holds only non-zero figures and a
+// bucket whose contributions all cancelled has no Values (the Store then drops it). Seen is
+// never pruned: a redelivered old delta can arrive after the opportunity left the bucket, and
+// only its Seen entry keeps it from being added twice; daily per-owner buckets keep Seen small.
+// Apply allocates b's maps when they are nil.
+func (b *Bucket) Apply(d Delta) bool {
+	if b.Seen[d.OpportunityID] >= d.Version {
+		return false
+	}
+	if b.Seen == nil {
+		b.Seen = make(map[string]int64, 1)
+	}
+	if b.Values == nil {
+		b.Values = make(map[string]int64, len(d.Values))
+	}
+	for k, v := range d.Values {
+		if n := b.Values[k] + v; n != 0 {
+			b.Values[k] = n
+		} else {
+			delete(b.Values, k)
+		}
+	}
+	b.Seen[d.OpportunityID] = d.Version
+	return true
+}

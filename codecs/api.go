@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
@@ -292,5 +293,68 @@ func decodeClosedWonInto(b []byte, c *domain.ClosedWon) error {
 	}
 	v, err := decodeGeneric(e, body, (*conv).closedWon)
 	*c = v
+	return err
+}
+
+// EncodeDelta writes an analytics delta (record AggregationDelta) for the repartition topic
+// crm-pipeline-analytics-deltas. Map entries are written sorted by key, so equal deltas
+// encode to equal bytes. It never fails; the error is there for symmetry with the others.
+func EncodeDelta(d analytics.Delta) ([]byte, error) {
+	b, bp := startRecord(kindDelta)
+	return finishRecord(kindDelta, bp, appendDelta(b, &d), nil)
+}
+
+// DecodeDelta reads an analytics delta written with any known delta schema. An empty Values
+// map decodes as nil.
+func DecodeDelta(b []byte) (analytics.Delta, error) {
+	var d analytics.Delta
+	err := decodeDeltaInto(b, &d)
+	return d, err
+}
+
+func decodeDeltaInto(b []byte, v *analytics.Delta) error {
+	e, body, err := openRecord(b, kindDelta)
+	if err != nil {
+		return err
+	}
+	if e.current {
+		d := decoder{buf: body}
+		readDelta(&d, v)
+		return d.finishDecode(e)
+	}
+	r, err := decodeGeneric(e, body, (*conv).delta)
+	*v = r
+	return err
+}
+
+// EncodeBucket writes the aggregator's group-table value (record AggregationBucket). Map
+// entries are written sorted by key, so equal buckets encode to equal bytes. It never fails;
+// the error is there for symmetry with the others.
+func EncodeBucket(b analytics.Bucket) ([]byte, error) {
+	buf, bp := startRecord(kindBucket)
+	return finishRecord(kindBucket, bp, appendBucket(buf, &b), nil)
+}
+
+// DecodeBucket reads an analytics bucket written with any known bucket schema. Empty maps
+// decode as nil (as a bucket the table does not hold yet would be): initialise before
+// writing to them.
+func DecodeBucket(b []byte) (analytics.Bucket, error) {
+	var v analytics.Bucket
+	err := decodeBucketInto(b, &v)
+	return v, err
+}
+
+func decodeBucketInto(b []byte, v *analytics.Bucket) error {
+	e, body, err := openRecord(b, kindBucket)
+	if err != nil {
+		return err
+	}
+	if e.current {
+		d := decoder{buf: body}
+		readBucket(&d, v)
+		return d.finishDecode(e)
+	}
+	r, err := decodeGeneric(e, body, (*conv).bucket)
+	*v = r
 	return err
 }

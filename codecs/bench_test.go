@@ -94,3 +94,60 @@ func BenchmarkAggregateCodecRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+// The analytics records: a delta touches ~6 measures; a bucket holds ~50 measures and the
+// ~30 opportunities seen in it.
+
+func BenchmarkEncodeDelta(b *testing.B) {
+	d := benchDelta()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodeDelta(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeDelta(b *testing.B) {
+	data, _ := EncodeDelta(benchDelta())
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := DecodeDelta(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeBucket(b *testing.B) {
+	v := benchBucket(50, 30)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodeBucket(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeBucket(b *testing.B) {
+	data, _ := EncodeBucket(benchBucket(50, 30))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := DecodeBucket(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeBucketGoavro is the same decode through goavro's generic maps, for scale.
+func BenchmarkDecodeBucketGoavro(b *testing.B) {
+	data, _ := EncodeBucket(benchBucket(50, 30))
+	e := currentSchema[kindBucket]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeGeneric(e, data[headerLen:], (*conv).bucket); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

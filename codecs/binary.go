@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -365,4 +367,144 @@ func (d *decoder) skip(n int) {
 		return
 	}
 	d.pos += n
+}
+
+// ---- maps ----
+
+// longEntry is one entry of a map<long> being written. prefix is the key's first 8 bytes as
+// a big-endian number (zero-padded), so that most comparisons of the sort are one integer
+// comparison: prefix order never contradicts bytewise key order, only ties need the keys.
+type longEntry struct {
+	prefix uint64
+	key    string
+	val    int64
+}
+
+func keyPrefix(s string) uint64 {
+	if len(s) >= 8 {
+		return uint64(s[0])<<56 | uint64(s[1])<<48 | uint64(s[2])<<40 | uint64(s[3])<<32 |
+			uint64(s[4])<<24 | uint64(s[5])<<16 | uint64(s[6])<<8 | uint64(s[7])
+	}
+	var p uint64
+	for i := range 8 {
+		p <<= 8
+		if i < len(s) {
+			p |= uint64(s[i])
+		}
+	}
+	return p
+}
+
+func compareEntries(x, y longEntry) int {
+	if x.prefix != y.prefix {
+		if x.prefix < y.prefix {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(x.key, y.key)
+}
+
+// entryPool recycles the scratch slices appendLongMap sorts in, so that sorting costs no
+// allocation per encode.
+var entryPool = sync.Pool{New: func() any { s := make([]longEntry, 0, 64); return &s }}
+
+// maxPooledEntries keeps one huge map from pinning its scratch slice in the pool forever.
+const maxPooledEntries = 1 << 14
+
+// appendLongMap writes an Avro map<long> as a single block with its entries sorted by key
+// (bytewise, the order of Go's string comparison), then the closing zero count. Go's map
+// iteration order is random, so without the sort equal maps would give different bytes;
+// with it, equal values are equal records (compaction, change detection, tests). nil and
+// empty maps are both the empty map: the zero count alone.
+func appendLongMap(b []byte, m map[string]int64) []byte {
+	switch len(m) {
+	case 0:
+	case 1:
+		b = appendArrayStart(b, 1)
+		for k, v := range m {
+			b = appendLong(appendStr(b, k), v)
+		}
+	default:
+		ep := entryPool.Get().(*[]longEntry)
+		es := (*ep)[:0]
+		for k, v := range m {
+			es = append(es, longEntry{keyPrefix(k), k, v})
+		}
+		slices.SortFunc(es, compareEntries)
+		b = appendArrayStart(b, len(es))
+		for i := range es {
+			b = appendLong(appendStr(b, es[i].key), es[i].val)
+		}
+		clear(es) // drop the key references before pooling
+		if cap(es) <= maxPooledEntries {
+			*ep = es[:0]
+			entryPool.Put(ep)
+		}
+	}
+	return appendArrayEnd(b)
+}
+
+// minMapEntry is the least encoded size of one map<long> entry: an empty key (its length
+// byte) and a one-byte long (TestMinItemSizes derives it from the schemas).
+const minMapEntry = 2
+
+// maxMapHint caps the size hint a block count gives make: the count has been checked against
+// the bytes left, but a map entry takes far more memory than its two least bytes, so a
+// forged count in a large record would still preallocate many times the record's size.
+// Maps beyond the cap grow as their entries actually arrive.
+const maxMapHint = 1024
+
+// keyArena lets the strings of one record share a single allocation: the first string read
+// through it copies the rest of the body into one Go string, and that string and every later
+// one are substrings of the copy. A decoded Bucket with 80 keys then costs one string
+// allocation instead of 80. The copy (at most the record's size) stays alive as long as any
+// of its substrings does, which for values decoded, updated and re-encoded per message is
+// the lifetime of the message anyway.
+type keyArena struct {
+	s    string
+	base int // buffer position of s[0]
+}
+
+// arenaStr reads a string as a substring of the arena's copy of the body.
+func (d *decoder) arenaStr(a *keyArena) string {
+	n := d.length()
+	if n == 0 {
+		return ""
+	}
+	if a.s == "" { // n > 0 bytes are left, so the copy is not empty
+		a.s, a.base = string(d.buf[d.pos:]), d.pos
+	}
+	off := d.pos - a.base
+	d.pos += n
+	return a.s[off : off+n]
+}
+
+// longMap reads an Avro map<long>; an empty map is nil. Blocks may have negative counts with
+// byte sizes and come in any key order. A repeated key is refused, as goavro (the generic
+// path) refuses it: the value would depend on the reader. Forged counts are refused by block
+// before anything is allocated.
+func (d *decoder) longMap(a *keyArena) map[string]int64 {
+	var m map[string]int64
+	for n := d.block(minMapEntry); n > 0; n = d.block(minMapEntry) {
+		if m == nil {
+			m = make(map[string]int64, min(n, maxMapHint))
+		}
+		for i := 0; i < n && d.err == nil; i++ {
+			k := d.arenaStr(a)
+			v := d.long()
+			if d.err != nil {
+				break
+			}
+			size := len(m)
+			m[k] = v
+			if len(m) == size { // no new entry: costs nothing, unlike a lookup first
+				if len(k) > 64 {
+					k = k[:64] + "..."
+				}
+				d.fail(fmt.Errorf("%w: map key %q repeated", ErrMalformed, k))
+			}
+		}
+	}
+	return m
 }

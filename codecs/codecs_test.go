@@ -119,6 +119,8 @@ func TestGokaCodecs(t *testing.T) {
 		{EventCodec{}, fullEvent(1)},
 		{RejectedCodec{}, rejectedFixtures()["full"]},
 		{ClosedWonCodec{}, closedWonFixtures()["full"]},
+		{DeltaCodec{}, deltaFixtures()["full"]},
+		{BucketCodec{}, bucketFixtures()["full"]},
 	}
 	for _, c := range cases {
 		name := reflect.TypeOf(c.codec).Name()

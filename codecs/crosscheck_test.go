@@ -38,7 +38,14 @@ func TestFastPathMatchesGoavro(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s/%s: goavro re-encode: %v", kc.kind, name, err)
 			}
-			if !bytes.Equal(again, body) {
+			if kc.hasMaps && !bytes.Equal(again, body) {
+				// goavro writes map entries in Go's map order: the same bytes up to the
+				// order of entries, which our fast reader must read back to the value.
+				fromGoavro, err := kc.decode(append(e.header[:], again...))
+				if err != nil || len(again) != len(body) || !reflect.DeepEqual(fromGoavro, want) {
+					t.Errorf("%s/%s: goavro writes\n% x\n(read back as %#v, %v)\nwe write\n% x", kc.kind, name, again, fromGoavro, err, body)
+				}
+			} else if !bytes.Equal(again, body) {
 				t.Errorf("%s/%s: goavro writes\n% x\nwe write\n% x", kc.kind, name, again, body)
 			}
 			// The generic path (used for older writers) on the current schema.
@@ -149,7 +156,7 @@ func TestConverterTypeErrors(t *testing.T) {
 		"version": "v", "closeDate": 1.5, "stageHistory": "nope", "account": []any{},
 		"probability": int64(1), "clearProbability": "no", "changes": []any{"x"},
 		"state": 7, "events": map[string]any{}, "fields": []any{1}, "recentCommandIds": []any{1},
-		"name": 5, "stages": 3, "rate": 2.5,
+		"name": 5, "stages": 3, "rate": 2.5, "bucket": 1, "values": []any{}, "seen": map[string]any{"o": "1"},
 	}
 	for _, kc := range kindCases {
 		var c conv

@@ -14,7 +14,8 @@
 //
 // schemas/<record>.avsc is the current schema of each record type and the only one written;
 // schemas/vN/ holds superseded versions, kept so that records already on the topics stay
-// readable. Namespace crm.pipeline throughout.
+// readable. Namespace crm.pipeline throughout, crm.pipeline.analytics for the analytics
+// records.
 //
 //	command.avsc           OpportunityCommand: commandId, opportunityId, issuedAt, actor,
 //	                       expectedVersion, type (enum CommandType), body (union of the six
@@ -33,6 +34,10 @@
 //	fx_rate.avsc           FXRate
 //	command_rejected.avsc  CommandRejected (with position, the refused command's input offset)
 //	closed_won.avsc        OpportunityClosedWonEvent (domain.ClosedWon, for Sales)
+//	analytics_delta.avsc   crm.pipeline.analytics.AggregationDelta (analytics.Delta): bucket,
+//	                       opportunityId, version, values (map of long)
+//	analytics_bucket.avsc  crm.pipeline.analytics.AggregationBucket (analytics.Bucket): values
+//	                       and seen (maps of long), the aggregator's group-table value
 //
 // Representation choices, all documented in the .avsc files:
 //   - Money is exact: a long of minor units (ISO 4217 exponent) plus a currency string.
@@ -45,6 +50,9 @@
 //   - Optional values (pointers in the domain) are ["null", T] with default null; the event's
 //     fromStageId/toStageId map "" to null. UpdateOpportunity's clear flags are booleans with
 //     default false. Empty and nil slices both encode as an empty array and decode as nil.
+//   - Maps (the analytics records' measures) are Avro maps of long, written as one block with
+//     the entries sorted by key, so equal values always give equal bytes whatever Go's map
+//     iteration order. Like slices, empty and nil maps both decode as nil.
 //   - Statuses and forecast categories are strings (the domain validates them, and a table
 //     value must never become unwritable because of a value the schema did not foresee);
 //     command and event types are enums, kept in the same order as their body unions.

@@ -344,6 +344,20 @@ func TestMinItemSizes(t *testing.T) {
 			t.Errorf("%s: decoder assumes %d bytes, schema minimum is %d", c.name, c.have, want)
 		}
 	}
+	// A map entry is its key (a string) and its value; every map of the schemas is map<long>.
+	for _, k := range []recordKind{kindDelta, kindBucket} {
+		for _, f := range currentSchema[k].root.fields {
+			if f.typ.kind != kMap {
+				continue
+			}
+			if f.typ.items.kind != kLong {
+				t.Errorf("%s.%s: map of %s, the fast path reads map<long>", currentSchema[k].root.name, f.name, f.typ.items.kind)
+			}
+			if want := 1 + minEncodedSize(f.typ.items, map[*schemaNode]bool{}); minMapEntry != want {
+				t.Errorf("%s.%s: decoder assumes %d bytes per map entry, schema minimum is %d", currentSchema[k].root.name, f.name, minMapEntry, want)
+			}
+		}
+	}
 }
 
 // The names of API.md must be Avro record names in the schemas.
@@ -395,6 +409,12 @@ func TestAPINamesAreRecordNames(t *testing.T) {
 			}
 		}
 	}
+	if currentSchema[kindDelta].root.name != "crm.pipeline.analytics.AggregationDelta" {
+		t.Error("analytics delta record name")
+	}
+	if currentSchema[kindBucket].root.name != "crm.pipeline.analytics.AggregationBucket" {
+		t.Error("analytics bucket record name")
+	}
 	if currentSchema[kindClosedWon].root.name != "crm.pipeline.OpportunityClosedWonEvent" {
 		t.Error("closed-won record name")
 	}
@@ -417,6 +437,8 @@ func TestAPINamesAreRecordNames(t *testing.T) {
 // development. From the first release on, the rule above holds without exception.
 var pinnedFingerprints = map[string]uint64{
 	"schemas/account.avsc":          0xddd8dad8542a13ff,
+	"schemas/analytics_bucket.avsc": 0xa2f130cc38572a34,
+	"schemas/analytics_delta.avsc":  0xcb0e8a6961fea65b,
 	"schemas/aggregate.avsc":        0xa62bed784141b949, // pre-release, re-pinned (was 0x6179ce65d3e1060b): + rejections, won
 	"schemas/closed_won.avsc":       0x5d9a33889dafaceb,
 	"schemas/command.avsc":          0x2e31b4a9899e8c85,

@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
@@ -363,6 +364,34 @@ func (c *conv) strings(m map[string]any, k string) []string {
 	return out
 }
 
+// longMap reads a map<long> (or a map<int> promoted to long); empty or absent is nil, like
+// the fast path.
+func (c *conv) longMap(m map[string]any, k string) map[string]int64 {
+	switch v := m[k].(type) {
+	case nil:
+		return nil
+	case map[string]any:
+		if len(v) == 0 {
+			return nil
+		}
+		out := make(map[string]int64, len(v))
+		for key, x := range v {
+			switch n := x.(type) {
+			case int64:
+				out[key] = n
+			case int32:
+				out[key] = int64(n)
+			default:
+				c.fail(k, "long", x)
+			}
+		}
+		return out
+	default:
+		c.fail(k, "map", v)
+		return nil
+	}
+}
+
 // ---- records ----
 
 func (c *conv) command(m map[string]any) domain.Command {
@@ -616,4 +645,17 @@ func (c *conv) closedWon(m map[string]any) domain.ClosedWon {
 		Actor:         c.str(m, "actor"),
 		CommandID:     c.str(m, "commandId"),
 	}
+}
+
+func (c *conv) delta(m map[string]any) analytics.Delta {
+	return analytics.Delta{
+		Bucket:        c.str(m, "bucket"),
+		OpportunityID: c.str(m, "opportunityId"),
+		Version:       c.long(m, "version"),
+		Values:        c.longMap(m, "values"),
+	}
+}
+
+func (c *conv) bucket(m map[string]any) analytics.Bucket {
+	return analytics.Bucket{Values: c.longMap(m, "values"), Seen: c.longMap(m, "seen")}
 }

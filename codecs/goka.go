@@ -3,6 +3,7 @@ package codecs
 import (
 	"fmt"
 
+	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
@@ -250,4 +251,62 @@ func (ClosedWonCodec) Decode(data []byte) (interface{}, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// DeltaCodec is the goka codec of the repartition topic crm-pipeline-analytics-deltas:
+// analytics.Delta values (Avro record AggregationDelta).
+type DeltaCodec struct{}
+
+// Encode encodes an analytics.Delta or *analytics.Delta.
+func (DeltaCodec) Encode(value interface{}) ([]byte, error) {
+	switch v := value.(type) {
+	case analytics.Delta:
+		return EncodeDelta(v)
+	case *analytics.Delta:
+		if v != nil {
+			return EncodeDelta(*v)
+		}
+	}
+	return nil, typeError("DeltaCodec", value)
+}
+
+// Decode returns an *analytics.Delta.
+func (DeltaCodec) Decode(data []byte) (interface{}, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	d := new(analytics.Delta)
+	if err := decodeDeltaInto(data, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// BucketCodec is the goka codec of the aggregator's group table
+// (crm-pipeline-analytics-table): analytics.Bucket values (Avro record AggregationBucket).
+type BucketCodec struct{}
+
+// Encode encodes an analytics.Bucket or *analytics.Bucket.
+func (BucketCodec) Encode(value interface{}) ([]byte, error) {
+	switch v := value.(type) {
+	case analytics.Bucket:
+		return EncodeBucket(v)
+	case *analytics.Bucket:
+		if v != nil {
+			return EncodeBucket(*v)
+		}
+	}
+	return nil, typeError("BucketCodec", value)
+}
+
+// Decode returns an *analytics.Bucket.
+func (BucketCodec) Decode(data []byte) (interface{}, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	b := new(analytics.Bucket)
+	if err := decodeBucketInto(data, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }

@@ -12,4 +12,6 @@ var (
 	_ goka.Codec = EventCodec{}
 	_ goka.Codec = RejectedCodec{}
 	_ goka.Codec = ClosedWonCodec{}
+	_ goka.Codec = DeltaCodec{}
+	_ goka.Codec = BucketCodec{}
 )

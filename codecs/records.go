@@ -3,6 +3,7 @@ package codecs
 import (
 	"fmt"
 
+	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
@@ -585,6 +586,35 @@ func readClosedWon(d *decoder, c *domain.ClosedWon) {
 	c.ClosedAt = d.timestamp()
 	c.Actor = d.str()
 	c.CommandID = d.str()
+}
+
+// ---- analytics ----
+
+func appendDelta(b []byte, d *analytics.Delta) []byte {
+	b = appendStr(b, d.Bucket)
+	b = appendStr(b, d.OpportunityID)
+	b = appendLong(b, d.Version)
+	return appendLongMap(b, d.Values)
+}
+
+// readDelta reads every string of the delta through one arena: a delta is a single
+// allocation for its strings plus its map.
+func readDelta(d *decoder, v *analytics.Delta) {
+	var a keyArena
+	v.Bucket = d.arenaStr(&a)
+	v.OpportunityID = d.arenaStr(&a)
+	v.Version = d.long()
+	v.Values = d.longMap(&a)
+}
+
+func appendBucket(b []byte, v *analytics.Bucket) []byte {
+	return appendLongMap(appendLongMap(b, v.Values), v.Seen)
+}
+
+func readBucket(d *decoder, v *analytics.Bucket) {
+	var a keyArena
+	v.Values = d.longMap(&a)
+	v.Seen = d.longMap(&a)
 }
 
 // date reads an Avro date (int, days since 1970-01-01).

@@ -36,6 +36,8 @@ const (
 	kindFXRate
 	kindRejected
 	kindClosedWon
+	kindDelta
+	kindBucket
 	numKinds
 )
 
@@ -48,6 +50,8 @@ var recordKindNames = [numKinds]string{
 	kindFXRate:    "fx rate",
 	kindRejected:  "command rejection",
 	kindClosedWon: "closed-won",
+	kindDelta:     "analytics delta",
+	kindBucket:    "analytics bucket",
 }
 
 func (k recordKind) String() string { return recordKindNames[k] }
@@ -67,6 +71,8 @@ var schemaTable = []struct {
 	{kindFXRate, "schemas/fx_rate.avsc", true},
 	{kindRejected, "schemas/command_rejected.avsc", true},
 	{kindClosedWon, "schemas/closed_won.avsc", true},
+	{kindDelta, "schemas/analytics_delta.avsc", true},
+	{kindBucket, "schemas/analytics_bucket.avsc", true},
 }
 
 // schemaEntry is one known writer schema.

@@ -15,6 +15,12 @@ type Metrics struct {
 	Forwarded   prometheus.Counter     // records found on a partition their key does not map to
 	Latency     *prometheus.HistogramVec
 	Trimmed     prometheus.Counter // events dropped from a state to keep it under the record limit
+	// Deltas counts aggregation deltas emitted; ReemitSkipped the redelivered records whose
+	// deltas could not be rebuilt (history trimmed); Applied / Skipped the aggregator's folds.
+	Deltas        prometheus.Counter
+	ReemitSkipped prometheus.Counter
+	Applied       prometheus.Counter
+	Skipped       prometheus.Counter
 }
 
 // NewMetrics creates and registers the processor metrics on reg.
@@ -47,6 +53,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "crm_state_events_trimmed_total", Help: "Old events dropped from an opportunity's stored history to keep the state record under the size limit.",
 		}),
 	}
+	m.Deltas = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "crm_analytics_deltas_emitted_total", Help: "Aggregation deltas emitted by the opportunity processor.",
+	})
+	m.ReemitSkipped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "crm_analytics_reemit_skipped_total", Help: "Redelivered records whose aggregation deltas could not be rebuilt because the stored history was trimmed.",
+	})
+	m.Applied = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "crm_analytics_deltas_applied_total", Help: "Aggregation deltas folded into their bucket.",
+	})
+	m.Skipped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "crm_analytics_deltas_skipped_total", Help: "Aggregation deltas skipped as already applied (redelivered or re-emitted).",
+	})
+	reg.MustRegister(m.Deltas, m.ReemitSkipped, m.Applied, m.Skipped)
 	reg.MustRegister(m.Processed, m.Refused, m.DLQ, m.Duplicates, m.Redelivered, m.Forwarded, m.Latency, m.Trimmed)
 	return m
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 
+	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/topics"
@@ -62,6 +63,7 @@ func OpportunityGraph(cfg OpportunityConfig) *goka.GroupGraph {
 		goka.Output(goka.Stream(topics.Rejections), new(codec.Bytes)),
 		goka.Output(goka.Stream(topics.DLQ), new(codec.Bytes)),
 		goka.Output(goka.Stream(topics.Commands), new(codec.Bytes)),
+		goka.Output(goka.Stream(topics.AnalyticsDeltas), new(codec.Bytes)),
 	)
 }
 
@@ -109,6 +111,12 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 	for i := range dec.Events {
 		dec.Events[i].Position = offset
 	}
+	var prev *domain.Opportunity
+	if agg.State.Version > 0 {
+		p := agg.State
+		prev = &p
+	}
+	deltas := analytics.Deltas(prev, dec.Next, dec.Events, h.pipelines(ctx))
 	agg.State = dec.Next
 	agg.Events = append(agg.Events, dec.Events...)
 	var won []domain.ClosedWon
@@ -125,6 +133,7 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 	for _, w := range won {
 		h.emitClosedWon(ctx, key, w)
 	}
+	h.emitDeltas(ctx, deltas)
 	h.cfg.Metrics.Latency.WithLabelValues(string(cmd.Type)).Observe(time.Since(start).Seconds())
 }
 
@@ -139,21 +148,23 @@ func (h *opportunityHandler) decide(ctx goka.Context, agg *domain.Aggregate, cmd
 	if agg.State.Version > 0 {
 		cur = &agg.State
 	}
-	dc := domain.DecideContext{
-		Now: now,
-		Pipelines: func(id string) (*domain.Pipeline, bool) {
-			if p, ok := ctx.Lookup(goka.Table(topics.Pipelines), id).(*domain.Pipeline); ok && p != nil {
-				return p, true
-			}
-			return nil, false
-		},
-	}
+	dc := domain.DecideContext{Now: now, Pipelines: h.pipelines(ctx)}
 	if accountID := accountOf(cur, cmd); accountID != "" {
 		if a, ok := ctx.Lookup(goka.Table(topics.Accounts), accountID).(*domain.Account); ok && a != nil {
 			dc.Account = a
 		}
 	}
 	return domain.Decide(cur, cmd, dc)
+}
+
+// pipelines looks pipeline configurations up in the pipelines table.
+func (h *opportunityHandler) pipelines(ctx goka.Context) func(id string) (*domain.Pipeline, bool) {
+	return func(id string) (*domain.Pipeline, bool) {
+		if p, ok := ctx.Lookup(goka.Table(topics.Pipelines), id).(*domain.Pipeline); ok && p != nil {
+			return p, true
+		}
+		return nil, false
+	}
 }
 
 // accountOf is the account a command leaves the opportunity with, whose Customer 360 snapshot
@@ -198,6 +209,7 @@ func (h *opportunityHandler) reemit(ctx goka.Context, agg *domain.Aggregate, off
 	h.cfg.Metrics.Redelivered.Inc()
 	h.store(ctx, agg)
 	key := ctx.Key()
+	h.reemitDeltas(ctx, agg, offset)
 	for _, e := range agg.Events {
 		if e.Position != offset {
 			continue
@@ -216,6 +228,58 @@ func (h *opportunityHandler) reemit(ctx goka.Context, agg *domain.Aggregate, off
 			h.emitRejected(ctx, key, r)
 		}
 	}
+}
+
+// reemitDeltas publishes again the aggregation deltas of the record at offset. They are not
+// stored: the states before and after the record are rebuilt by replaying the stored events
+// (domain.Replay), which needs the history from version 1; a history trimmed past that point
+// cannot be replayed and is counted in crm_analytics_reemit_skipped_total.
+func (h *opportunityHandler) reemitDeltas(ctx goka.Context, agg *domain.Aggregate, offset int64) {
+	first, last := -1, -1
+	for i, e := range agg.Events {
+		if e.Position == offset {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 {
+		return
+	}
+	if agg.Events[0].Version != 1 {
+		h.cfg.Metrics.ReemitSkipped.Inc()
+		return
+	}
+	var prev *domain.Opportunity
+	if first > 0 {
+		p, err := domain.Replay(agg.Events[:first])
+		if err != nil {
+			h.cfg.Metrics.ReemitSkipped.Inc()
+			h.cfg.Logger.Error("replay for delta re-emission", "opportunityId", ctx.Key(), "err", err)
+			return
+		}
+		prev = &p
+	}
+	next, err := domain.Replay(agg.Events[:last+1])
+	if err != nil {
+		h.cfg.Metrics.ReemitSkipped.Inc()
+		h.cfg.Logger.Error("replay for delta re-emission", "opportunityId", ctx.Key(), "err", err)
+		return
+	}
+	h.emitDeltas(ctx, analytics.Deltas(prev, next, agg.Events[first:last+1], h.pipelines(ctx)))
+}
+
+func (h *opportunityHandler) emitDeltas(ctx goka.Context, deltas []analytics.Delta) {
+	for _, d := range deltas {
+		b, err := codecs.EncodeDelta(d)
+		if err != nil {
+			ctx.Fail(fmt.Errorf("encode delta for %s: %w", d.Bucket, err))
+			return
+		}
+		ctx.Emit(goka.Stream(topics.AnalyticsDeltas), d.Bucket, b)
+	}
+	h.cfg.Metrics.Deltas.Add(float64(len(deltas)))
 }
 
 // store writes the aggregate, dropping the oldest stored events if the record would exceed the

@@ -42,6 +42,10 @@ type Config struct {
 	NewID        func() string         // random ids (command ids, opportunity ids); default crypto/rand based
 	MaxBodyBytes int64                 // default 1 MiB
 	MaxWait      time.Duration         // cap for Prefer: wait, default 30s
+	// Tokens turns on bearer-token authentication (see auth.go): every route but /healthz and
+	// /readyz then needs a token with a sufficient role, and a command's actor is the token's
+	// name. nil or empty disables authentication: the caller must then bind loopback only.
+	Tokens *Tokens
 }
 
 // server is the state shared by the handlers of one NewHandler call.
@@ -52,6 +56,7 @@ type server struct {
 	newID   func() string
 	maxBody int64
 	maxWait time.Duration
+	tokens  *Tokens
 	metrics *httpMetrics
 	mux     *chi.Mux
 }
@@ -73,6 +78,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		newID:   cfg.NewID,
 		maxBody: cfg.MaxBodyBytes,
 		maxWait: cfg.MaxWait,
+		tokens:  cfg.Tokens,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -119,7 +125,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 func (s *server) routes(gath prometheus.Gatherer) {
 	r := chi.NewRouter()
 	s.mux = r
-	r.Use(s.requestID, s.observe, s.recoverer, s.limitBody)
+	r.Use(s.requestID, s.observe, s.recoverer, s.authenticate, s.limitBody)
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 

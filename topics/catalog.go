@@ -26,6 +26,13 @@ const (
 	OpportunityGroup = "crm-pipeline-cg"
 	// OpportunityTable is the compacted changelog of opportunity state.
 	OpportunityTable = OpportunityGroup + "-table"
+
+	// AnalyticsGroup is the aggregator's consumer group; AnalyticsDeltas is the repartition
+	// topic (keyed by bucket) from the opportunity processor to it, AnalyticsTable its
+	// compacted table of buckets.
+	AnalyticsGroup  = "crm-pipeline-analytics"
+	AnalyticsDeltas = "crm-pipeline-analytics-deltas"
+	AnalyticsTable  = AnalyticsGroup + "-table"
 )
 
 // Spec describes one topic as we want it on the broker.
@@ -73,5 +80,7 @@ func Catalog(partitions int32) []Spec {
 		{Name: FXRates, Partitions: 1, Compact: true},
 		{Name: Accounts, Partitions: partitions, Compact: true, External: true},
 		{Name: OpportunityTable, Partitions: partitions, Compact: true, Copartitioned: true},
+		{Name: AnalyticsDeltas, Partitions: partitions, Retention: 7 * 24 * time.Hour, Copartitioned: true},
+		{Name: AnalyticsTable, Partitions: partitions, Compact: true, Copartitioned: true},
 	}
 }

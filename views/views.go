@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/processors"
@@ -42,6 +43,8 @@ type Service struct {
 	opps      *goka.View
 	pipelines *goka.View
 	fx        *goka.View
+	buckets   *goka.View
+	store     *analytics.Store // in-memory read model of every analytics bucket
 	commands  *goka.Emitter
 	pipeEmit  *goka.Emitter
 	fxEmit    *goka.Emitter
@@ -59,7 +62,7 @@ var _ query.Backend = (*Service)(nil)
 // New connects the views and emitters (goka connects in the constructors, so the topics must
 // exist: provision them first).
 func New(cfg Config) (*Service, error) {
-	s := &Service{cfg: cfg, waiters: map[string]map[chan struct{}]struct{}{}}
+	s := &Service{cfg: cfg, waiters: map[string]map[chan struct{}]struct{}{}, store: analytics.NewStore()}
 	s.viewLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "crm_command_to_view_seconds",
 		Help:    "Time from a command record's timestamp to its effect being applied to this instance's opportunity view.",
@@ -95,6 +98,9 @@ func New(cfg Config) (*Service, error) {
 	if s.fx, err = goka.NewView(cfg.Brokers, goka.Table(topics.FXRates), codecs.FXRateCodec{}, viewOpts("fx-rates", nil)...); err != nil {
 		return nil, fmt.Errorf("fx-rates view: %w", err)
 	}
+	if s.buckets, err = goka.NewView(cfg.Brokers, goka.Table(topics.AnalyticsTable), codecs.BucketCodec{}, viewOpts("analytics", s.onBucket)...); err != nil {
+		return nil, fmt.Errorf("analytics view: %w", err)
+	}
 	emitter := func(topic string, c goka.Codec) (*goka.Emitter, error) {
 		return goka.NewEmitter(cfg.Brokers, goka.Stream(topic), c,
 			goka.WithEmitterHasher(topics.Hasher()),
@@ -118,7 +124,7 @@ func New(cfg Config) (*Service, error) {
 // Run runs the views until ctx ends, then flushes the emitters.
 func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	for _, v := range []*goka.View{s.opps, s.pipelines, s.fx} {
+	for _, v := range []*goka.View{s.opps, s.pipelines, s.fx, s.buckets} {
 		g.Go(func() error { return v.Run(gctx) })
 	}
 	err := g.Wait()
@@ -149,7 +155,28 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 // Ready reports whether every view has caught up with its table; reads before that would
 // serve partial state.
 func (s *Service) Ready() bool {
-	return s.opps.Recovered() && s.pipelines.Recovered() && s.fx.Recovered()
+	return s.opps.Recovered() && s.pipelines.Recovered() && s.fx.Recovered() && s.buckets.Recovered()
+}
+
+// onBucket stores an analytics bucket in the local view and in the in-memory read model the
+// analytics queries run on (decoded once here, not on every query). It runs for recovery and
+// live updates alike, so the read model is complete when the view has recovered.
+func (s *Service) onBucket(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
+		return err
+	}
+	if len(value) == 0 {
+		s.store.Put(key, analytics.Bucket{})
+		return nil
+	}
+	b, err := codecs.DecodeBucket(value)
+	if err != nil {
+		// Counted and left out: a bucket we cannot read must not stop the view.
+		s.cfg.Logger.Error("undecodable analytics bucket", "key", key, "err", err)
+		return nil
+	}
+	s.store.Put(key, b)
+	return nil
 }
 
 // WaitReady blocks until Ready or ctx ends.

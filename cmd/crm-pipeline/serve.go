@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/processors"
 	"github.com/crm-pipeline/crm-pipeline/query"
 	"github.com/crm-pipeline/crm-pipeline/state"
@@ -37,6 +38,8 @@ type serveConfig struct {
 	ReportingCurrency string
 	CacheMiB          int
 	ShutdownTimeout   time.Duration
+	TokensFile        string
+	TokenList         string
 
 	clock   func() time.Time
 	started func(s *running) // test hook: called once the HTTP listener is up
@@ -61,10 +64,15 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&cfg.ReportingCurrency, "reporting-currency", "USD", "ISO 4217 currency forecasts are reported in")
 	fs.IntVar(&cfg.CacheMiB, "cache-mib", 64, "pebble block cache shared by all local stores, MiB")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a clean stop may take")
+	fs.StringVar(&cfg.TokensFile, "tokens-file", "", "file of HTTP bearer tokens, lines '<role> <token> [name]' (roles read, write, admin)")
+	fs.StringVar(&cfg.TokenList, "tokens", "", "HTTP bearer tokens as 'role:token[:name],...' (prefer the env var CRM_PIPELINE_TOKENS)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return cfg, err
 	}
 	cfg.Brokers = splitList(*brokers)
+	if _, ok := domain.CurrencyExponent(cfg.ReportingCurrency); !ok {
+		return cfg, fmt.Errorf("--reporting-currency %q: not an ISO 4217 currency", cfg.ReportingCurrency)
+	}
 	if cfg.Partitions < 1 || cfg.Partitions > 1024 {
 		return cfg, fmt.Errorf("--partitions %d: want 1..1024", cfg.Partitions)
 	}
@@ -76,6 +84,14 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	if cfg.clock == nil {
 		cfg.clock = time.Now
+	}
+	tokens, err := loadTokens(cfg)
+	if err != nil {
+		return err
+	}
+	if tokens.Len() == 0 && !loopbackOnly(cfg.HTTP) {
+		return fmt.Errorf("--http %s is not a loopback address and no tokens are configured: "+
+			"give --tokens-file or CRM_PIPELINE_TOKENS, or listen on 127.0.0.1", cfg.HTTP)
 	}
 	stateRoot := filepath.Join(cfg.Data, "state")
 	if err := os.MkdirAll(stateRoot, 0o755); err != nil {
@@ -130,15 +146,17 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	}
 	run.Views = vs
 	pm := processors.NewMetrics(reg)
-	restarts := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "crm_processor_restarts_total", Help: "Supervised restarts of the opportunity processor after a failure.",
-	})
+	restarts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crm_processor_restarts_total", Help: "Supervised restarts of a processor after a failure, by consumer group.",
+	}, []string{"group"})
 	reg.MustRegister(restarts)
-	lag := processors.NewLagCollector(sc, topics.OpportunityGroup, topics.Commands)
+	lag := processors.NewLagCollector(sc, map[string]string{
+		topics.OpportunityGroup: topics.Commands, topics.AnalyticsGroup: topics.AnalyticsDeltas,
+	})
 	reg.MustRegister(lag)
 
 	handler, err := query.NewHandler(query.Config{
-		Backend: vs, Logger: log, Registerer: reg, Gatherer: reg, Clock: cfg.clock,
+		Backend: vs, Logger: log, Registerer: reg, Gatherer: reg, Clock: cfg.clock, Tokens: tokens,
 	})
 	if err != nil {
 		return fmt.Errorf("build HTTP handler: %w", err)
@@ -161,18 +179,21 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return vs.Run(gctx) })
-	g.Go(func() error {
-		return processors.Run(gctx, processors.RunConfig{
-			Brokers: brokers, Client: client, Logger: log,
-			Graph: processors.OpportunityGraph(processors.OpportunityConfig{
-				Partitions: partitions, Clock: cfg.clock, Logger: log, Metrics: pm,
-			}),
-			StateDir:  filepath.Join(stateRoot, "processors", topics.OpportunityGroup),
-			Storage:   state.NewBuilder(filepath.Join(stateRoot, "processors", topics.OpportunityGroup), storeOpts),
-			OnRestart: func(error) { restarts.Inc() },
-			Started:   func(*goka.Processor) {},
+	for _, graph := range []*goka.GroupGraph{
+		processors.OpportunityGraph(processors.OpportunityConfig{
+			Partitions: partitions, Clock: cfg.clock, Logger: log, Metrics: pm,
+		}),
+		processors.AggregatorGraph(processors.AggregatorConfig{Logger: log, Metrics: pm}),
+	} {
+		dir := filepath.Join(stateRoot, "processors", string(graph.Group()))
+		g.Go(func() error {
+			return processors.Run(gctx, processors.RunConfig{
+				Brokers: brokers, Client: client, Logger: log, Graph: graph,
+				StateDir: dir, Storage: state.NewBuilder(dir, storeOpts),
+				OnRestart: func(error) { restarts.WithLabelValues(string(graph.Group())).Inc() },
+			})
 		})
-	})
+	}
 	g.Go(func() error {
 		if err := vs.WaitReady(gctx); err != nil {
 			return nil
@@ -250,4 +271,44 @@ func provision(c sarama.Client, want int32, log *slog.Logger) (int32, error) {
 		return 0, err
 	}
 	return want, nil
+}
+
+// loadTokens reads the HTTP bearer tokens from --tokens-file or --tokens (one of them).
+func loadTokens(cfg serveConfig) (*query.Tokens, error) {
+	switch {
+	case cfg.TokensFile != "" && cfg.TokenList != "":
+		return nil, fmt.Errorf("give --tokens-file or --tokens, not both")
+	case cfg.TokensFile != "":
+		f, err := os.Open(cfg.TokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("tokens file: %w", err)
+		}
+		defer f.Close()
+		t, err := query.LoadTokens(f)
+		if err != nil {
+			return nil, fmt.Errorf("tokens file %s: %w", cfg.TokensFile, err)
+		}
+		return t, nil
+	case cfg.TokenList != "":
+		t, err := query.ParseTokenList(cfg.TokenList)
+		if err != nil {
+			return nil, fmt.Errorf("tokens: %w", err)
+		}
+		return t, nil
+	}
+	return nil, nil
+}
+
+// loopbackOnly reports whether addr binds only loopback interfaces, the one place the service
+// may listen without authentication.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

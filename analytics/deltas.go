@@ -1,0 +1,211 @@
+package analytics
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/crm-pipeline/crm-pipeline/domain"
+)
+
+// Deltas returns the net bucket deltas caused by one accepted command: the retraction of
+// prev's contribution and the addition of next's, merged per bucket (at most one Delta per
+// bucket, zero-valued entries dropped, Deltas with no values dropped), plus event-based counts
+// from events (funnel, pipeline changes). prev is nil for a create. Deterministic output order
+// (sorted by Bucket), so a re-emission after a crash sends the same records.
+//
+// Every Delta carries next.ID and next.Version: the aggregator's per-opportunity version guard
+// (Bucket.Apply) then drops redeliveries and re-emissions, because an opportunity's deltas
+// reach each bucket in version order. A duplicate or a no-op command (no events, next equal
+// to prev) yields no deltas.
+//
+// State contributions (forecast by close date, win/loss by closedAt day) depend only on the
+// two states; event contributions are attributed to the UTC day of each event, the pipeline of
+// next and the owner of next (the owner after the change). Decide emits at most one event per
+// command; the amount, close-date and currency changes are measured between prev and next and
+// attributed once, to the last event.
+//
+// Times are compared in whole milliseconds of Unix time (UnixMilli), which is exact whether a
+// state comes straight from Decide (nanoseconds) or was decoded from Avro (microseconds), so
+// the first emission and a re-emission from replayed states agree.
+//
+// pipelines is accepted for the processor's convenience and may be nil: funnel moves are
+// recorded per stage pair and classified against the pipeline at query time, so nothing here
+// depends on the stage configuration.
+func Deltas(prev *domain.Opportunity, next domain.Opportunity, events []domain.Event, pipelines func(id string) (*domain.Pipeline, bool)) []Delta {
+	_ = pipelines
+	var db deltaBuilder
+	db.es = make([]deltaEntry, 0, 24)
+	if prev != nil && prev.Version > 0 {
+		db.state(prev, -1)
+	}
+	if next.Version > 0 {
+		db.state(&next, +1)
+	}
+	db.events(prev, &next, events)
+	return db.finish(next.ID, next.Version)
+}
+
+// deltaEntry is one signed value for one bucket before merging.
+type deltaEntry struct {
+	bucket, name string
+	v            int64
+}
+
+type deltaBuilder struct{ es []deltaEntry }
+
+func (db *deltaBuilder) add(bucket, name string, v int64) {
+	if v != 0 {
+		db.es = append(db.es, deltaEntry{bucket, name, v})
+	}
+}
+
+// state adds sign × the contribution of o's current state: the forecast bucket of its close
+// date and, for a closed deal, the win/loss bucket of its closing day.
+func (db *deltaBuilder) state(o *domain.Opportunity, sign int64) {
+	n := namesFor(o.Currency)
+	fk := bucketKey(famForecast, o.PipelineID, o.CloseDate, o.OwnerID)
+	amount := sign * o.Amount
+	weighted := sign * domain.WeightedAmount(o.Amount, o.Probability)
+	cat := func(c int) {
+		db.add(fk, catCountNames[c], sign)
+		db.add(fk, n.fc[c][metAmount], amount)
+		db.add(fk, n.fc[c][metWeighted], weighted)
+	}
+	switch o.Status {
+	case domain.StatusOpen:
+		cat(catOpen)
+		if c, ok := openCategory(o.ForecastCategory); ok {
+			cat(c)
+		}
+	case domain.StatusWon:
+		cat(catClosedWon)
+		if o.ClosedAt != nil {
+			wk := bucketKey(famWinLoss, o.PipelineID, domain.DateOf(*o.ClosedAt), o.OwnerID)
+			db.add(wk, nameWonCount, sign)
+			db.add(wk, n.wonAmt, amount)
+			db.add(wk, nameWonCycleMs, sign*(o.ClosedAt.UnixMilli()-o.CreatedAt.UnixMilli()))
+		}
+	case domain.StatusLost:
+		cat(catClosedLost)
+		if o.ClosedAt != nil {
+			wk := bucketKey(famWinLoss, o.PipelineID, domain.DateOf(*o.ClosedAt), o.OwnerID)
+			db.add(wk, nameLostCount, sign)
+			db.add(wk, n.lostAmt, amount)
+			r := escapePart(o.LossReason)
+			db.add(wk, "reason/"+r+"/count", sign)
+			db.add(wk, n.reasonP+r+"/amount", amount)
+			if o.Competitor != "" {
+				c := escapePart(o.Competitor)
+				db.add(wk, "competitor/"+c+"/count", sign)
+				db.add(wk, n.competeP+c+"/amount", amount)
+			}
+		}
+	}
+}
+
+// events adds the event-based counts: funnel moves and stays, and pipeline changes.
+func (db *deltaBuilder) events(prev, next *domain.Opportunity, events []domain.Event) {
+	if len(events) == 0 {
+		return
+	}
+	n := namesFor(next.Currency)
+	var enteredAt time.Time // start of the stay in the stage the next move leaves
+	if prev != nil {
+		enteredAt = prev.StageEnteredAt
+	}
+	var last string
+	for i := range events {
+		e := &events[i]
+		k := bucketKey(famEvents, next.PipelineID, domain.DateOf(e.At), next.OwnerID)
+		last = k
+		switch {
+		case e.Type == domain.EvtCreated:
+			db.add(k, "move//"+escapePart(e.ToStageID), 1)
+			db.add(k, chgCountNames[chgCreated], 1)
+			db.add(k, n.chgAmt[chgCreated], next.Amount)
+			enteredAt = e.At
+		case e.FromStageID != "" && e.ToStageID != "" && e.FromStageID != e.ToStageID:
+			from := escapePart(e.FromStageID)
+			db.add(k, "move/"+from+"/"+escapePart(e.ToStageID), 1)
+			if !enteredAt.IsZero() {
+				db.add(k, "stay/"+from+"/count", 1)
+				db.add(k, "stay/"+from+"/ms", e.At.UnixMilli()-enteredAt.UnixMilli())
+			}
+			enteredAt = e.At
+		}
+		switch e.Type {
+		case domain.EvtClosedWon:
+			db.add(k, chgCountNames[chgWon], 1)
+			db.add(k, n.chgAmt[chgWon], next.Amount)
+		case domain.EvtClosedLost:
+			db.add(k, chgCountNames[chgLost], 1)
+			db.add(k, n.chgAmt[chgLost], next.Amount)
+		case domain.EvtReopened:
+			db.add(k, chgCountNames[chgReopened], 1)
+			db.add(k, n.chgAmt[chgReopened], next.Amount)
+		}
+	}
+	if prev == nil || prev.Version == 0 {
+		return // a creation is "created", not a change of close date or amount
+	}
+	switch {
+	case next.CloseDate > prev.CloseDate:
+		db.add(last, chgCountNames[chgPushed], 1)
+		db.add(last, n.chgAmt[chgPushed], next.Amount)
+	case next.CloseDate < prev.CloseDate:
+		db.add(last, chgCountNames[chgPulled], 1)
+		db.add(last, n.chgAmt[chgPulled], next.Amount)
+	}
+	switch {
+	case next.Currency != prev.Currency:
+		db.add(last, nameCurrencyChanged, 1)
+	case next.Amount > prev.Amount:
+		db.add(last, chgCountNames[chgIncreased], 1)
+		db.add(last, n.chgAmt[chgIncreased], next.Amount-prev.Amount)
+	case next.Amount < prev.Amount:
+		db.add(last, chgCountNames[chgDecreased], 1)
+		db.add(last, n.chgAmt[chgDecreased], prev.Amount-next.Amount)
+	}
+}
+
+// finish merges the entries per bucket and name, drops zeros and builds the sorted Deltas.
+func (db *deltaBuilder) finish(id string, version int64) []Delta {
+	es := db.es
+	if len(es) == 0 {
+		return nil
+	}
+	slices.SortFunc(es, func(a, b deltaEntry) int {
+		if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.name, b.name)
+	})
+	var out []Delta
+	for i := 0; i < len(es); {
+		j := i
+		for j < len(es) && es[j].bucket == es[i].bucket {
+			j++
+		}
+		var vals map[string]int64
+		for k := i; k < j; {
+			sum, m := int64(0), k
+			for m < j && es[m].name == es[k].name {
+				sum += es[m].v
+				m++
+			}
+			if sum != 0 {
+				if vals == nil {
+					vals = make(map[string]int64, j-k)
+				}
+				vals[es[k].name] = sum
+			}
+			k = m
+		}
+		if vals != nil {
+			out = append(out, Delta{Bucket: es[i].bucket, OpportunityID: id, Version: version, Values: vals})
+		}
+		i = j
+	}
+	return out
+}

@@ -1,0 +1,310 @@
+package analytics
+
+import (
+	"github.com/crm-pipeline/crm-pipeline/domain"
+)
+
+// GroupBy values of the forecast and win/loss queries (API.md). "" means GroupNone.
+const (
+	GroupNone     = "none"
+	GroupMonth    = "month"    // "2025-03", by close date (forecast) or closing day (win/loss)
+	GroupQuarter  = "quarter"  // "2025-Q1", forecast only
+	GroupOwner    = "owner"    // the owner id
+	GroupCategory = "category" // forecast only: one group per category key (open, pipeline, bestCase, commit, closedWon, closedLost)
+	GroupReason   = "reason"   // win/loss only: lost deals by loss reason
+)
+
+// ForecastQuery selects deals by close date in [From, To] (both inclusive). The rolling
+// forecast of API.md is the same query over [today, today+N-1]. Empty PipelineID or OwnerID
+// means all; Currency is the target currency (the HTTP layer fills in the reporting currency).
+type ForecastQuery struct {
+	From, To   domain.Date
+	PipelineID string
+	OwnerID    string
+	GroupBy    string // none, month, quarter, owner, category
+	Currency   string
+}
+
+// Measure is API.md's M: a count and two money figures in the result currency. Weighted is
+// the sum over deals of amount × probability / 100, each deal rounded half up first.
+type Measure struct {
+	Count    int64  `json:"count"`
+	Amount   string `json:"amount"`
+	Weighted string `json:"weighted"`
+}
+
+// ForecastFigures are the exclusive categories and the two cumulative rollups. An open deal
+// counts in Open and in exactly one of Pipeline, BestCase, Commit (none when its category is
+// omitted); a won deal only in ClosedWon, a lost one only in ClosedLost. The rollups are sums
+// of the figures shown beside them (CommitForecast = Commit + ClosedWon, BestCaseForecast =
+// BestCase + Commit + ClosedWon, field by field), so a reader can always add them up.
+type ForecastFigures struct {
+	Open             Measure `json:"open"`
+	Pipeline         Measure `json:"pipeline"`
+	BestCase         Measure `json:"bestCase"`
+	Commit           Measure `json:"commit"`
+	ClosedWon        Measure `json:"closedWon"`
+	ClosedLost       Measure `json:"closedLost"`
+	CommitForecast   Measure `json:"commitForecast"`
+	BestCaseForecast Measure `json:"bestCaseForecast"`
+}
+
+// ForecastGroup is one group of a grouped forecast.
+type ForecastGroup struct {
+	Key string `json:"key"`
+	ForecastFigures
+}
+
+// ForecastResult is the body of GET /forecast:
+//
+//	{"currency","from","to","groups":[{"key", <ForecastFigures>}],"total":{<ForecastFigures>}}
+//
+// Groups are sorted by key and hold only keys with at least one deal ([] for groupBy none).
+// Money converts per API.md: within each group (and the total), each category's sum per
+// currency is converted once and rounded half up; the figure is the sum of those. The total is
+// computed the same way from all selected deals, so it does not depend on groupBy (it may
+// differ from the sum of the groups by the rounding of the conversions).
+type ForecastResult struct {
+	Currency string          `json:"currency"`
+	From     string          `json:"from"`
+	To       string          `json:"to"`
+	Groups   []ForecastGroup `json:"groups"`
+	Total    ForecastFigures `json:"total"`
+}
+
+// WinLossQuery selects deals closed (closedAt, as a UTC day) in [From, To].
+type WinLossQuery struct {
+	From, To   domain.Date
+	PipelineID string
+	OwnerID    string
+	GroupBy    string // none, owner, reason, month
+	Currency   string
+}
+
+// CountAmount is a count with one money figure in the result currency.
+type CountAmount struct {
+	Count  int64  `json:"count"`
+	Amount string `json:"amount"`
+}
+
+// WinLossFigures are the win/loss measures of a set of closed deals.
+//
+//   - WinRateByCount = won.count / (won.count + lost.count); WinRateByAmount is the same over
+//     the converted amounts shown. Rates have 6 decimals, half up; "0.000000" when nothing
+//     closed.
+//   - AvgDealSizeWon = won.amount / won.count, rounded half up to the minor unit ("0.00" when
+//     nothing was won).
+//   - AvgCycleDaysWon = mean over won deals of closedAt - createdAt (whole milliseconds) in
+//     days, 1 decimal, half up ("0.0" when nothing was won).
+type WinLossFigures struct {
+	Won             CountAmount `json:"won"`
+	Lost            CountAmount `json:"lost"`
+	WinRateByCount  string      `json:"winRateByCount"`
+	WinRateByAmount string      `json:"winRateByAmount"`
+	AvgDealSizeWon  string      `json:"avgDealSizeWon"`
+	AvgCycleDaysWon string      `json:"avgCycleDaysWon"`
+}
+
+// ReasonFigure counts lost deals with one loss reason.
+type ReasonFigure struct {
+	Reason string `json:"reason"`
+	Count  int64  `json:"count"`
+	Amount string `json:"amount"`
+}
+
+// CompetitorFigure counts lost deals that named one competitor (deals naming none are left
+// out).
+type CompetitorFigure struct {
+	Competitor string `json:"competitor"`
+	Count      int64  `json:"count"`
+	Amount     string `json:"amount"`
+}
+
+// WinLossGroup is one group of a grouped win/loss answer. With groupBy reason each group holds
+// the lost deals of one reason (won deals have no reason: they appear only in the total, and
+// the group's rates are 0).
+type WinLossGroup struct {
+	Key string `json:"key"`
+	WinLossFigures
+}
+
+// WinLossResult is the body of GET /analytics/win-loss:
+//
+//	{"currency","from","to","won":{"count","amount"},"lost":{...},"winRateByCount",
+//	 "winRateByAmount","avgDealSizeWon","avgCycleDaysWon","lossReasons":[{"reason","count","amount"}],
+//	 "competitors":[{"competitor","count","amount"}],"groups":[{"key", <WinLossFigures>}]}
+//
+// lossReasons and competitors are sorted by count (descending), then name; groups by key.
+// Money converts per API.md (each currency's sum once per figure).
+type WinLossResult struct {
+	Currency string `json:"currency"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	WinLossFigures
+	LossReasons []ReasonFigure     `json:"lossReasons"`
+	Competitors []CompetitorFigure `json:"competitors"`
+	Groups      []WinLossGroup     `json:"groups"`
+}
+
+// FunnelQuery selects stage moves by the UTC day of the event in [From, To].
+type FunnelQuery struct {
+	From, To   domain.Date
+	PipelineID string // must be empty or the id of the pipeline passed to Funnel
+	OwnerID    string // the owner after the event; "" = all
+}
+
+// FunnelStage is one stage of the funnel. Definitions (all counted on the day of the event):
+//
+//   - Entered: entries into the stage: creations in it, moves and reopens into it, wins and
+//     losses into the won and lost stages. A skipped stage is not entered (qualification ->
+//     proposal enters proposal only); re-entering counts again.
+//   - Advanced: moves out of this open stage to a later open stage of the pipeline's order.
+//   - Won, Lost: moves out of this open stage into a won or lost stage.
+//   - Regressed: moves out of this open stage to an earlier open stage (neither advanced nor
+//     won/lost).
+//   - Reopened: moves out of this closed stage by a reopen.
+//   - ConversionRate = (Advanced + Won) / Entered, 6 decimals half up, "0.000000" when nothing
+//     entered. It is a flow ratio over the period, so deals that entered before the period and
+//     left in it can push it above 1.
+//   - StaysEnded, AvgDaysInStage: the stays in the stage that ended in the period (by any move
+//     out) and their mean length in days (from the stage's entry to the move, whole
+//     milliseconds), 1 decimal half up, "0.0" when none ended.
+//
+// Moves are classified against the stage order of the pipeline given to the query; a move to
+// a stage that pipeline no longer has is counted for neither stage.
+type FunnelStage struct {
+	StageID        string `json:"stageId"`
+	StageName      string `json:"stageName"`
+	Status         string `json:"status"`
+	Entered        int64  `json:"entered"`
+	Advanced       int64  `json:"advanced"`
+	Won            int64  `json:"won"`
+	Lost           int64  `json:"lost"`
+	Regressed      int64  `json:"regressed"`
+	Reopened       int64  `json:"reopened"`
+	ConversionRate string `json:"conversionRate"`
+	StaysEnded     int64  `json:"staysEnded"`
+	AvgDaysInStage string `json:"avgDaysInStage"`
+}
+
+// FunnelResult is the body of GET /analytics/funnel: {"pipelineId","from","to","stages":[...]},
+// one entry per stage of the pipeline in stage order.
+type FunnelResult struct {
+	PipelineID string        `json:"pipelineId"`
+	From       string        `json:"from"`
+	To         string        `json:"to"`
+	Stages     []FunnelStage `json:"stages"`
+}
+
+// ChangesQuery selects pipeline changes by the UTC day of the event in [From, To].
+type ChangesQuery struct {
+	From, To   domain.Date
+	PipelineID string
+	OwnerID    string // the owner after the event; "" = all
+	Currency   string
+}
+
+// CountOnly is a count without money.
+type CountOnly struct {
+	Count int64 `json:"count"`
+}
+
+// ChangesResult is what happened to the pipeline in a period, one count per accepted event
+// (a deal won, reopened and won again counts twice, unlike win/loss, which reflects current
+// states):
+//
+//   - Created: creations; amount as created.
+//   - Won, Lost, Reopened: those events; amount of the deal after the event.
+//   - CloseDatePushed / CloseDatePulled: events (updates and close-won) that moved the close
+//     date later / earlier; amount of those deals after the event.
+//   - AmountIncreased / AmountDecreased: events that raised / lowered the amount in the same
+//     currency; amount = the sum of the increases / decreases (positive).
+//   - CurrencyChanged: events that changed the currency; such a change is not an amount
+//     increase or decrease (the amounts are not comparable).
+//
+// Money converts per API.md (each currency's sum once per figure).
+type ChangesResult struct {
+	Currency        string      `json:"currency"`
+	From            string      `json:"from"`
+	To              string      `json:"to"`
+	Created         CountAmount `json:"created"`
+	Won             CountAmount `json:"won"`
+	Lost            CountAmount `json:"lost"`
+	Reopened        CountAmount `json:"reopened"`
+	CloseDatePushed CountAmount `json:"closeDatePushed"`
+	CloseDatePulled CountAmount `json:"closeDatePulled"`
+	AmountIncreased CountAmount `json:"amountIncreased"`
+	AmountDecreased CountAmount `json:"amountDecreased"`
+	CurrencyChanged CountOnly   `json:"currencyChanged"`
+}
+
+// VelocityQuery asks for the sales velocity of a pipeline (or all) and owner (or all), with
+// the win/loss parts taken from deals closed in the trailing window [From, To] (the HTTP
+// layer computes From = To - days + 1).
+type VelocityQuery struct {
+	From, To   domain.Date
+	PipelineID string
+	OwnerID    string
+	Currency   string
+}
+
+// VelocityResult is sales velocity, money per day:
+//
+//	velocityPerDay = openCount × winRate × avgDealSizeWon / avgCycleDaysWon
+//
+// computed exactly as openCount × wonAmount × wonCount / ((wonCount + lostCount) × cycle days
+// of the won deals), i.e. from the exact averages, and rounded half up once to the minor unit.
+// openCount is the current number of open deals (all close dates); wonAmount is the converted
+// won amount shown. When nothing was won or the won deals' cycles sum to zero, velocity is 0.
+// The components carry the same formats as win/loss.
+type VelocityResult struct {
+	Currency        string `json:"currency"`
+	From            string `json:"from"`
+	To              string `json:"to"`
+	OpenCount       int64  `json:"openCount"`
+	WonCount        int64  `json:"wonCount"`
+	LostCount       int64  `json:"lostCount"`
+	WinRate         string `json:"winRate"`
+	WonAmount       string `json:"wonAmount"`
+	AvgDealSizeWon  string `json:"avgDealSizeWon"`
+	AvgCycleDaysWon string `json:"avgCycleDaysWon"`
+	VelocityPerDay  string `json:"velocityPerDay"`
+}
+
+// checkPeriod refuses an empty or inverted period.
+func checkPeriod(from, to domain.Date) error {
+	if from > to {
+		return &QueryError{Field: "to", Message: "must not be before from (" + from.String() + " > " + to.String() + ")"}
+	}
+	return nil
+}
+
+// checkCurrency refuses a target currency that is not an ISO 4217 code we know.
+func checkCurrency(cur string) error {
+	if _, ok := domain.CurrencyExponent(cur); !ok {
+		return &QueryError{Field: "currency", Message: "unknown ISO 4217 currency " + quote(cur)}
+	}
+	return nil
+}
+
+// checkGroupBy normalises "" to none and refuses values outside allowed.
+func checkGroupBy(g string, allowed ...string) (string, error) {
+	if g == "" {
+		return GroupNone, nil
+	}
+	for _, a := range allowed {
+		if g == a {
+			return g, nil
+		}
+	}
+	msg := "must be one of"
+	for i, a := range allowed {
+		if i > 0 {
+			msg += ","
+		}
+		msg += " " + a
+	}
+	return "", &QueryError{Field: "groupBy", Message: msg + ", got " + quote(g)}
+}
+
+func quote(s string) string { return "\"" + s + "\"" }

@@ -1,0 +1,286 @@
+package analytics
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/crm-pipeline/crm-pipeline/domain"
+)
+
+// smallWorld is four deals with hand-computed figures:
+//
+//	A  USD 1000.00  qualification (10%, pipeline)  u-1  close 2025-04-10
+//	B  JPY 150000   negotiation (80%, commit)      u-2  close 2025-05-20
+//	C  EUR 200.00   proposal (50%, best case)      u-1  close 2025-04-15, won 2025-03-05 09:00
+//	D  KWD 1.005    discovery (20%, pipeline)      u-2  close 2025-06-01, lost 2025-03-03 21:00
+//
+// all created 2025-03-01 09:00. Returns the Store fed through Deltas and Bucket.Apply, and the
+// Oracle fed with the same commands.
+func smallWorld(t *testing.T) (*Store, *Oracle) {
+	t.Helper()
+	buckets := map[string]*Bucket{}
+	o := NewOracle()
+	states := map[string]*domain.Opportunity{}
+	run := func(cmd domain.Command, at time.Time) {
+		cur := states[cmd.OpportunityID]
+		d := decide(t, cur, cmd, at)
+		applyAll(buckets, Deltas(cur, d.Next, d.Events, lookupPipeline))
+		o.Observe(cur, d.Next, d.Events)
+		n := d.Next
+		states[cmd.OpportunityID] = &n
+	}
+	run(createCmd("A", "a1", func(c *domain.CreateOpportunity) { c.Amount, c.CloseDate = "1000.00", "2025-04-10" }), t0)
+	run(createCmd("B", "b1", func(c *domain.CreateOpportunity) {
+		c.Amount, c.Currency, c.CloseDate, c.OwnerID, c.StageID = "150000", "JPY", "2025-05-20", "u-2", "negotiation"
+	}), t0)
+	run(createCmd("C", "c1", func(c *domain.CreateOpportunity) {
+		c.Amount, c.Currency, c.CloseDate, c.StageID = "200.00", "EUR", "2025-04-15", "proposal"
+	}), t0)
+	run(createCmd("D", "d1", func(c *domain.CreateOpportunity) {
+		c.Amount, c.Currency, c.CloseDate, c.OwnerID, c.StageID = "1.005", "KWD", "2025-06-01", "u-2", "discovery"
+	}), t0)
+	run(wonCmd("C", "c2", domain.CloseWon{}), t0.Add(4*24*time.Hour))
+	run(lostCmd("D", "d2", domain.CloseLost{Reason: "price", Competitor: "Globex"}), t0.Add(60*time.Hour))
+	return storeOf(buckets), o
+}
+
+func TestStoreHandComputed(t *testing.T) {
+	s, o := smallWorld(t)
+	march := [2]domain.Date{date(t, "2025-03-01"), date(t, "2025-03-31")}
+	q2 := [2]domain.Date{date(t, "2025-04-01"), date(t, "2025-06-30")}
+
+	fc, err := s.Forecast(ForecastQuery{From: q2[0], To: q2[1], Currency: "USD"}, testRates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTotal := ForecastFigures{
+		Open:             Measure{2, "2005.00", "904.00"}, // 1000.00 + 150000 JPY × 0.0067; 100.00 + 804.00
+		Pipeline:         Measure{1, "1000.00", "100.00"},
+		BestCase:         Measure{0, "0.00", "0.00"},
+		Commit:           Measure{1, "1005.00", "804.00"},
+		ClosedWon:        Measure{1, "216.00", "216.00"}, // 200.00 EUR × 1.08
+		ClosedLost:       Measure{1, "3.27", "0.00"},     // 1.005 KWD × 3.25 = 3.26625
+		CommitForecast:   Measure{2, "1221.00", "1020.00"},
+		BestCaseForecast: Measure{2, "1221.00", "1020.00"},
+	}
+	if got, want := mustJSON(t, fc.Total), mustJSON(t, wantTotal); got != want {
+		t.Errorf("forecast total\n got %s\nwant %s", got, want)
+	}
+	if len(fc.Groups) != 0 || fc.From != "2025-04-01" || fc.To != "2025-06-30" || fc.Currency != "USD" {
+		t.Errorf("forecast envelope %+v", fc)
+	}
+	if got := mustJSON(t, fc); got[:60] != `{"currency":"USD","from":"2025-04-01","to":"2025-06-30","gro` {
+		t.Errorf("forecast JSON starts %s", got[:60])
+	}
+
+	byMonth, err := s.Forecast(ForecastQuery{From: q2[0], To: q2[1], Currency: "JPY", GroupBy: GroupMonth}, testRates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, g := range byMonth.Groups {
+		keys = append(keys, g.Key)
+	}
+	if mustJSON(t, keys) != `["2025-04","2025-05","2025-06"]` {
+		t.Errorf("month keys %v", keys)
+	}
+	if a := byMonth.Groups[0].Open; a != (Measure{1, "149254", "14925"}) { // 1000 / 0.0067 = 149253.73; 100 / 0.0067 = 14925.37
+		t.Errorf("April open in JPY = %+v", a)
+	}
+
+	wl, err := s.WinLoss(WinLossQuery{From: march[0], To: march[1], Currency: "USD"}, testRates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mustJSON(t, wl), `{"currency":"USD","from":"2025-03-01","to":"2025-03-31","won":{"count":1,"amount":"216.00"},"lost":{"count":1,"amount":"3.27"},"winRateByCount":"0.500000","winRateByAmount":"0.985087","avgDealSizeWon":"216.00","avgCycleDaysWon":"4.0","lossReasons":[{"reason":"price","count":1,"amount":"3.27"}],"competitors":[{"competitor":"Globex","count":1,"amount":"3.27"}],"groups":[]}`; got != want {
+		t.Errorf("win/loss\n got %s\nwant %s", got, want)
+	}
+
+	fn, err := s.Funnel(FunnelQuery{From: march[0], To: march[1]}, domain.DefaultPipeline())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []FunnelStage{
+		{StageID: "qualification", StageName: "Qualification", Status: "open", Entered: 1, ConversionRate: "0.000000", AvgDaysInStage: "0.0"},
+		{StageID: "discovery", StageName: "Discovery", Status: "open", Entered: 1, Lost: 1, ConversionRate: "0.000000", StaysEnded: 1, AvgDaysInStage: "2.5"},
+		{StageID: "proposal", StageName: "Proposal", Status: "open", Entered: 1, Won: 1, ConversionRate: "1.000000", StaysEnded: 1, AvgDaysInStage: "4.0"},
+		{StageID: "negotiation", StageName: "Negotiation", Status: "open", Entered: 1, ConversionRate: "0.000000", AvgDaysInStage: "0.0"},
+		{StageID: "closed_won", StageName: "Closed Won", Status: "won", Entered: 1, ConversionRate: "0.000000", AvgDaysInStage: "0.0"},
+		{StageID: "closed_lost", StageName: "Closed Lost", Status: "lost", Entered: 1, ConversionRate: "0.000000", AvgDaysInStage: "0.0"},
+	}
+	if got, w := mustJSON(t, fn.Stages), mustJSON(t, want); got != w {
+		t.Errorf("funnel\n got %s\nwant %s", got, w)
+	}
+
+	ch, err := s.Changes(ChangesQuery{From: march[0], To: march[1], Currency: "USD"}, testRates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Created != (CountAmount{4, "2224.27"}) || ch.Won != (CountAmount{1, "216.00"}) || ch.Lost != (CountAmount{1, "3.27"}) || ch.CloseDatePushed.Count != 0 {
+		t.Errorf("changes %+v", ch)
+	}
+
+	v, err := s.Velocity(VelocityQuery{From: march[0], To: march[1], Currency: "USD"}, testRates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mustJSON(t, v), `{"currency":"USD","from":"2025-03-01","to":"2025-03-31","openCount":2,"wonCount":1,"lostCount":1,"winRate":"0.500000","wonAmount":"216.00","avgDealSizeWon":"216.00","avgCycleDaysWon":"4.0","velocityPerDay":"54.00"}`; got != want {
+		t.Errorf("velocity\n got %s\nwant %s", got, want) // 2 × 0.5 × 216 / 4 = 54
+	}
+
+	// The Oracle agrees on all of it.
+	ofc, _ := o.Forecast(ForecastQuery{From: q2[0], To: q2[1], Currency: "USD"}, testRates)
+	owl, _ := o.WinLoss(WinLossQuery{From: march[0], To: march[1], Currency: "USD"}, testRates)
+	ofn, _ := o.Funnel(FunnelQuery{From: march[0], To: march[1]}, domain.DefaultPipeline())
+	ov, _ := o.Velocity(VelocityQuery{From: march[0], To: march[1], Currency: "USD"}, testRates)
+	for _, pair := range [][2]any{{fc, ofc}, {wl, owl}, {fn, ofn}, {v, ov}} {
+		if a, b := mustJSON(t, pair[0]), mustJSON(t, pair[1]); a != b {
+			t.Errorf("store and oracle differ\nstore  %s\noracle %s", a, b)
+		}
+	}
+}
+
+func TestStoreMissingRate(t *testing.T) {
+	s, o := smallWorld(t)
+	noKWD := MapRates("USD", map[string]string{"EUR": "1.08", "JPY": "0.0067"})
+	q := ForecastQuery{From: date(t, "2025-01-01"), To: date(t, "2025-12-31"), Currency: "USD"}
+	for name, run := range map[string]func(ForecastQuery) (ForecastResult, error){"store": func(q ForecastQuery) (ForecastResult, error) { return s.Forecast(q, noKWD) }, "oracle": func(q ForecastQuery) (ForecastResult, error) { return o.Forecast(q, noKWD) }} {
+		_, err := run(q)
+		var mr *MissingRateError
+		if !errors.As(err, &mr) || mr.Currency != "KWD" {
+			t.Errorf("%s: want missing KWD, got %v", name, err)
+		}
+		q1 := q
+		q1.OwnerID = "u-1" // no KWD deal: no KWD rate needed
+		if _, err := run(q1); err != nil {
+			t.Errorf("%s: u-1 has no KWD figures, got %v", name, err)
+		}
+		q2 := q
+		q2.Currency = "CHF" // target without a rate
+		if _, err := run(q2); !errors.As(err, &mr) || mr.Currency != "CHF" {
+			t.Errorf("%s: want missing CHF, got %v", name, err)
+		}
+	}
+	if _, err := s.WinLoss(WinLossQuery{From: date(t, "2025-03-01"), To: date(t, "2025-03-31"), Currency: "USD"}, noKWD); err == nil {
+		t.Errorf("win/loss converted KWD without a rate")
+	}
+	if _, err := s.Changes(ChangesQuery{From: date(t, "2025-03-01"), To: date(t, "2025-03-31"), Currency: "USD"}, noKWD); err == nil {
+		t.Errorf("changes converted KWD without a rate")
+	}
+	if _, err := s.Velocity(VelocityQuery{From: date(t, "2025-03-01"), To: date(t, "2025-03-31"), Currency: "USD"}, noKWD); err != nil {
+		t.Errorf("velocity needs only won money (EUR): %v", err)
+	}
+}
+
+func TestQueryErrors(t *testing.T) {
+	s := NewStore()
+	d1, d2 := date(t, "2025-01-02"), date(t, "2025-01-01")
+	for _, tc := range []struct {
+		field string
+		err   error
+	}{
+		{"to", func() error {
+			_, err := s.Forecast(ForecastQuery{From: d1, To: d2, Currency: "USD"}, testRates)
+			return err
+		}()},
+		{"groupBy", func() error {
+			_, err := s.Forecast(ForecastQuery{From: d2, To: d1, Currency: "USD", GroupBy: "reason"}, testRates)
+			return err
+		}()},
+		{"groupBy", func() error {
+			_, err := s.WinLoss(WinLossQuery{From: d2, To: d1, Currency: "USD", GroupBy: "quarter"}, testRates)
+			return err
+		}()},
+		{"currency", func() error {
+			_, err := s.WinLoss(WinLossQuery{From: d2, To: d1, Currency: "XXX"}, testRates)
+			return err
+		}()},
+		{"currency", func() error { _, err := s.Changes(ChangesQuery{From: d2, To: d1}, testRates); return err }()},
+		{"to", func() error {
+			_, err := s.Velocity(VelocityQuery{From: d1, To: d2, Currency: "USD"}, testRates)
+			return err
+		}()},
+		{"pipelineId", func() error {
+			_, err := s.Funnel(FunnelQuery{From: d2, To: d1, PipelineID: "enterprise"}, domain.DefaultPipeline())
+			return err
+		}()},
+	} {
+		var qe *QueryError
+		if !errors.As(tc.err, &qe) || qe.Field != tc.field {
+			t.Errorf("want a QueryError on %s, got %v", tc.field, tc.err)
+		}
+	}
+}
+
+func TestStorePutReplaceDelete(t *testing.T) {
+	s := NewStore()
+	k1 := bucketKey(famForecast, "default", date(t, "2025-04-01"), "u-1")
+	k2 := bucketKey(famForecast, "default", date(t, "2025-04-01"), "u-2")
+	k3 := bucketKey(famForecast, "default", date(t, "2025-04-02"), "u-1")
+	put := func(k string, n int64) {
+		s.Put(k, Bucket{Values: map[string]int64{"open/count": n, "USD/open/amount": n * 100}})
+	}
+	total := func() int64 {
+		r, err := s.Forecast(ForecastQuery{From: date(t, "2025-04-01"), To: date(t, "2025-04-30"), Currency: "USD"}, testRates)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Total.Open.Count
+	}
+	put(k1, 1)
+	put(k2, 2)
+	put(k3, 4)
+	s.Put("not a key", Bucket{Values: map[string]int64{"open/count": 100}})
+	if s.Len() != 3 || total() != 7 {
+		t.Fatalf("len %d total %d", s.Len(), total())
+	}
+	put(k1, 8) // replace
+	if s.Len() != 3 || total() != 14 {
+		t.Fatalf("after replace: len %d total %d", s.Len(), total())
+	}
+	s.Put(k1, Bucket{Seen: map[string]int64{"a": 1}}) // no values: delete
+	s.Put(k3, Bucket{})
+	if s.Len() != 1 || total() != 2 {
+		t.Fatalf("after delete: len %d total %d", s.Len(), total())
+	}
+	s.Put(k2, Bucket{})
+	s.Put(k2, Bucket{}) // deleting twice is harmless
+	if s.Len() != 0 || total() != 0 || len(s.index) != 0 {
+		t.Fatalf("after deleting all: len %d total %d index %d", s.Len(), total(), len(s.index))
+	}
+}
+
+func TestStale(t *testing.T) {
+	now := time.Date(2025, 4, 1, 12, 0, 0, 0, time.UTC)
+	mk := func(id, pipeline, stage string, status domain.Status, entered time.Time) domain.Opportunity {
+		return domain.Opportunity{ID: id, Version: 1, PipelineID: pipeline, StageID: stage, Status: status, StageEnteredAt: entered,
+			Amount: 100, Currency: "USD", OwnerID: "u-1", CloseDate: date(t, "2025-05-01")}
+	}
+	days := func(n float64) time.Time { return now.Add(-time.Duration(n * 24 * float64(time.Hour))) }
+	opps := []domain.Opportunity{
+		mk("q-14", "default", "qualification", domain.StatusOpen, days(14.9)), // 14 whole days: not above 14
+		mk("q-15", "default", "qualification", domain.StatusOpen, days(15)),   // stale by one day
+		mk("n-40", "default", "negotiation", domain.StatusOpen, days(40)),     // most stale
+		mk("c-8", "enterprise", "contract", domain.StatusOpen, days(8)),       // 7 allowed
+		mk("a-8", "enterprise", "contract", domain.StatusOpen, days(8)),       // ties sort by id
+		mk("s-99", "enterprise", "solution", domain.StatusOpen, days(99)),     // never stale (0)
+		mk("w-99", "default", "closed_won", domain.StatusWon, days(99)),       // closed
+		mk("x-99", "nope", "qualification", domain.StatusOpen, days(99)),      // unknown pipeline
+		mk("y-99", "default", "gone", domain.StatusOpen, days(99)),            // unknown stage
+	}
+	got := Stale(opps, lookupPipeline, now)
+	var ids []string
+	for _, s := range got {
+		ids = append(ids, s.ID)
+	}
+	if mustJSON(t, ids) != `["n-40","q-15","a-8","c-8"]` {
+		t.Fatalf("stale ids %v", ids)
+	}
+	if got[0].DaysInStage != 40 || got[0].StaleAfterDays != 21 || got[0].StageName != "Negotiation" || got[0].Amount != "1.00" {
+		t.Errorf("first stale deal %+v", got[0])
+	}
+	if s := Stale(nil, lookupPipeline, now); s == nil || len(s) != 0 {
+		t.Errorf("no deals: want an empty list, got %v", s)
+	}
+}

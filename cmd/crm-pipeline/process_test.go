@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binPath is the crm-pipeline binary built once for the tests that run it as a separate
+// process (signals, kill -9).
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "crm-pipeline-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "crm-pipeline")
+		args := []string{"build", "-o", binPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// proc is a crm-pipeline process.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	http   string
+	broker string
+	logs   *lockedBuffer
+	exited chan error
+}
+
+var upLine = regexp.MustCompile(`HTTP on http://([0-9.:]+)/api/v1, Kafka at ([0-9.:]+)`)
+
+// startProc runs `crm-pipeline <args>` and waits for its "up" line.
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(buildBinary(t), args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, cmd: cmd, logs: &lockedBuffer{}, exited: make(chan error, 1)}
+	cmd.Stderr = p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	up := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := upLine.FindStringSubmatch(sc.Text()); m != nil {
+				up <- m
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(func() { p.kill() })
+	select {
+	case m := <-up:
+		p.http, p.broker = m[1], m[2]
+	case err := <-p.exited:
+		t.Fatalf("crm-pipeline %v exited: %v\n%s", args, err, p.logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("crm-pipeline %v did not come up\n%s", args, p.logs.String())
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + p.http + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("crm-pipeline not ready\n%s", p.logs.String())
+	return nil
+}
+
+// kill sends SIGKILL (no clean-up of any kind) and waits for the process to go.
+func (p *proc) kill() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// metric reads one sample of the process's /metrics.
+func (p *proc) metric(name string) float64 {
+	p.t.Helper()
+	resp, err := http.Get("http://" + p.http + "/metrics")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, name)), 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return 0
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestGracefulShutdown sends SIGTERM: the process must exit 0 within the bound, and the next
+// start must keep its local caches (clean-stop marker) and replay nothing it had committed.
+func TestGracefulShutdown(t *testing.T) {
+	data := t.TempDir()
+	args := []string{"serve", "--data", data, "--http", "127.0.0.1:0", "--embedded-broker", "127.0.0.1:0", "--partitions", "4"}
+	p := startProc(t, args...)
+	s := &service{t: t, base: "http://" + p.http + "/api/v1"}
+	for i := 0; i < 5; i++ {
+		s.mustStatus(s.do("POST", "/opportunities", createBody(fmt.Sprintf("opp-g%d", i)), wait), 201)
+	}
+	// Let the offsets of the last records commit (sarama commits every second, and at the end
+	// of the session on shutdown anyway).
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit within 30s of SIGTERM\n%s", p.logs.String())
+	}
+	t.Logf("clean stop took %v", time.Since(start))
+	if !strings.Contains(p.logs.String(), "stopped cleanly") {
+		t.Fatalf("no clean-stop log line\n%s", p.logs.String())
+	}
+
+	p2 := startProc(t, args...)
+	if strings.Contains(p2.logs.String(), "wiping local processor state") {
+		t.Fatalf("restart after a clean stop wiped the processor caches\n%s", p2.logs.String())
+	}
+	s2 := &service{t: t, base: "http://" + p2.http + "/api/v1"}
+	s2.mustStatus(s2.do("PATCH", "/opportunities/opp-g0", map[string]any{"nextStep": "x"}, wait), 200)
+	if n := p2.metric("crm_records_redelivered_total"); n != 0 {
+		t.Fatalf("%v records redelivered after a clean stop, want 0", n)
+	}
+}

@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"math"
 	"math/big"
 
 	"github.com/crm-pipeline/crm-pipeline/domain"
@@ -19,8 +20,8 @@ func (s *Store) Changes(q ChangesQuery, rates Rates) (ChangesResult, error) {
 	var money [numChg]moneySum
 	var currencyChanged int64
 	s.mu.RLock()
-	s.scan(famEvents, q.PipelineID, q.OwnerID, q.From, q.To, func(_ *dayNode, r *record) {
-		d := r.ev
+	s.ev.scan(q.PipelineID, q.OwnerID, q.From, q.To, func(_ *dayNode[evData], r *rec[evData]) {
+		d := &r.d
 		for c := range numChg {
 			counts[c] += d.chg[c]
 		}
@@ -76,11 +77,11 @@ func (s *Store) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) {
 	var open int64
 	wl := newWLAcc(false)
 	s.mu.RLock()
-	s.scan(famForecast, q.PipelineID, q.OwnerID, domain.MinDate, domain.MaxDate, func(_ *dayNode, r *record) {
-		open += r.fc.count[catOpen]
+	s.fc.scan(q.PipelineID, q.OwnerID, math.MinInt32, math.MaxInt32, func(_ *dayNode[fcData], r *rec[fcData]) {
+		open += r.d.count[catOpen]
 	})
-	s.scan(famWinLoss, q.PipelineID, q.OwnerID, q.From, q.To, func(_ *dayNode, r *record) {
-		wl.add(r.wl)
+	s.wl.scan(q.PipelineID, q.OwnerID, q.From, q.To, func(_ *dayNode[wlData], r *rec[wlData]) {
+		wl.add(&r.d)
 	})
 	s.mu.RUnlock()
 	return buildVelocity(q, open, wl.won, wl.lost, wl.cycleMs, wl.wonMoney, rates)

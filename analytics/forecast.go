@@ -15,37 +15,68 @@ func (s *Store) Forecast(q ForecastQuery, rates Rates) (ForecastResult, error) {
 	if err != nil {
 		return ForecastResult{}, err
 	}
-	var total fcAcc
-	groups := map[string]*fcAcc{}
-	acc := func(k string) *fcAcc {
+	var total fcData
+	groups := map[string]*fcData{}
+	acc := func(k string) *fcData {
 		a := groups[k]
 		if a == nil {
-			a = &fcAcc{}
+			a = &fcData{}
 			groups[k] = a
 		}
 		return a
 	}
 	s.mu.RLock()
-	s.scan(famForecast, q.PipelineID, q.OwnerID, q.From, q.To, func(n *dayNode, r *record) {
-		d := r.fc
-		total.add(d)
-		switch g {
-		case GroupMonth:
-			acc(n.month).add(d)
-		case GroupQuarter:
-			acc(n.quarter).add(d)
-		case GroupOwner:
-			acc(r.key.owner).add(d)
-		case GroupCategory:
-			for c := range numCats {
-				if d.count[c] != 0 {
-					acc(catNames[c]).addCat(d, c)
+	switch g {
+	case GroupNone:
+		s.fc.scan(q.PipelineID, q.OwnerID, q.From, q.To, func(_ *dayNode[fcData], r *rec[fcData]) { total.add(&r.d) })
+	case GroupMonth, GroupQuarter:
+		var last *dayNode[fcData]
+		var a *fcData
+		s.fc.scan(q.PipelineID, q.OwnerID, q.From, q.To, func(n *dayNode[fcData], r *rec[fcData]) {
+			if n != last { // days come in order: one lookup per day, not per bucket
+				last = n
+				if g == GroupMonth {
+					a = acc(n.month)
+				} else {
+					a = acc(n.quarter)
 				}
 			}
+			a.add(&r.d)
+		})
+	case GroupOwner:
+		byOwner := make([]*fcData, len(s.ownerNames))
+		s.fc.scan(q.PipelineID, q.OwnerID, q.From, q.To, func(_ *dayNode[fcData], r *rec[fcData]) {
+			a := byOwner[r.ownerIdx]
+			if a == nil {
+				a = acc(r.owner)
+				byOwner[r.ownerIdx] = a
+			}
+			a.add(&r.d)
+		})
+	case GroupCategory:
+		var cats [numCats]fcData
+		s.fc.scan(q.PipelineID, q.OwnerID, q.From, q.To, func(_ *dayNode[fcData], r *rec[fcData]) {
+			total.add(&r.d)
+			for c := range numCats {
+				if r.d.count[c] != 0 {
+					cats[c].addCat(&r.d, c)
+				}
+			}
+		})
+		for c := range numCats {
+			if cats[c].count[c] != 0 {
+				groups[catNames[c]] = &cats[c]
+			}
 		}
-	})
+	}
 	s.mu.RUnlock()
-	return buildForecast(q, g, groups, &total, rates)
+	if g == GroupMonth || g == GroupQuarter || g == GroupOwner {
+		// Integer sums: the total of the groups is exactly the total of the buckets.
+		for _, a := range groups {
+			total.add(a)
+		}
+	}
+	return buildForecast(q, groups, &total, rates)
 }
 
 // checkForecastQuery validates a forecast query and returns its normalised groupBy.
@@ -59,29 +90,13 @@ func checkForecastQuery(q ForecastQuery) (string, error) {
 	return checkGroupBy(q.GroupBy, GroupNone, GroupMonth, GroupQuarter, GroupOwner, GroupCategory)
 }
 
-// fcAcc sums forecast buckets: counts, and money per currency (one slot per currency, found
-// once per bucket, so summing a bucket is a few array additions).
-type fcAcc struct {
-	count [numCats]int64
-	money []fcMoney
-}
-
-func (a *fcAcc) slot(cur string) *fcMoney {
-	for i := range a.money {
-		if a.money[i].cur == cur {
-			return &a.money[i]
-		}
-	}
-	a.money = append(a.money, fcMoney{cur: cur})
-	return &a.money[len(a.money)-1]
-}
-
-func (a *fcAcc) add(d *fcData) {
+// add sums d into a (fcData doubles as the accumulator of a query).
+func (a *fcData) add(d *fcData) {
 	for c := range numCats {
 		a.count[c] += d.count[c]
 	}
-	for i := range d.money {
-		m := &d.money[i]
+	for i := 0; i < d.n; i++ {
+		m := d.at(i)
 		sl := a.slot(m.cur)
 		for c := range numCats {
 			sl.v[c][metAmount] += m.v[c][metAmount]
@@ -91,10 +106,10 @@ func (a *fcAcc) add(d *fcData) {
 }
 
 // addCat adds only category c of d (groupBy category).
-func (a *fcAcc) addCat(d *fcData, c int) {
+func (a *fcData) addCat(d *fcData, c int) {
 	a.count[c] += d.count[c]
-	for i := range d.money {
-		m := &d.money[i]
+	for i := 0; i < d.n; i++ {
+		m := d.at(i)
 		if m.v[c] == [2]int64{} {
 			continue
 		}
@@ -104,16 +119,16 @@ func (a *fcAcc) addCat(d *fcData, c int) {
 	}
 }
 
-func (a *fcAcc) needs(to string, set map[string]struct{}) {
-	for _, m := range a.money {
-		if m.cur != to && m.v != [numCats][2]int64{} {
+func (a *fcData) needs(to string, set map[string]struct{}) {
+	for i := 0; i < a.n; i++ {
+		if m := a.at(i); m.cur != to && m.v != [numCats][2]int64{} {
 			set[m.cur] = struct{}{}
 		}
 	}
 }
 
 // buildForecast converts the sums and shapes the result.
-func buildForecast(q ForecastQuery, g string, groups map[string]*fcAcc, total *fcAcc, rates Rates) (ForecastResult, error) {
+func buildForecast(q ForecastQuery, groups map[string]*fcData, total *fcData, rates Rates) (ForecastResult, error) {
 	need := map[string]struct{}{}
 	total.needs(q.Currency, need)
 	for _, a := range groups {
@@ -143,12 +158,13 @@ func buildForecast(q ForecastQuery, g string, groups map[string]*fcAcc, total *f
 }
 
 // forecastFigures converts one group: per category and metric, each currency's sum once.
-func (cv *converter) forecastFigures(a *fcAcc) (ForecastFigures, error) {
+func (cv *converter) forecastFigures(a *fcData) (ForecastFigures, error) {
 	var conv [numCats][2]int64
 	for c := range numCats {
 		for met := range 2 {
-			for i := range a.money {
-				v, err := cv.convert(a.money[i].cur, a.money[i].v[c][met])
+			for i := 0; i < a.n; i++ {
+				m := a.at(i)
+				v, err := cv.convert(m.cur, m.v[c][met])
 				if err != nil {
 					return ForecastFigures{}, err
 				}

@@ -14,11 +14,11 @@ func (s *Store) Funnel(q FunnelQuery, p domain.Pipeline) (FunnelResult, error) {
 	moves := map[[2]string]int64{}
 	stays := map[string]*stay{}
 	s.mu.RLock()
-	s.scan(famEvents, p.ID, q.OwnerID, q.From, q.To, func(_ *dayNode, r *record) {
-		for _, m := range r.ev.moves {
+	s.ev.scan(p.ID, q.OwnerID, q.From, q.To, func(_ *dayNode[evData], r *rec[evData]) {
+		for _, m := range r.d.moves {
 			moves[[2]string{m.from, m.to}] += m.n
 		}
-		for _, st := range r.ev.stays {
+		for _, st := range r.d.stays {
 			t := stays[st.stage]
 			if t == nil {
 				t = &stay{stage: st.stage}

@@ -13,52 +13,84 @@ import (
 // (RWMutex: queries share a read lock, Put takes the write lock briefly).
 //
 // Put parses a bucket once (key and value names) into a typed record and files it in an index
-// per family and pipeline: a slice of days sorted by date, each holding its owners' records.
-// A period query binary-searches the first day and walks the days in range, so its cost is
-// the number of buckets in the period (or the number of days, with an owner filter), never a
-// scan of the whole store or a re-parse of names.
+// per family and pipeline: a slice of days sorted by date, each holding its owners' records by
+// value in one slice. A period query binary-searches the first day and walks the days in range,
+// so its cost is the number of buckets in the period (or the number of days, with an owner
+// filter), never a scan of the whole store or a re-parse of names; and since a record holds its
+// figures inline (forecast money for up to two currencies included), summing a bucket walks
+// memory in order instead of chasing pointers. Owner ids are interned so grouping by owner
+// indexes a slice instead of hashing strings.
 type Store struct {
-	mu    sync.RWMutex
-	byKey map[string]*record
-	index map[indexKey]*dayIndex
+	mu         sync.RWMutex
+	n          int // buckets held
+	fc         family[fcData]
+	wl         family[wlData]
+	ev         family[evData]
+	ownerIdx   map[string]int32 // interned owner ids (never shrinks: owners are few)
+	ownerNames []string
 }
 
-type indexKey struct {
-	fam      byte
-	pipeline string
+// family is the index of one bucket family: per pipeline, its days in order.
+type family[T any] struct {
+	pipelines map[string]*dayIndex[T]
 }
 
 // dayIndex is one family and pipeline's buckets ordered by day.
-type dayIndex struct {
-	days []*dayNode
+type dayIndex[T any] struct {
+	days []*dayNode[T]
 }
 
 // dayNode holds the buckets of one day (one per owner) and the day's group keys, computed
 // once.
-type dayNode struct {
+type dayNode[T any] struct {
 	day            domain.Date
 	month, quarter string
-	recs           []*record
+	recs           []rec[T]
 	pos            map[string]int // owner -> index in recs
 }
 
-// record is one parsed bucket.
-type record struct {
-	key parsedKey
-	fc  *fcData
-	wl  *wlData
-	ev  *evData
+// rec is one parsed bucket of a family.
+type rec[T any] struct {
+	owner    string
+	ownerIdx int32
+	d        T
 }
 
-// fcData is a forecast bucket: counts per category, money per currency and category.
+// fcData is a forecast bucket (and a forecast accumulator): counts per category, money per
+// currency and category. The first two currencies are stored inline.
 type fcData struct {
-	count [numCats]int64
-	money []fcMoney
+	count  [numCats]int64
+	n      int
+	inline [2]fcMoney
+	more   []fcMoney
 }
 
 type fcMoney struct {
 	cur string
 	v   [numCats][2]int64 // amount, weighted
+}
+
+func (d *fcData) at(i int) *fcMoney {
+	if i < len(d.inline) {
+		return &d.inline[i]
+	}
+	return &d.more[i-len(d.inline)]
+}
+
+// slot finds or adds the money of one currency.
+func (d *fcData) slot(cur string) *fcMoney {
+	for i := 0; i < d.n; i++ {
+		if m := d.at(i); m.cur == cur {
+			return m
+		}
+	}
+	if d.n < len(d.inline) {
+		d.inline[d.n] = fcMoney{cur: cur}
+	} else {
+		d.more = append(d.more, fcMoney{cur: cur})
+	}
+	d.n++
+	return d.at(d.n - 1)
 }
 
 // wlData is a win/loss bucket.
@@ -107,14 +139,19 @@ type chgMoney struct {
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
-	return &Store{byKey: map[string]*record{}, index: map[indexKey]*dayIndex{}}
+	return &Store{
+		fc:       family[fcData]{pipelines: map[string]*dayIndex[fcData]{}},
+		wl:       family[wlData]{pipelines: map[string]*dayIndex[wlData]{}},
+		ev:       family[evData]{pipelines: map[string]*dayIndex[evData]{}},
+		ownerIdx: map[string]int32{},
+	}
 }
 
 // Len is the number of buckets held (those with at least one value).
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.byKey)
+	return s.n
 }
 
 // Put replaces a bucket (a nil/empty bucket deletes it). Only Values matter to queries; Seen
@@ -126,134 +163,142 @@ func (s *Store) Put(key string, b Bucket) {
 	if !ok {
 		return
 	}
-	var rec *record
-	if len(b.Values) > 0 {
-		rec = parseRecord(pk, b.Values)
+	if len(b.Values) == 0 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var removed bool
+		switch pk.fam {
+		case famForecast:
+			removed = s.fc.remove(pk)
+		case famWinLoss:
+			removed = s.wl.remove(pk)
+		case famEvents:
+			removed = s.ev.remove(pk)
+		}
+		if removed {
+			s.n--
+		}
+		return
+	}
+	// Parse outside the lock: queries keep running meanwhile.
+	var fc fcData
+	var wl wlData
+	var ev evData
+	switch pk.fam {
+	case famForecast:
+		parseForecast(&fc, b.Values)
+	case famWinLoss:
+		parseWinLoss(&wl, b.Values)
+	case famEvents:
+		parseEvents(&ev, b.Values)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.byKey[key]
-	switch {
-	case rec == nil && old == nil:
-		return
-	case rec == nil:
-		delete(s.byKey, key)
-		s.unindex(old)
-	case old == nil:
-		s.byKey[key] = rec
-		s.insert(rec)
-	default:
-		s.byKey[key] = rec
-		n := s.node(old.key, false)
-		n.recs[n.pos[old.key.owner]] = rec
+	idx, ok := s.ownerIdx[pk.owner]
+	if !ok {
+		idx = int32(len(s.ownerNames))
+		s.ownerIdx[pk.owner] = idx
+		s.ownerNames = append(s.ownerNames, pk.owner)
+	}
+	var added bool
+	switch pk.fam {
+	case famForecast:
+		added = s.fc.put(pk, idx, fc)
+	case famWinLoss:
+		added = s.wl.put(pk, idx, wl)
+	case famEvents:
+		added = s.ev.put(pk, idx, ev)
+	}
+	if added {
+		s.n++
 	}
 }
 
-// node finds (or, with create, makes) the day node of a key.
-func (s *Store) node(k parsedKey, create bool) *dayNode {
-	ik := indexKey{k.fam, k.pipeline}
-	idx := s.index[ik]
+// put stores or replaces one bucket and reports whether it is new.
+func (f *family[T]) put(k parsedKey, ownerIdx int32, d T) bool {
+	idx := f.pipelines[k.pipeline]
 	if idx == nil {
-		if !create {
-			return nil
-		}
-		idx = &dayIndex{}
-		s.index[ik] = idx
+		idx = &dayIndex[T]{}
+		f.pipelines[k.pipeline] = idx
 	}
 	i := sort.Search(len(idx.days), func(i int) bool { return idx.days[i].day >= k.day })
-	if i < len(idx.days) && idx.days[i].day == k.day {
-		return idx.days[i]
-	}
-	if !create {
-		return nil
-	}
-	n := &dayNode{day: k.day, month: monthKey(k.day), quarter: quarterKey(k.day), pos: map[string]int{}}
-	idx.days = slices.Insert(idx.days, i, n)
-	return n
-}
-
-func (s *Store) insert(r *record) {
-	n := s.node(r.key, true)
-	n.pos[r.key.owner] = len(n.recs)
-	n.recs = append(n.recs, r)
-}
-
-func (s *Store) unindex(r *record) {
-	ik := indexKey{r.key.fam, r.key.pipeline}
-	idx := s.index[ik]
-	if idx == nil {
-		return
-	}
-	i := sort.Search(len(idx.days), func(i int) bool { return idx.days[i].day >= r.key.day })
-	if i == len(idx.days) || idx.days[i].day != r.key.day {
-		return
+	if i == len(idx.days) || idx.days[i].day != k.day {
+		n := &dayNode[T]{day: k.day, month: monthKey(k.day), quarter: quarterKey(k.day), pos: map[string]int{}}
+		idx.days = slices.Insert(idx.days, i, n)
 	}
 	n := idx.days[i]
-	p, ok := n.pos[r.key.owner]
+	r := rec[T]{owner: k.owner, ownerIdx: ownerIdx, d: d}
+	if p, ok := n.pos[k.owner]; ok {
+		n.recs[p] = r
+		return false
+	}
+	n.pos[k.owner] = len(n.recs)
+	n.recs = append(n.recs, r)
+	return true
+}
+
+// remove deletes one bucket, and its day and pipeline when they become empty; it reports
+// whether the bucket was there.
+func (f *family[T]) remove(k parsedKey) bool {
+	idx := f.pipelines[k.pipeline]
+	if idx == nil {
+		return false
+	}
+	i := sort.Search(len(idx.days), func(i int) bool { return idx.days[i].day >= k.day })
+	if i == len(idx.days) || idx.days[i].day != k.day {
+		return false
+	}
+	n := idx.days[i]
+	p, ok := n.pos[k.owner]
 	if !ok {
-		return
+		return false
 	}
 	last := len(n.recs) - 1
 	n.recs[p] = n.recs[last]
-	n.pos[n.recs[p].key.owner] = p
-	n.recs[last] = nil
+	n.pos[n.recs[p].owner] = p
+	n.recs[last] = rec[T]{}
 	n.recs = n.recs[:last]
-	delete(n.pos, r.key.owner)
+	delete(n.pos, k.owner)
 	if len(n.recs) == 0 {
 		idx.days = slices.Delete(idx.days, i, i+1)
 		if len(idx.days) == 0 {
-			delete(s.index, ik)
+			delete(f.pipelines, k.pipeline)
 		}
 	}
+	return true
 }
 
-// scan calls fn for every bucket of family fam in [from, to], for one pipeline ("" = all) and
-// one owner ("" = all), with the bucket's day node. The caller holds the read lock.
-func (s *Store) scan(fam byte, pipeline, owner string, from, to domain.Date, fn func(n *dayNode, r *record)) {
-	visit := func(idx *dayIndex) {
+// scan calls fn for every bucket in [from, to], for one pipeline ("" = all) and one owner
+// ("" = all), with the bucket's day node; days come in order within a pipeline. The caller
+// holds the read lock.
+func (f *family[T]) scan(pipeline, owner string, from, to domain.Date, fn func(n *dayNode[T], r *rec[T])) {
+	visit := func(idx *dayIndex[T]) {
 		i := sort.Search(len(idx.days), func(i int) bool { return idx.days[i].day >= from })
 		for ; i < len(idx.days) && idx.days[i].day <= to; i++ {
 			n := idx.days[i]
 			if owner != "" {
 				if p, ok := n.pos[owner]; ok {
-					fn(n, n.recs[p])
+					fn(n, &n.recs[p])
 				}
 				continue
 			}
-			for _, r := range n.recs {
-				fn(n, r)
+			for j := range n.recs {
+				fn(n, &n.recs[j])
 			}
 		}
 	}
 	if pipeline != "" {
-		if idx := s.index[indexKey{fam, pipeline}]; idx != nil {
+		if idx := f.pipelines[pipeline]; idx != nil {
 			visit(idx)
 		}
 		return
 	}
-	for k, idx := range s.index {
-		if k.fam == fam {
-			visit(idx)
-		}
+	for _, idx := range f.pipelines {
+		visit(idx)
 	}
 }
 
-// parseRecord turns a bucket's values into its family's typed record.
-func parseRecord(k parsedKey, values map[string]int64) *record {
-	r := &record{key: k}
-	switch k.fam {
-	case famForecast:
-		r.fc = parseForecast(values)
-	case famWinLoss:
-		r.wl = parseWinLoss(values)
-	case famEvents:
-		r.ev = parseEvents(values)
-	}
-	return r
-}
-
-func parseForecast(values map[string]int64) *fcData {
-	d := &fcData{}
+func parseForecast(d *fcData, values map[string]int64) {
 	for name, v := range values {
 		seg, n, ok := splitName(name)
 		if !ok {
@@ -277,19 +322,12 @@ func parseForecast(values map[string]int64) *fcData {
 			default:
 				continue
 			}
-			i := slices.IndexFunc(d.money, func(x fcMoney) bool { return x.cur == seg[0] })
-			if i < 0 {
-				d.money = append(d.money, fcMoney{cur: seg[0]})
-				i = len(d.money) - 1
-			}
-			d.money[i].v[c][m] += v
+			d.slot(seg[0]).v[c][m] += v
 		}
 	}
-	return d
 }
 
-func parseWinLoss(values map[string]int64) *wlData {
-	d := &wlData{}
+func parseWinLoss(d *wlData, values map[string]int64) {
 	money := func(cur string) *wlMoney {
 		i := slices.IndexFunc(d.money, func(x wlMoney) bool { return x.cur == cur })
 		if i < 0 {
@@ -335,11 +373,9 @@ func parseWinLoss(values map[string]int64) *wlData {
 	byLabel := func(a, b labelled) int { return cmp.Compare(a.label, b.label) }
 	slices.SortFunc(d.reasons, byLabel)
 	slices.SortFunc(d.competitors, byLabel)
-	return d
 }
 
-func parseEvents(values map[string]int64) *evData {
-	d := &evData{}
+func parseEvents(d *evData, values map[string]int64) {
 	stayOf := func(s string) *stay {
 		i := slices.IndexFunc(d.stays, func(x stay) bool { return x.stage == s })
 		if i < 0 {
@@ -379,5 +415,4 @@ func parseEvents(values map[string]int64) *evData {
 			d.chgMoney[i].v[c] += v
 		}
 	}
-	return d
 }

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,8 +247,8 @@ func TestStorePutReplaceDelete(t *testing.T) {
 	}
 	s.Put(k2, Bucket{})
 	s.Put(k2, Bucket{}) // deleting twice is harmless
-	if s.Len() != 0 || total() != 0 || len(s.index) != 0 {
-		t.Fatalf("after deleting all: len %d total %d index %d", s.Len(), total(), len(s.index))
+	if s.Len() != 0 || total() != 0 || len(s.fc.pipelines) != 0 {
+		t.Fatalf("after deleting all: len %d total %d index %d", s.Len(), total(), len(s.fc.pipelines))
 	}
 }
 
@@ -282,5 +283,66 @@ func TestStale(t *testing.T) {
 	}
 	if s := Stale(nil, lookupPipeline, now); s == nil || len(s) != 0 {
 		t.Errorf("no deals: want an empty list, got %v", s)
+	}
+}
+
+// TestStoreConcurrentPutAndQuery runs the view's updates against readers (go test -race).
+func TestStoreConcurrentPutAndQuery(t *testing.T) {
+	s, o := smallWorld(t)
+	from, to := date(t, "2025-01-01"), date(t, "2025-12-31")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 {
+			k := bucketKey(famForecast, "default", from+domain.Date(i%300), "u-9")
+			if i%3 == 2 {
+				s.Put(k, Bucket{})
+				continue
+			}
+			s.Put(k, Bucket{Values: map[string]int64{"open/count": 1, "EUR/open/amount": int64(i)}})
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				_, _ = o.Forecast(ForecastQuery{From: from, To: to, Currency: "USD"}, testRates)
+			}
+		})
+	}
+	defer wg.Wait()
+	for {
+		select {
+		case <-done:
+			if _, err := s.Forecast(ForecastQuery{From: from, To: to, Currency: "USD", GroupBy: GroupOwner}, testRates); err != nil {
+				t.Fatal(err)
+			}
+			return
+		default:
+		}
+		for _, g := range []string{GroupNone, GroupOwner, GroupMonth} {
+			if _, err := s.Forecast(ForecastQuery{From: from, To: to, Currency: "JPY", GroupBy: g}, testRates); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = s.Len()
+	}
+}
+
+// TestStoreManyCurrenciesInOneBucket: a bucket with more currencies than a record holds inline.
+func TestStoreManyCurrenciesInOneBucket(t *testing.T) {
+	s := NewStore()
+	s.Put(bucketKey(famForecast, "default", date(t, "2025-04-01"), "u-1"), Bucket{Values: map[string]int64{
+		"open/count": 4, "commit/count": 4,
+		"USD/open/amount": 100, "EUR/open/amount": 100, "JPY/open/amount": 150, "KWD/open/amount": 1000,
+		"USD/commit/weighted": 1, "KWD/commit/weighted": 2000,
+	}})
+	r, err := s.Forecast(ForecastQuery{From: date(t, "2025-04-01"), To: date(t, "2025-04-01"), Currency: "USD"}, testRates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1.00 + 1.08 + 1.01 (150 JPY = 1.005) + 3.25; weighted 0.01 + 6.50
+	if r.Total.Open != (Measure{4, "6.34", "0.00"}) || r.Total.Commit != (Measure{4, "0.00", "6.51"}) {
+		t.Errorf("open %+v commit %+v", r.Total.Open, r.Total.Commit)
 	}
 }

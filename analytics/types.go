@@ -1,14 +1,27 @@
 // Package analytics turns opportunity changes into exact, incremental aggregates (forecast,
-// win/loss, funnel, pipeline changes) and answers queries over them. It is pure: the stream
-// side carries Deltas from the opportunity processor to the aggregator, which folds them into
-// Buckets; the query side reads Buckets from a Store. Like a Kafka Streams
+// win/loss, funnel, pipeline changes, velocity) and answers queries over them. It is pure: the
+// stream side carries Deltas from the opportunity processor to the aggregator, which folds them
+// into Buckets; the query side reads Buckets from a Store. Like a Kafka Streams
 // KTable.groupBy().aggregate() with an adder and a subtractor, every change of an opportunity
 // retracts its old contribution and adds its new one, so a command costs O(1) whatever the
 // number of opportunities.
+//
+// Buckets are daily and per owner ("F|pipeline|closeDate|owner" for the forecast,
+// "W|pipeline|closedDay|owner" for win/loss, "E|pipeline|eventDay|owner" for funnel and
+// pipeline changes; see keys.go), so any period is a range sum at query time and nothing needs
+// a timer. Values are int64: counts, milliseconds, and money in minor units per currency
+// ("USD/commit/amount"; see names.go). Money is converted only at query time, each currency's
+// sum once, with exact rational arithmetic and half-up rounding to the target's minor unit
+// (API.md, "Money arithmetic").
+//
+// Oracle recomputes every answer from final states and event history without buckets; the
+// property test (and the service's end-to-end test) require Store and Oracle to agree to the
+// minor unit.
 package analytics
 
 // Delta is the net change of one opportunity's contribution to one bucket, caused by one
-// version of the opportunity. Values are signed: a retraction is negative.
+// version of the opportunity. Values are signed: a retraction is negative. Bucket is also the
+// record key on the repartition topic, so all deltas of a bucket meet in one partition.
 type Delta struct {
 	Bucket        string
 	OpportunityID string

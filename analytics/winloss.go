@@ -25,12 +25,12 @@ func (s *Store) WinLoss(q WinLossQuery, rates Rates) (WinLossResult, error) {
 		return a
 	}
 	s.mu.RLock()
-	s.scan(famWinLoss, q.PipelineID, q.OwnerID, q.From, q.To, func(n *dayNode, r *record) {
-		d := r.wl
+	s.wl.scan(q.PipelineID, q.OwnerID, q.From, q.To, func(n *dayNode[wlData], r *rec[wlData]) {
+		d := &r.d
 		total.add(d)
 		switch g {
 		case GroupOwner:
-			acc(r.key.owner).add(d)
+			acc(r.owner).add(d)
 		case GroupMonth:
 			acc(n.month).add(d)
 		case GroupReason:

@@ -44,7 +44,6 @@ const (
 type OpportunityConfig struct {
 	// Partitions of the commands topic, to detect records on the wrong partition.
 	Partitions int32
-	Clock      func() time.Time
 	Logger     *slog.Logger
 	Metrics    *Metrics
 }
@@ -95,7 +94,7 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 		h.reemit(ctx, agg, offset)
 		return
 	}
-	now := h.cfg.Clock()
+	now := DecisionTime(cmd, ctx.Timestamp(), &agg.State)
 	dec, err := h.decide(ctx, agg, cmd, key, now)
 	agg.Position = offset
 	if err != nil {
@@ -135,6 +134,24 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 	}
 	h.emitDeltas(ctx, deltas)
 	h.cfg.Metrics.Latency.WithLabelValues(string(cmd.Type)).Observe(time.Since(start).Seconds())
+}
+
+// DecisionTime is the "now" a command is decided at: its issuedAt (event time, as Kafka
+// Streams uses record timestamps), or the record's timestamp when the command carries none,
+// never earlier than the opportunity's last change. It depends only on the record and the
+// state, never on the processing clock, so a command decided again after a crash (its state
+// write lost, its event already published) yields byte-identical events, and an oracle can
+// replay the command log to the same states.
+func DecisionTime(cmd domain.Command, recordTime time.Time, cur *domain.Opportunity) time.Time {
+	now := cmd.IssuedAt
+	if now.IsZero() {
+		now = recordTime
+	}
+	now = now.UTC().Truncate(time.Microsecond) // the precision Avro keeps
+	if cur != nil && cur.Version > 0 && now.Before(cur.UpdatedAt) {
+		now = cur.UpdatedAt
+	}
+	return now
 }
 
 // decide gathers what the domain needs (pipelines, the account snapshot) and asks it.

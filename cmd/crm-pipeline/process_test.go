@@ -57,37 +57,44 @@ type proc struct {
 	broker string
 	logs   *lockedBuffer
 	exited chan error
+	up     chan []string
 }
 
 var upLine = regexp.MustCompile(`HTTP on http://([0-9.:]+)/api/v1, Kafka at ([0-9.:]+)`)
 
-// startProc runs `crm-pipeline <args>` and waits for its "up" line.
-func startProc(t *testing.T, args ...string) *proc {
+// execCommand starts `crm-pipeline <args>` with its stderr captured.
+func execCommand(t *testing.T, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(buildBinary(t), args...)
+	p := &proc{t: t, cmd: cmd, logs: &lockedBuffer{}, exited: make(chan error, 1), up: make(chan []string, 1)}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, logs: &lockedBuffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	up := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if m := upLine.FindStringSubmatch(sc.Text()); m != nil {
-				up <- m
+				p.up <- m
 			}
 		}
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
 	go func() { p.exited <- cmd.Wait() }()
 	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+// startProc runs `crm-pipeline <args>` and waits for its "up" line and readiness.
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := execCommand(t, args...)
 	select {
-	case m := <-up:
+	case m := <-p.up:
 		p.http, p.broker = m[1], m[2]
 	case err := <-p.exited:
 		t.Fatalf("crm-pipeline %v exited: %v\n%s", args, err, p.logs.String())
@@ -138,6 +145,27 @@ func (p *proc) metric(name string) float64 {
 		}
 	}
 	return 0
+}
+
+// metricSum adds up every sample of a metric family (all label sets).
+func (p *proc) metricSum(name string) float64 {
+	p.t.Helper()
+	resp, err := http.Get("http://" + p.http + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	sum := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			f := strings.Fields(line)
+			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
 }
 
 type lockedBuffer struct {

@@ -181,7 +181,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	g.Go(func() error { return vs.Run(gctx) })
 	for _, graph := range []*goka.GroupGraph{
 		processors.OpportunityGraph(processors.OpportunityConfig{
-			Partitions: partitions, Clock: cfg.clock, Logger: log, Metrics: pm,
+			Partitions: partitions, Logger: log, Metrics: pm,
 		}),
 		processors.AggregatorGraph(processors.AggregatorConfig{Logger: log, Metrics: pm}),
 	} {

@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/crm-pipeline/crm-pipeline/codecs"
+	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/processors"
+	"github.com/crm-pipeline/crm-pipeline/topics"
+)
+
+// crashParams size the crash oracle. `make test` runs a short version; `make chaos` sets
+// CRASH_COMMANDS, CRASH_OPPS and CRASH_KILLS for the long one.
+func crashParams() (commands, opps, kills int) {
+	commands, opps, kills = 600, 60, 5
+	if v, err := strconv.Atoi(os.Getenv("CRASH_COMMANDS")); err == nil && v > 0 {
+		commands = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("CRASH_OPPS")); err == nil && v > 0 {
+		opps = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("CRASH_KILLS")); err == nil && v > 0 {
+		kills = v
+	}
+	return
+}
+
+// TestCrashOracleAllInOne kills the all-in-one service (embedded broker in the same process)
+// with SIGKILL at random moments while commands arrive through HTTP and Kafka.
+func TestCrashOracleAllInOne(t *testing.T) { runCrashOracle(t, false) }
+
+// TestCrashOracleSeparateBroker runs the broker as its own process and kills only serve.
+func TestCrashOracleSeparateBroker(t *testing.T) { runCrashOracle(t, true) }
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func runCrashOracle(t *testing.T, separateBroker bool) {
+	if testing.Short() {
+		t.Skip("crash oracle skipped in -short mode")
+	}
+	nCommands, nOpps, nKills := crashParams()
+	data := t.TempDir()
+	httpAddr, brokerAddr := freePort(t), freePort(t)
+	args := []string{"serve", "--data", data, "--http", httpAddr, "--partitions", "4"}
+	if separateBroker {
+		b := startBrokerProc(t, data, brokerAddr)
+		defer b.kill()
+		args = append(args, "--brokers", brokerAddr)
+	} else {
+		args = append(args, "--embedded-broker", brokerAddr)
+	}
+	p := startProc(t, args...)
+	base := "http://" + httpAddr + "/api/v1"
+
+	rng := rand.New(rand.NewPCG(42, uint64(nCommands)))
+	killAt := map[int]bool{}
+	for len(killAt) < nKills {
+		killAt[nCommands/10+rng.IntN(nCommands*8/10)] = true
+	}
+	var producer sarama.SyncProducer
+	defer func() {
+		if producer != nil {
+			producer.Close()
+		}
+	}()
+	sendKafka := func(cmd domain.Command) error {
+		if producer == nil {
+			pr, err := newSyncProducer([]string{brokerAddr})
+			if err != nil {
+				return err
+			}
+			producer = pr
+		}
+		b, err := codecs.EncodeCommand(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = producer.SendMessage(&sarama.ProducerMessage{Topic: topics.Commands,
+			Key: sarama.StringEncoder(cmd.OpportunityID), Value: sarama.ByteEncoder(b)})
+		if err != nil {
+			producer.Close()
+			producer = nil
+		}
+		return err
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	sendHTTP := func(method, path, key string, body map[string]any) error {
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(raw))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		if resp.StatusCode != 202 && resp.StatusCode != 422 {
+			t.Fatalf("%s %s: status %d", method, path, resp.StatusCode)
+		}
+		return nil
+	}
+	kills, retries, httpSent, kafkaSent := 0, 0, 0, 0
+	began := time.Now()
+	for i := 0; i < nCommands; i++ {
+		if killAt[i] {
+			p.kill()
+			kills++
+			// Restart in the background of the sends: they retry until it is back.
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+			restart := time.Now()
+			p = startProc(t, args...)
+			t.Logf("kill %d at command %d: ready again after %v", kills, i, time.Since(restart))
+		}
+		id := fmt.Sprintf("opp-%03d", rng.IntN(nOpps))
+		method, path, body, cmd := randomCommand(rng, id, i)
+		viaHTTP := rng.IntN(2) == 0
+		for attempt := 0; ; attempt++ {
+			var err error
+			if viaHTTP {
+				err = sendHTTP(method, path, cmd.CommandID, body)
+			} else {
+				err = sendKafka(cmd)
+			}
+			if err == nil {
+				break
+			}
+			retries++
+			if attempt > 200 {
+				t.Fatalf("command %d not accepted after %d attempts: %v", i, attempt, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if viaHTTP {
+			httpSent++
+		} else {
+			kafkaSent++
+		}
+	}
+	t.Logf("all %d commands sent after %v", nCommands, time.Since(began))
+	// Wait until both processors have caught up with everything sent.
+	eventually(t, "processors caught up", func() bool {
+		return p.metricSum("crm_consumer_lag_records") == 0 && p.metricSum("crm_consumer_lag_records") == 0
+	})
+	time.Sleep(time.Second)
+	eventually(t, "processors caught up (again)", func() bool { return p.metricSum("crm_consumer_lag_records") == 0 })
+
+	t.Logf("caught up after %v", time.Since(began))
+	oracle := replayCommandLog(t, brokerAddr)
+	s := &service{t: t, base: base}
+	mismatches := 0
+	for id, want := range oracle {
+		r := s.do("GET", "/opportunities/"+id, nil, nil)
+		if want.Version == 0 {
+			if r.status != 404 {
+				t.Errorf("%s: oracle says it does not exist, service answered %d", id, r.status)
+				mismatches++
+			}
+			continue
+		}
+		if r.status != 200 {
+			t.Errorf("%s: status %d, oracle has version %d", id, r.status, want.Version)
+			mismatches++
+			continue
+		}
+		if diff := compareOpportunity(r.json(t), want); diff != "" {
+			t.Errorf("%s differs from the oracle: %s", id, diff)
+			mismatches++
+		}
+		if events := eventsOf(t, brokerAddr, id); int64(len(events)) != want.Version {
+			t.Errorf("%s: %d versions on the events topic, oracle has %d", id, len(events), want.Version)
+			mismatches++
+		}
+	}
+	t.Logf("compared after %v", time.Since(began))
+	t.Logf("crash oracle: %d commands (%d HTTP, %d Kafka), %d opportunities, %d kills, %d retried sends, %d mismatches",
+		nCommands, httpSent, kafkaSent, len(oracle), kills, retries, mismatches)
+}
+
+func startBrokerProc(t *testing.T, data, addr string) *proc {
+	t.Helper()
+	cmd := execCommand(t, "broker", "--data", data, "--listen", addr)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return cmd
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("broker not listening on %s\n%s", addr, cmd.logs.String())
+	return nil
+}
+
+// randomCommand draws one command (valid or not: refusals are part of the log) for id, as
+// the HTTP request and as the Kafka command with the same command id.
+func randomCommand(rng *rand.Rand, id string, i int) (method, path string, body map[string]any, cmd domain.Command) {
+	cmd = domain.Command{CommandID: fmt.Sprintf("c-%06d", i), OpportunityID: id,
+		IssuedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute), Actor: "loadgen"}
+	currencies := []string{"USD", "EUR", "JPY"}
+	amount := func(cur string) string {
+		if cur == "JPY" {
+			return strconv.Itoa(1000 + rng.IntN(5_000_000))
+		}
+		return fmt.Sprintf("%d.%02d", rng.IntN(200000), rng.IntN(100))
+	}
+	date := func() string {
+		return time.Date(2026, time.Month(1+rng.IntN(12)), 1+rng.IntN(28), 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+	}
+	stages := []string{"qualification", "discovery", "proposal", "negotiation"}
+	switch k := rng.IntN(10); {
+	case k < 2:
+		cur := currencies[rng.IntN(3)]
+		c := &domain.CreateOpportunity{Name: "Deal " + id, AccountID: "acc-1", OwnerID: fmt.Sprintf("owner-%d", rng.IntN(5)),
+			Amount: amount(cur), Currency: cur, CloseDate: date()}
+		cmd.Type, cmd.Create = domain.CmdCreate, c
+		body = map[string]any{"id": id, "name": c.Name, "accountId": c.AccountID, "ownerId": c.OwnerID,
+			"amount": c.Amount, "currency": c.Currency, "closeDate": c.CloseDate}
+		return "POST", "/opportunities", body, cmd
+	case k < 5:
+		u := &domain.UpdateOpportunity{}
+		body = map[string]any{}
+		switch rng.IntN(4) {
+		case 0:
+			d := date()
+			u.CloseDate, body["closeDate"] = &d, d
+		case 1:
+			p := rng.IntN(101)
+			u.Probability, body["probability"] = &p, p
+		case 2:
+			u.ClearProbability, body["probability"] = true, nil
+		default:
+			o := fmt.Sprintf("owner-%d", rng.IntN(5))
+			u.OwnerID, body["ownerId"] = &o, o
+		}
+		cmd.Type, cmd.Update = domain.CmdUpdate, u
+		return "PATCH", "/opportunities/" + id, body, cmd
+	case k < 7:
+		st := stages[rng.IntN(len(stages))]
+		cmd.Type, cmd.ChangeStage = domain.CmdChangeStage, &domain.ChangeStage{StageID: st}
+		return "POST", "/opportunities/" + id + "/stage", map[string]any{"stageId": st}, cmd
+	case k < 8:
+		cmd.Type, cmd.CloseWon = domain.CmdCloseWon, &domain.CloseWon{}
+		return "POST", "/opportunities/" + id + "/close-won", map[string]any{}, cmd
+	case k < 9:
+		reason := []string{"price", "timing", "competitor"}[rng.IntN(3)]
+		cmd.Type, cmd.CloseLost = domain.CmdCloseLost, &domain.CloseLost{Reason: reason}
+		return "POST", "/opportunities/" + id + "/close-lost", map[string]any{"reason": reason}, cmd
+	default:
+		st := stages[rng.IntN(len(stages))]
+		cmd.Type, cmd.Reopen = domain.CmdReopen, &domain.Reopen{StageID: st}
+		return "POST", "/opportunities/" + id + "/reopen", map[string]any{"stageId": st}, cmd
+	}
+}
+
+// replayCommandLog is the oracle: every record of the commands topic, in partition order,
+// through the pure domain, decided at the same time the processor decides it.
+func replayCommandLog(t *testing.T, broker string) map[string]domain.Opportunity {
+	t.Helper()
+	msgs := readAll(t, broker, topics.Commands)
+	sort.SliceStable(msgs, func(i, j int) bool {
+		if msgs[i].Partition != msgs[j].Partition {
+			return msgs[i].Partition < msgs[j].Partition
+		}
+		return msgs[i].Offset < msgs[j].Offset
+	})
+	def := domain.DefaultPipeline()
+	pipelines := func(id string) (*domain.Pipeline, bool) {
+		if id == def.ID {
+			return &def, true
+		}
+		return nil, false
+	}
+	states := map[string]domain.Opportunity{}
+	for _, m := range msgs {
+		cmd, err := codecs.DecodeCommand(m.Value)
+		if err != nil || cmd.OpportunityID != string(m.Key) {
+			continue
+		}
+		cur, ok := states[cmd.OpportunityID]
+		var curp *domain.Opportunity
+		if ok && cur.Version > 0 {
+			curp = &cur
+		}
+		now := processors.DecisionTime(cmd, m.Timestamp, curp)
+		dec, err := domain.Decide(curp, cmd, domain.DecideContext{Now: now, Pipelines: pipelines})
+		if err != nil {
+			if !ok {
+				states[cmd.OpportunityID] = domain.Opportunity{}
+			}
+			continue
+		}
+		states[cmd.OpportunityID] = dec.Next
+	}
+	return states
+}
+
+// compareOpportunity names the first fields where the service's JSON differs from the
+// oracle's state.
+func compareOpportunity(got map[string]any, want domain.Opportunity) string {
+	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	exp := map[string]any{
+		"version": float64(want.Version), "stageId": want.StageID, "status": string(want.Status),
+		"amount": domain.FormatAmount(want.Amount, want.Currency), "currency": want.Currency,
+		"probability": float64(want.Probability), "forecastCategory": string(want.ForecastCategory),
+		"closeDate": want.CloseDate.String(), "ownerId": want.OwnerID, "lossReason": want.LossReason,
+		"updatedAt": ts(want.UpdatedAt), "stageEnteredAt": ts(want.StageEnteredAt),
+		"closeDatePushCount": float64(want.CloseDatePushCount),
+	}
+	if want.ClosedAt != nil {
+		exp["closedAt"] = ts(*want.ClosedAt)
+	} else {
+		exp["closedAt"] = nil
+	}
+	var diffs []string
+	for k, v := range exp {
+		if g := got[k]; fmt.Sprint(g) != fmt.Sprint(v) {
+			diffs = append(diffs, fmt.Sprintf("%s: got %v want %v", k, g, v))
+		}
+	}
+	sort.Strings(diffs)
+	return strings.Join(diffs, "; ")
+}

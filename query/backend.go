@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 
+	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
 // Backend is what the HTTP layer needs from the stream side.
 type Backend interface {
+	Analytics
 	Ready() bool                                      // views recovered; gate all reads (503 problem) and /readyz on it
 	Opportunity(id string) (*domain.Aggregate, error) // nil, nil when unknown
 	ListOpportunities(f ListFilter) (items []domain.Opportunity, nextCursor string, err error)
@@ -43,3 +45,25 @@ type ListFilter struct {
 // is opaque to the HTTP layer, so only the backend can tell that it is bad; wrapping this
 // sentinel lets the handler answer 400 naming "cursor" instead of a 500.
 var ErrInvalidCursor = errors.New("invalid list cursor")
+
+// Analytics is what the analytics endpoints (GET /forecast, /forecast/rolling and
+// /analytics/...) need from the stream side: the aggregates of package analytics answered over
+// the backend's read model and FX table, plus the clock and reporting currency that the HTTP
+// layer uses to fill in default periods and the default currency. The HTTP layer validates
+// every parameter first; a query the backend still refuses comes back as an
+// *analytics.QueryError (400 naming its Field), a missing FX rate as an
+// *analytics.MissingRateError (422), a figure beyond int64 as analytics.ErrOverflow (500).
+type Analytics interface {
+	Today() domain.Date        // the injectable clock's date (UTC): "today" of default periods and rolling horizons
+	ReportingCurrency() string // the currency figures are converted to unless a query names another
+	Forecast(q analytics.ForecastQuery) (analytics.ForecastResult, error)
+	WinLoss(q analytics.WinLossQuery) (analytics.WinLossResult, error)
+	Funnel(q analytics.FunnelQuery) (analytics.FunnelResult, error) // unknown pipeline: an error wrapping ErrUnknownPipeline
+	Velocity(q analytics.VelocityQuery) (analytics.VelocityResult, error)
+	Changes(q analytics.ChangesQuery) (analytics.ChangesResult, error)
+	Stale(pipelineID, ownerID string) ([]analytics.StaleDeal, error) // "" = all; most stale first
+}
+
+// ErrUnknownPipeline is what an Analytics backend wraps when a query names a pipeline it does
+// not know (Funnel needs the pipeline's stage order), so the handler can answer 404.
+var ErrUnknownPipeline = errors.New("unknown pipeline")

@@ -3,11 +3,14 @@ package query
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
@@ -25,12 +28,19 @@ type fakeBackend struct {
 	outcomes  map[string]Outcome
 	lastList  *ListFilter
 
+	// analytics read model, fed by Send the way the aggregator is fed by the processor:
+	// analytics.Deltas of each applied command, folded into buckets and Put into the store.
+	store     *analytics.Store
+	buckets   map[string]*analytics.Bucket
+	reporting string // reporting currency; rates come from the rates map above
+
 	// knobs for error paths
-	sendErr    error
-	readErr    error
-	putErr     error
-	blockAwait bool   // Await blocks until its context ends
-	panicOnID  string // Opportunity(panicOnID) panics
+	sendErr      error
+	readErr      error
+	putErr       error
+	blockAwait   bool   // Await blocks until its context ends
+	panicOnID    string // Opportunity(panicOnID) panics
+	analyticsErr error  // every Analytics query fails with it
 }
 
 func newFakeBackend(now func() time.Time) *fakeBackend {
@@ -41,6 +51,9 @@ func newFakeBackend(now func() time.Time) *fakeBackend {
 		pipelines: map[string]domain.Pipeline{domain.DefaultPipelineID: domain.DefaultPipeline()},
 		rates:     map[string]string{"USD": "1", "EUR": "1.0823"},
 		outcomes:  map[string]Outcome{},
+		store:     analytics.NewStore(),
+		buckets:   map[string]*analytics.Bucket{},
+		reporting: "USD",
 	}
 }
 
@@ -215,6 +228,16 @@ func (f *fakeBackend) Send(ctx context.Context, cmd domain.Command) error {
 		}}
 		return nil
 	}
+	for _, delta := range analytics.Deltas(cur, d.Next, d.Events, nil) {
+		b := f.buckets[delta.Bucket]
+		if b == nil {
+			b = &analytics.Bucket{}
+			f.buckets[delta.Bucket] = b
+		}
+		if b.Apply(delta) {
+			f.store.Put(delta.Bucket, *b)
+		}
+	}
 	if agg == nil {
 		agg = &domain.Aggregate{Position: -1}
 		f.aggs[cmd.OpportunityID] = agg
@@ -242,4 +265,98 @@ func (f *fakeBackend) sentCommands() []domain.Command {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.sent)
+}
+
+// setNow moves the fake's clock (decisions, Today, staleness).
+func (f *fakeBackend) setNow(t time.Time) {
+	f.mu.Lock()
+	f.now = func() time.Time { return t }
+	f.mu.Unlock()
+}
+
+func (f *fakeBackend) Today() domain.Date {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return domain.DateOf(f.now())
+}
+
+func (f *fakeBackend) ReportingCurrency() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reporting
+}
+
+// analyticsRates snapshots the FX table (and the error knob) for one query.
+func (f *fakeBackend) analyticsRates() (analytics.Rates, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.analyticsErr != nil {
+		return nil, f.analyticsErr
+	}
+	return analytics.MapRates(f.reporting, maps.Clone(f.rates)), nil
+}
+
+func (f *fakeBackend) Forecast(q analytics.ForecastQuery) (analytics.ForecastResult, error) {
+	rates, err := f.analyticsRates()
+	if err != nil {
+		return analytics.ForecastResult{}, err
+	}
+	return f.store.Forecast(q, rates)
+}
+
+func (f *fakeBackend) WinLoss(q analytics.WinLossQuery) (analytics.WinLossResult, error) {
+	rates, err := f.analyticsRates()
+	if err != nil {
+		return analytics.WinLossResult{}, err
+	}
+	return f.store.WinLoss(q, rates)
+}
+
+func (f *fakeBackend) Funnel(q analytics.FunnelQuery) (analytics.FunnelResult, error) {
+	if _, err := f.analyticsRates(); err != nil {
+		return analytics.FunnelResult{}, err
+	}
+	p, err := f.Pipeline(q.PipelineID)
+	if err != nil {
+		return analytics.FunnelResult{}, err
+	}
+	if p == nil {
+		return analytics.FunnelResult{}, fmt.Errorf("pipeline %q: %w", q.PipelineID, ErrUnknownPipeline)
+	}
+	return f.store.Funnel(q, *p)
+}
+
+func (f *fakeBackend) Velocity(q analytics.VelocityQuery) (analytics.VelocityResult, error) {
+	rates, err := f.analyticsRates()
+	if err != nil {
+		return analytics.VelocityResult{}, err
+	}
+	return f.store.Velocity(q, rates)
+}
+
+func (f *fakeBackend) Changes(q analytics.ChangesQuery) (analytics.ChangesResult, error) {
+	rates, err := f.analyticsRates()
+	if err != nil {
+		return analytics.ChangesResult{}, err
+	}
+	return f.store.Changes(q, rates)
+}
+
+func (f *fakeBackend) Stale(pipelineID, ownerID string) ([]analytics.StaleDeal, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.analyticsErr != nil {
+		return nil, f.analyticsErr
+	}
+	var opps []domain.Opportunity
+	for _, a := range f.aggs {
+		o := a.State
+		if (pipelineID == "" || o.PipelineID == pipelineID) && (ownerID == "" || o.OwnerID == ownerID) {
+			opps = append(opps, o)
+		}
+	}
+	return analytics.Stale(opps, func(id string) (*domain.Pipeline, bool) {
+		p, _ := f.pipelineLocked(id)
+		return p, p != nil
+	}, f.now()), nil
 }

@@ -1,8 +1,8 @@
 // Package query is the HTTP face of the service: the chi router of API.md's opportunity,
-// pipeline and FX endpoints, health and metrics, and the middleware around them (request ids,
-// access logs, Prometheus, body limits, panic recovery). It holds no state of its own: writes
-// become commands handed to a Backend, reads come from the Backend's views, so the package can
-// be tested with an in-memory Backend and no Kafka.
+// pipeline, FX and analytics endpoints (analytics.go), health and metrics, and the middleware
+// around them (request ids, access logs, Prometheus, body limits, panic recovery). It holds no
+// state of its own: writes become commands handed to a Backend, reads come from the Backend's
+// views, so the package can be tested with an in-memory Backend and no Kafka.
 package query
 
 import (
@@ -156,6 +156,13 @@ func (s *server) routes(gath prometheus.Gatherer) {
 		r.Get(b+"/pipelines", s.listPipelines)
 		r.Get(b+"/pipelines/{id}", s.getPipeline)
 		r.Get(b+"/fx-rates", s.listFXRates)
+		r.Get(b+"/forecast", s.forecast)
+		r.Get(b+"/forecast/rolling", s.rollingForecast)
+		r.Get(b+"/analytics/win-loss", s.winLoss)
+		r.Get(b+"/analytics/funnel", s.funnel)
+		r.Get(b+"/analytics/velocity", s.velocity)
+		r.Get(b+"/analytics/changes", s.changes)
+		r.Get(b+"/analytics/stale", s.stale)
 	})
 }
 

@@ -916,7 +916,7 @@ func TestRoutingProblems(t *testing.T) {
 	e := newEnv(t)
 	wantProblem(t, e.do(t, "GET", "/nope", ""), 404, codeRouteNotFound)
 	wantProblem(t, e.do(t, "GET", "/api/v1/opportunities/x/y/z", ""), 404, codeRouteNotFound)
-	wantProblem(t, e.do(t, "GET", "/api/v1/forecast", ""), 404, codeRouteNotFound)
+	wantProblem(t, e.do(t, "GET", "/api/v1/forecasts", ""), 404, codeRouteNotFound)
 	rec := e.do(t, "DELETE", "/api/v1/opportunities/x", "")
 	wantProblem(t, rec, 405, codeMethodNotAllowed)
 	if allow := rec.Header().Values("Allow"); !slices.Contains(allow, "GET") || !slices.Contains(allow, "PATCH") || slices.Contains(allow, "POST") {

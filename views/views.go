@@ -35,6 +35,10 @@ type Config struct {
 	StorageBuilder storage.Builder // pebble, under the service's data directory
 	Logger         *slog.Logger
 	Registerer     prometheus.Registerer
+	// ReportingCurrency is the default currency of forecasts (--reporting-currency).
+	ReportingCurrency string
+	// Clock gives "today" for default periods and staleness; nil is time.Now.
+	Clock func() time.Time
 }
 
 // Service owns the views and the emitters.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/processors"
@@ -40,10 +42,21 @@ func crashParams() (commands, opps, kills int) {
 
 // TestCrashOracleAllInOne kills the all-in-one service (embedded broker in the same process)
 // with SIGKILL at random moments while commands arrive through HTTP and Kafka.
-func TestCrashOracleAllInOne(t *testing.T) { runCrashOracle(t, false) }
+func TestCrashOracleAllInOne(t *testing.T) {
+	commands, opps, kills := crashParams()
+	runCrashOracle(t, false, commands, opps, kills)
+}
 
 // TestCrashOracleSeparateBroker runs the broker as its own process and kills only serve.
-func TestCrashOracleSeparateBroker(t *testing.T) { runCrashOracle(t, true) }
+func TestCrashOracleSeparateBroker(t *testing.T) {
+	commands, opps, kills := crashParams()
+	runCrashOracle(t, true, commands, opps, kills)
+}
+
+// TestAnalyticsEndToEnd is the end-to-end run of the analytics property test: random command
+// sequences through HTTP and Kafka into the real service, every aggregate endpoint compared
+// with the naive recomputation from the replayed states and events (no kills here).
+func TestAnalyticsEndToEnd(t *testing.T) { runCrashOracle(t, false, 800, 80, 0) }
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -55,11 +68,10 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func runCrashOracle(t *testing.T, separateBroker bool) {
+func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills int) {
 	if testing.Short() {
 		t.Skip("crash oracle skipped in -short mode")
 	}
-	nCommands, nOpps, nKills := crashParams()
 	data := t.TempDir()
 	httpAddr, brokerAddr := freePort(t), freePort(t)
 	args := []string{"serve", "--data", data, "--http", httpAddr, "--partitions", "4"}
@@ -72,6 +84,10 @@ func runCrashOracle(t *testing.T, separateBroker bool) {
 	}
 	p := startProc(t, args...)
 	base := "http://" + httpAddr + "/api/v1"
+	setup := &service{t: t, base: base}
+	for cur, rate := range crashRates {
+		setup.mustStatus(setup.do("PUT", "/fx-rates/"+cur, map[string]any{"rate": rate}, nil), 200)
+	}
 
 	rng := rand.New(rand.NewPCG(42, uint64(nCommands)))
 	killAt := map[int]bool{}
@@ -169,8 +185,9 @@ func runCrashOracle(t *testing.T, separateBroker bool) {
 	eventually(t, "processors caught up (again)", func() bool { return p.metricSum("crm_consumer_lag_records") == 0 })
 
 	t.Logf("caught up after %v", time.Since(began))
-	oracle := replayCommandLog(t, brokerAddr)
+	oracle, aggOracle := replayCommandLog(t, brokerAddr)
 	s := &service{t: t, base: base}
+	events := allEvents(t, brokerAddr)
 	mismatches := 0
 	for id, want := range oracle {
 		r := s.do("GET", "/opportunities/"+id, nil, nil)
@@ -190,11 +207,12 @@ func runCrashOracle(t *testing.T, separateBroker bool) {
 			t.Errorf("%s differs from the oracle: %s", id, diff)
 			mismatches++
 		}
-		if events := eventsOf(t, brokerAddr, id); int64(len(events)) != want.Version {
-			t.Errorf("%s: %d versions on the events topic, oracle has %d", id, len(events), want.Version)
+		if n := len(events[id]); int64(n) != want.Version {
+			t.Errorf("%s: %d versions on the events topic, oracle has %d", id, n, want.Version)
 			mismatches++
 		}
 	}
+	mismatches += compareAnalytics(t, s, aggOracle)
 	t.Logf("compared after %v", time.Since(began))
 	t.Logf("crash oracle: %d commands (%d HTTP, %d Kafka), %d opportunities, %d kills, %d retried sends, %d mismatches",
 		nCommands, httpSent, kafkaSent, len(oracle), kills, retries, mismatches)
@@ -278,7 +296,7 @@ func randomCommand(rng *rand.Rand, id string, i int) (method, path string, body 
 
 // replayCommandLog is the oracle: every record of the commands topic, in partition order,
 // through the pure domain, decided at the same time the processor decides it.
-func replayCommandLog(t *testing.T, broker string) map[string]domain.Opportunity {
+func replayCommandLog(t *testing.T, broker string) (map[string]domain.Opportunity, *analytics.Oracle) {
 	t.Helper()
 	msgs := readAll(t, broker, topics.Commands)
 	sort.SliceStable(msgs, func(i, j int) bool {
@@ -295,6 +313,7 @@ func replayCommandLog(t *testing.T, broker string) map[string]domain.Opportunity
 		return nil, false
 	}
 	states := map[string]domain.Opportunity{}
+	aggregates := analytics.NewOracle()
 	for _, m := range msgs {
 		cmd, err := codecs.DecodeCommand(m.Value)
 		if err != nil || cmd.OpportunityID != string(m.Key) {
@@ -313,9 +332,15 @@ func replayCommandLog(t *testing.T, broker string) map[string]domain.Opportunity
 			}
 			continue
 		}
+		if !dec.Duplicate {
+			aggregates.Observe(curp, dec.Next, dec.Events)
+		}
 		states[cmd.OpportunityID] = dec.Next
 	}
-	return states
+	if err := aggregates.Err(); err != nil {
+		t.Fatalf("analytics oracle: %v", err)
+	}
+	return states, aggregates
 }
 
 // compareOpportunity names the first fields where the service's JSON differs from the
@@ -343,4 +368,54 @@ func compareOpportunity(got map[string]any, want domain.Opportunity) string {
 	}
 	sort.Strings(diffs)
 	return strings.Join(diffs, "; ")
+}
+
+// crashRates are the FX rates of the crash test (reporting currency USD).
+var crashRates = map[string]string{"EUR": "1.08", "JPY": "0.0067"}
+
+// compareAnalytics checks forecast and analytics answers of the service against the oracle's
+// recomputation from the replayed states and events, to the cent; it returns the mismatches.
+func compareAnalytics(t *testing.T, s *service, o *analytics.Oracle) int {
+	t.Helper()
+	rates := analytics.MapRates("USD", crashRates)
+	from, to := domain.Date(0), domain.Date(0)
+	from, _ = domain.ParseDate("2026-01-01")
+	to, _ = domain.ParseDate("2026-12-31")
+	mismatches := 0
+	check := func(path string, want any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("oracle %s: %v", path, err)
+		}
+		r := s.do("GET", path, nil, nil)
+		if r.status != 200 {
+			t.Errorf("%s: status %d: %s", path, r.status, r.body)
+			mismatches++
+			return
+		}
+		wantJSON, _ := json.Marshal(want)
+		var got, exp any
+		_ = json.Unmarshal(r.body, &got)
+		_ = json.Unmarshal(wantJSON, &exp)
+		if !reflect.DeepEqual(got, exp) {
+			t.Errorf("%s differs from the oracle:\n got %s\nwant %s", path, r.body, wantJSON)
+			mismatches++
+		}
+	}
+	for _, g := range []string{"none", "owner", "month", "category"} {
+		for _, cur := range []string{"USD", "JPY", "EUR"} {
+			want, err := o.Forecast(analytics.ForecastQuery{From: from, To: to, GroupBy: g, Currency: cur}, rates)
+			check(fmt.Sprintf("/forecast?from=2026-01-01&to=2026-12-31&groupBy=%s&currency=%s", g, cur), want, err)
+		}
+	}
+	for _, g := range []string{"none", "owner", "reason", "month"} {
+		want, err := o.WinLoss(analytics.WinLossQuery{From: from, To: to, GroupBy: g, Currency: "USD"}, rates)
+		check("/analytics/win-loss?from=2026-01-01&to=2026-12-31&groupBy="+g, want, err)
+	}
+	def := domain.DefaultPipeline()
+	want, err := o.Funnel(analytics.FunnelQuery{From: from, To: to, PipelineID: "default"}, def)
+	check("/analytics/funnel?pipelineId=default&from=2026-01-01&to=2026-12-31", want, err)
+	ch, err := o.Changes(analytics.ChangesQuery{From: from, To: to, Currency: "USD"}, rates)
+	check("/analytics/changes?from=2026-01-01&to=2026-12-31", ch, err)
+	return mismatches
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -212,36 +213,50 @@ func readAll(t *testing.T, broker, topic string) []*sarama.ConsumerMessage {
 	return out
 }
 
-// eventsOf decodes the events topic and returns the events of one opportunity by version,
-// checking that duplicates (at-least-once) are identical.
+// eventsOf returns the events of one opportunity by version; see allEvents.
 func eventsOf(t *testing.T, broker, id string) []domain.Event {
 	t.Helper()
-	byVersion := map[int64]domain.Event{}
+	return allEvents(t, broker)[id]
+}
+
+// allEvents decodes the events topic once and returns every opportunity's events by version,
+// checking what at-least-once delivery allows: duplicates only with the same eventId and the
+// same content, and versions 1..n without a gap.
+func allEvents(t *testing.T, broker string) map[string][]domain.Event {
+	t.Helper()
+	byID := map[string]map[int64]domain.Event{}
 	for _, m := range readAll(t, broker, topics.Events) {
-		if string(m.Key) != id {
-			continue
-		}
 		e, err := codecs.DecodeEvent(m.Value)
 		if err != nil {
 			t.Fatalf("undecodable event: %v", err)
 		}
-		if prev, ok := byVersion[e.Version]; ok && prev.EventID != e.EventID {
-			t.Fatalf("two different events for version %d: %s and %s", e.Version, prev.EventID, e.EventID)
+		if string(m.Key) != e.OpportunityID {
+			t.Fatalf("event %s keyed %q", e.EventID, m.Key)
 		}
-		byVersion[e.Version] = e
+		if byID[e.OpportunityID] == nil {
+			byID[e.OpportunityID] = map[int64]domain.Event{}
+		}
+		if prev, ok := byID[e.OpportunityID][e.Version]; ok && !reflect.DeepEqual(prev, e) {
+			t.Fatalf("two different events for %s version %d:\n%+v\n%+v", e.OpportunityID, e.Version, prev, e)
+		}
+		byID[e.OpportunityID][e.Version] = e
 	}
-	var out []domain.Event
-	for _, e := range byVersion {
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
-	for i, e := range out {
-		if e.Version != int64(i+1) {
-			t.Fatalf("events of %s: version %d at position %d (gap)", id, e.Version, i)
+	out := map[string][]domain.Event{}
+	for id, versions := range byID {
+		var list []domain.Event
+		for _, e := range versions {
+			list = append(list, e)
 		}
-		if want := fmt.Sprintf("%s:%d", id, e.Version); e.EventID != want {
-			t.Fatalf("eventId %s, want %s", e.EventID, want)
+		sort.Slice(list, func(i, j int) bool { return list[i].Version < list[j].Version })
+		for i, e := range list {
+			if e.Version != int64(i+1) {
+				t.Fatalf("events of %s: version %d at position %d (gap)", id, e.Version, i)
+			}
+			if want := fmt.Sprintf("%s:%d", id, e.Version); e.EventID != want {
+				t.Fatalf("eventId %s, want %s", e.EventID, want)
+			}
 		}
+		out[id] = list
 	}
 	return out
 }

@@ -139,6 +139,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 
 	vs, err := views.New(views.Config{
 		Brokers: brokers, Client: client, Logger: log, Registerer: reg,
+		ReportingCurrency: cfg.ReportingCurrency, Clock: cfg.clock,
 		StorageBuilder: state.NewBuilder(filepath.Join(stateRoot, "views"), storeOpts),
 	})
 	if err != nil {

@@ -1,0 +1,455 @@
+package query
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/domain"
+)
+
+// The analytics endpoints: GET /forecast, /forecast/rolling and /analytics/{win-loss, funnel,
+// velocity, changes, stale}. Each handler reads and validates its whole query string first
+// (every bad parameter reported at once, in one 400 problem), fills in the defaults (periods
+// from Backend.Today, the currency from Backend.ReportingCurrency), then asks the Analytics
+// backend and sends its result as is. The backend's typed errors map onto problems in
+// writeAnalyticsError.
+
+// Limits and defaults of the analytics queries.
+const (
+	maxHorizonDays      = 3660 // days of /forecast/rolling and /analytics/velocity: about ten years
+	defaultVelocityDays = 90
+	defaultChangesDays  = 7 // /analytics/changes: the last week, today included
+)
+
+// codeMissingFXRate is the problem code of a 422 for a conversion that needs a rate the FX
+// table does not have.
+const codeMissingFXRate = "missing_fx_rate"
+
+// The groupBy values each endpoint accepts (API.md).
+var (
+	forecastGroups = []string{analytics.GroupNone, analytics.GroupMonth, analytics.GroupQuarter, analytics.GroupOwner, analytics.GroupCategory}
+	winLossGroups  = []string{analytics.GroupNone, analytics.GroupOwner, analytics.GroupReason, analytics.GroupMonth}
+)
+
+// dateMessage is the errors[] message of a date parameter that does not parse.
+const dateMessage = "must be a date YYYY-MM-DD between 1900-01-01 and 2999-12-31"
+
+// analyticsParams reads the query string of one analytics request. Like GET /opportunities it
+// ignores unknown parameters (cache busters, tracing), treats an empty value as absent and
+// refuses a repeated one; every problem is collected so that the 400 names them all.
+type analyticsParams struct {
+	q    url.Values
+	errs []fieldError
+}
+
+// parseAnalyticsParams parses rawQuery; a string that is no URL query at all is a 400 naming
+// "query", as for GET /opportunities.
+func parseAnalyticsParams(rawQuery string) (*analyticsParams, *problem) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, newProblem(http.StatusBadRequest, codeInvalidQuery, "The query string is malformed.",
+			fieldError{Field: "query", Message: "is not a valid URL query (bad escape or ';')"})
+	}
+	return &analyticsParams{q: q}, nil
+}
+
+func (p *analyticsParams) bad(name, msg string) {
+	p.errs = append(p.errs, fieldError{Field: name, Message: msg})
+}
+
+// str returns the parameter's single value, "" when absent, empty, repeated or too long (the
+// last two recorded as errors).
+func (p *analyticsParams) str(name string) string {
+	vs := p.q[name]
+	switch {
+	case len(vs) == 0:
+		return ""
+	case len(vs) > 1:
+		p.bad(name, "must be given at most once")
+		return ""
+	case len(vs[0]) > maxFilterLen:
+		p.bad(name, fmt.Sprintf("must be at most %d bytes", maxFilterLen))
+		return ""
+	}
+	return vs[0]
+}
+
+// present reports whether the parameter was sent with a non-empty value (valid or not).
+func (p *analyticsParams) present(name string) bool {
+	for _, v := range p.q[name] {
+		if v != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// date reads a YYYY-MM-DD parameter; ok is false when it is absent or bad (bad is recorded).
+func (p *analyticsParams) date(name string) (d domain.Date, ok bool) {
+	v := p.str(name)
+	if v == "" {
+		return 0, false
+	}
+	d, err := domain.ParseDate(v)
+	if err != nil {
+		p.bad(name, dateMessage)
+		return 0, false
+	}
+	return d, true
+}
+
+// days reads a day count in 1..maxHorizonDays; absent gives def (0 = required). A bad or
+// missing count is recorded (the result is then 0 and unused).
+func (p *analyticsParams) days(def int) int {
+	v := p.str("days")
+	msg := fmt.Sprintf("must be an integer in 1..%d", maxHorizonDays)
+	if v == "" {
+		if def == 0 {
+			if !p.present("days") { // a repeated days was already reported
+				p.bad("days", "is required: "+msg)
+			}
+			return 0
+		}
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxHorizonDays {
+		p.bad("days", msg)
+		return 0
+	}
+	return n
+}
+
+// groupBy reads groupBy against the endpoint's allowed values; absent is "none".
+func (p *analyticsParams) groupBy(allowed []string) string {
+	v := p.str("groupBy")
+	if v == "" {
+		return analytics.GroupNone
+	}
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	p.bad("groupBy", `must be one of "`+strings.Join(allowed, `", "`)+`"`)
+	return analytics.GroupNone
+}
+
+// currency reads the target currency, def (the reporting currency) when absent. Only active
+// ISO 4217 codes, in capitals, are accepted: a code without an exponent cannot be rounded to.
+func (p *analyticsParams) currency(def func() string) string {
+	v := p.str("currency")
+	if v == "" {
+		if p.present("currency") {
+			return "" // repeated: already reported
+		}
+		return def()
+	}
+	if _, ok := domain.CurrencyExponent(v); !ok {
+		p.bad("currency", "must be an active ISO 4217 code such as EUR")
+		return ""
+	}
+	return v
+}
+
+// period reads from and to (both inclusive), each defaulting independently to defFrom and
+// defTo. An inverted period names the parameter the client sent: from when it was given (as
+// GET /opportunities names closeFrom), else to.
+func (p *analyticsParams) period(defFrom, defTo domain.Date) (from, to domain.Date) {
+	from, fromOK := p.date("from")
+	to, toOK := p.date("to")
+	fromGiven, toGiven := p.present("from"), p.present("to")
+	if !fromGiven {
+		from, fromOK = defFrom, true
+	}
+	if !toGiven {
+		to, toOK = defTo, true
+	}
+	if fromOK && toOK && from > to {
+		switch {
+		case fromGiven && toGiven:
+			p.bad("from", "must not be after to")
+		case fromGiven:
+			p.bad("from", fmt.Sprintf("must not be after to (default %s, the end of the default period)", to))
+		default:
+			p.bad("to", fmt.Sprintf("must not be before from (default %s, the start of the default period)", from))
+		}
+	}
+	return from, to
+}
+
+// problem is the 400 naming every bad parameter, or nil.
+func (p *analyticsParams) problem() *problem {
+	if len(p.errs) == 0 {
+		return nil
+	}
+	return newProblem(http.StatusBadRequest, codeInvalidQuery, "Query parameters are invalid.", p.errs...)
+}
+
+// quarterOf is the calendar quarter holding d: its first and last day.
+func quarterOf(d domain.Date) (first, last domain.Date) {
+	t := d.Time()
+	start := time.Date(t.Year(), (t.Month()-1)/3*3+1, 1, 0, 0, 0, 0, time.UTC)
+	return domain.DateOf(start), domain.DateOf(start.AddDate(0, 3, -1))
+}
+
+// clampDate keeps a computed period end inside the dates the domain accepts; no deal closes
+// or changes outside them, so clamping changes no figure.
+func clampDate(d int64) domain.Date {
+	switch {
+	case d < int64(domain.MinDate):
+		return domain.MinDate
+	case d > int64(domain.MaxDate):
+		return domain.MaxDate
+	}
+	return domain.Date(d)
+}
+
+// startAnalytics parses the query string or answers the malformed-query problem; ok is false
+// when the answer has gone out.
+func startAnalytics(w http.ResponseWriter, r *http.Request) (*analyticsParams, bool) {
+	p, prob := parseAnalyticsParams(r.URL.RawQuery)
+	if prob != nil {
+		writeProblem(w, r, prob)
+		return nil, false
+	}
+	return p, true
+}
+
+// finishAnalytics answers the 400 when a parameter was bad; ok is false when the answer has gone out.
+func finishAnalytics(w http.ResponseWriter, r *http.Request, p *analyticsParams) bool {
+	if prob := p.problem(); prob != nil {
+		writeProblem(w, r, prob)
+		return false
+	}
+	return true
+}
+
+// forecast answers GET /forecast?pipelineId&ownerId&from&to&groupBy&currency; the period
+// defaults to the current quarter.
+func (s *server) forecast(w http.ResponseWriter, r *http.Request) {
+	p, ok := startAnalytics(w, r)
+	if !ok {
+		return
+	}
+	q := analytics.ForecastQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
+	q.From, q.To = p.period(quarterOf(s.backend.Today()))
+	q.GroupBy = p.groupBy(forecastGroups)
+	q.Currency = p.currency(s.backend.ReportingCurrency)
+	if !finishAnalytics(w, r, p) {
+		return
+	}
+	s.sendForecast(w, r, q)
+}
+
+// rollingForecast answers GET /forecast/rolling?days=N&pipelineId&ownerId&groupBy&currency:
+// the forecast of close dates in [today, today+N), N in 1..3660 and required (from and to
+// are not parameters of this route and are ignored like any unknown parameter).
+func (s *server) rollingForecast(w http.ResponseWriter, r *http.Request) {
+	p, ok := startAnalytics(w, r)
+	if !ok {
+		return
+	}
+	q := analytics.ForecastQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
+	n := p.days(0)
+	q.GroupBy = p.groupBy(forecastGroups)
+	q.Currency = p.currency(s.backend.ReportingCurrency)
+	if !finishAnalytics(w, r, p) {
+		return
+	}
+	q.From = s.backend.Today()
+	q.To = clampDate(int64(q.From) + int64(n) - 1)
+	s.sendForecast(w, r, q)
+}
+
+func (s *server) sendForecast(w http.ResponseWriter, r *http.Request, q analytics.ForecastQuery) {
+	res, err := s.backend.Forecast(q)
+	if err != nil {
+		s.writeAnalyticsError(w, r, fmt.Errorf("forecast: %w", err), q.PipelineID)
+		return
+	}
+	if res.Groups == nil {
+		res.Groups = []analytics.ForecastGroup{}
+	}
+	writeJSON(w, r, http.StatusOK, res)
+}
+
+// winLoss answers GET /analytics/win-loss?pipelineId&ownerId&from&to&groupBy&currency over
+// deals closed in the period (default: the current quarter).
+func (s *server) winLoss(w http.ResponseWriter, r *http.Request) {
+	p, ok := startAnalytics(w, r)
+	if !ok {
+		return
+	}
+	q := analytics.WinLossQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
+	q.From, q.To = p.period(quarterOf(s.backend.Today()))
+	q.GroupBy = p.groupBy(winLossGroups)
+	q.Currency = p.currency(s.backend.ReportingCurrency)
+	if !finishAnalytics(w, r, p) {
+		return
+	}
+	res, err := s.backend.WinLoss(q)
+	if err != nil {
+		s.writeAnalyticsError(w, r, fmt.Errorf("win/loss: %w", err), q.PipelineID)
+		return
+	}
+	if res.LossReasons == nil {
+		res.LossReasons = []analytics.ReasonFigure{}
+	}
+	if res.Competitors == nil {
+		res.Competitors = []analytics.CompetitorFigure{}
+	}
+	if res.Groups == nil {
+		res.Groups = []analytics.WinLossGroup{}
+	}
+	writeJSON(w, r, http.StatusOK, res)
+}
+
+// funnel answers GET /analytics/funnel?pipelineId&ownerId&from&to for one pipeline (default
+// "default"; unknown: 404) over stage moves in the period (default: the current quarter).
+func (s *server) funnel(w http.ResponseWriter, r *http.Request) {
+	p, ok := startAnalytics(w, r)
+	if !ok {
+		return
+	}
+	q := analytics.FunnelQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
+	if q.PipelineID == "" && !p.present("pipelineId") {
+		q.PipelineID = domain.DefaultPipelineID
+	}
+	q.From, q.To = p.period(quarterOf(s.backend.Today()))
+	if !finishAnalytics(w, r, p) {
+		return
+	}
+	res, err := s.backend.Funnel(q)
+	if err != nil {
+		s.writeAnalyticsError(w, r, fmt.Errorf("funnel: %w", err), q.PipelineID)
+		return
+	}
+	if res.Stages == nil {
+		res.Stages = []analytics.FunnelStage{}
+	}
+	writeJSON(w, r, http.StatusOK, res)
+}
+
+// velocity answers GET /analytics/velocity?pipelineId&ownerId&days&to&currency: win/loss parts
+// from deals closed in the trailing window [to-days+1, to] (days default 90, to default
+// today), open deals as they are now.
+func (s *server) velocity(w http.ResponseWriter, r *http.Request) {
+	p, ok := startAnalytics(w, r)
+	if !ok {
+		return
+	}
+	q := analytics.VelocityQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
+	n := p.days(defaultVelocityDays)
+	to, _ := p.date("to") // a bad one is recorded
+	if !p.present("to") {
+		to = s.backend.Today()
+	}
+	q.Currency = p.currency(s.backend.ReportingCurrency)
+	if !finishAnalytics(w, r, p) {
+		return
+	}
+	q.To = to
+	q.From = clampDate(int64(to) - int64(n) + 1)
+	res, err := s.backend.Velocity(q)
+	if err != nil {
+		s.writeAnalyticsError(w, r, fmt.Errorf("velocity: %w", err), q.PipelineID)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, res)
+}
+
+// changes answers GET /analytics/changes?pipelineId&ownerId&from&to&currency: what happened to
+// the pipeline in the period (default: the last 7 days, today included).
+func (s *server) changes(w http.ResponseWriter, r *http.Request) {
+	p, ok := startAnalytics(w, r)
+	if !ok {
+		return
+	}
+	q := analytics.ChangesQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
+	today := s.backend.Today()
+	q.From, q.To = p.period(clampDate(int64(today)-defaultChangesDays+1), today)
+	q.Currency = p.currency(s.backend.ReportingCurrency)
+	if !finishAnalytics(w, r, p) {
+		return
+	}
+	res, err := s.backend.Changes(q)
+	if err != nil {
+		s.writeAnalyticsError(w, r, fmt.Errorf("changes: %w", err), q.PipelineID)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, res)
+}
+
+// stale answers GET /analytics/stale?pipelineId&ownerId: {"items": [StaleDeal...]}, most
+// stale first.
+func (s *server) stale(w http.ResponseWriter, r *http.Request) {
+	p, ok := startAnalytics(w, r)
+	if !ok {
+		return
+	}
+	pipelineID, ownerID := p.str("pipelineId"), p.str("ownerId")
+	if !finishAnalytics(w, r, p) {
+		return
+	}
+	items, err := s.backend.Stale(pipelineID, ownerID)
+	if err != nil {
+		s.writeAnalyticsError(w, r, fmt.Errorf("stale deals: %w", err), pipelineID)
+		return
+	}
+	if items == nil {
+		items = []analytics.StaleDeal{}
+	}
+	writeJSON(w, r, http.StatusOK, itemsJSON[analytics.StaleDeal]{Items: items})
+}
+
+// writeAnalyticsError maps an Analytics backend error onto its problem:
+//
+//   - *analytics.QueryError: 400 naming its Field (a parameter the HTTP layer let through but
+//     the backend refused);
+//   - *analytics.MissingRateError: 422 missing_fx_rate naming the currency;
+//   - ErrUnknownPipeline: 404 naming pipelineId;
+//   - analytics.ErrOverflow: 500, logged (a figure beyond int64 minor units);
+//   - anything else: the 500 of a failed read.
+func (s *server) writeAnalyticsError(w http.ResponseWriter, r *http.Request, err error, pipelineID string) {
+	var qe *analytics.QueryError
+	var mr *analytics.MissingRateError
+	switch {
+	case errors.As(err, &qe):
+		field := qe.Field
+		if field == "" {
+			field = "query"
+		}
+		writeProblem(w, r, newProblem(http.StatusBadRequest, codeInvalidQuery, "Query parameters are invalid.",
+			fieldError{Field: field, Message: qe.Message}))
+	case errors.As(err, &mr):
+		writeProblem(w, r, missingRateProblem(mr.Currency))
+	case errors.Is(err, ErrUnknownPipeline):
+		p := notFoundProblem("pipeline", pipelineID)
+		p.Errors = []fieldError{{Field: "pipelineId", Message: "is not a known pipeline"}}
+		writeProblem(w, r, p)
+	case errors.Is(err, analytics.ErrOverflow):
+		s.log.ErrorContext(r.Context(), "analytics figure overflow", "error", err)
+		writeProblem(w, r, newProblem(http.StatusInternalServerError, codeInternal,
+			"A figure of the answer exceeds the range the service can represent; narrow the query or convert to a currency with a larger unit."))
+	default:
+		s.writeReadError(w, r, err)
+	}
+}
+
+// missingRateProblem is the 422 for a conversion that needs the rate of currency, which the
+// FX table lacks: a figure is never silently left unconverted (API.md, "Money arithmetic").
+func missingRateProblem(currency string) *problem {
+	msg := "no FX rate for " + currency
+	p := newProblem(http.StatusUnprocessableEntity, codeMissingFXRate,
+		fmt.Sprintf("%s: figures in %s cannot be converted; set one with PUT %s/fx-rates/%s.", msg, currency, BasePath, currency),
+		fieldError{Field: "currency", Message: msg})
+	p.Title = "Missing FX rate"
+	return p
+}

@@ -36,6 +36,9 @@ type aggregator struct{ cfg AggregatorConfig }
 func (a *aggregator) process(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
 	d, err := codecs.DecodeDelta(raw)
+	if err == nil && len(raw) == 0 {
+		err = errEmptyRecord
+	}
 	if err != nil {
 		// Only our own processor writes this topic; an undecodable record is a bug, but it
 		// must not stop the partition: park it in the DLQ with the reason.

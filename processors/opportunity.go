@@ -66,6 +66,9 @@ func OpportunityGraph(cfg OpportunityConfig) *goka.GroupGraph {
 	)
 }
 
+// errEmptyRecord is the DLQ reason of a command record without a value.
+var errEmptyRecord = errors.New("empty record: a command record must carry a value")
+
 type opportunityHandler struct {
 	cfg OpportunityConfig
 }
@@ -78,6 +81,11 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 		// Produced with another partitioner: this partition's table never sees the key.
 		ctx.Emit(goka.Stream(topics.Commands), key, raw, goka.WithCtxEmitHeaders(ctx.Headers()))
 		h.cfg.Metrics.Forwarded.Inc()
+		return
+	}
+	if len(raw) == 0 {
+		// A tombstone or empty record means nothing on a command stream.
+		h.toDLQ(ctx, raw, errEmptyRecord)
 		return
 	}
 	cmd, err := codecs.DecodeCommand(raw)
@@ -360,6 +368,9 @@ func (h *opportunityHandler) toDLQ(ctx goka.Context, raw []byte, cause error) {
 		hdr[k] = v
 	}
 	reason := "decode"
+	if errors.Is(cause, errEmptyRecord) {
+		reason = "empty"
+	}
 	var de *codecs.DecodeError
 	if errors.As(cause, &de) {
 		reason = "avro"

@@ -92,6 +92,9 @@ func runOnce(ctx context.Context, cfg RunConfig) error {
 		goka.WithLogger(topics.GokaLogger(cfg.Logger, "processor-"+string(cfg.Graph.Group()))),
 		goka.WithClientID("crm-pipeline-"+string(cfg.Graph.Group())),
 		goka.WithBackoffResetTimeout(time.Minute),
+		// Empty and null records reach the callback (and the DLQ) instead of being dropped
+		// silently.
+		goka.WithNilHandling(goka.NilProcess),
 	)
 	if err != nil {
 		return fmt.Errorf("build processor: %w", err)

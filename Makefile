@@ -7,7 +7,7 @@ GO ?= go
 BIN := bin/crm-pipeline
 DATA ?= ./data
 
-.PHONY: all build run test vet fmt-check deps bench fuzz clean
+.PHONY: all build run test vet fmt-check deps bench fuzz chaos clean
 
 all: build
 
@@ -42,6 +42,14 @@ fuzz: deps
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# The long crash oracle: thousands of commands, SIGKILLs, both broker set-ups.
+CRASH_COMMANDS ?= 5000
+CRASH_OPPS ?= 300
+CRASH_KILLS ?= 10
+chaos: deps
+	CRASH_COMMANDS=$(CRASH_COMMANDS) CRASH_OPPS=$(CRASH_OPPS) CRASH_KILLS=$(CRASH_KILLS) \
+	  $(GO) test -count=1 -timeout 30m -v -run 'TestCrashOracle' ./cmd/crm-pipeline/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|crash oracle|restarted|differs'
 
 clean:
 	rm -rf bin

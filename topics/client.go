@@ -18,6 +18,11 @@ type ClientOptions struct {
 	// SASLUser and SASLPassword enable SASL/SCRAM-SHA-512 when SASLUser is not empty.
 	SASLUser     string
 	SASLPassword string
+	// InstanceID, when set, makes this process a static member of its consumer groups
+	// (KIP-345, as group.instance.id = InstanceID.<group>): a restart after a crash takes its
+	// partitions back at once instead of waiting for the session timeout and a rebalance. Two
+	// instances must never share one.
+	InstanceID string
 	// FlushFrequency bounds how long the producer holds a batch; it is most of the
 	// command-to-view latency, so it is small by default (goka's default is 100 ms).
 	FlushFrequency time.Duration

@@ -15,6 +15,9 @@ func ConsumerGroupBuilder(o ClientOptions) goka.ConsumerGroupBuilder {
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
 		c := SaramaConfig(o)
 		c.ClientID = clientID
+		if o.InstanceID != "" {
+			c.Consumer.Group.InstanceId = o.InstanceID + "." + group
+		}
 		return sarama.NewConsumerGroup(brokers, group, c)
 	}
 }

@@ -102,7 +102,9 @@ func New(cfg Config) (*Service, error) {
 	if s.fx, err = goka.NewView(cfg.Brokers, goka.Table(topics.FXRates), codecs.FXRateCodec{}, viewOpts("fx-rates", nil)...); err != nil {
 		return nil, fmt.Errorf("fx-rates view: %w", err)
 	}
-	if s.buckets, err = goka.NewView(cfg.Brokers, goka.Table(topics.AnalyticsTable), codecs.BucketCodec{}, viewOpts("analytics", s.onBucket)...); err != nil {
+	bucketOpts := append(viewOpts("analytics", nil),
+		goka.WithViewStorageBuilder(bucketBuilder(cfg.StorageBuilder, s.store, cfg.Logger)))
+	if s.buckets, err = goka.NewView(cfg.Brokers, goka.Table(topics.AnalyticsTable), codecs.BucketCodec{}, bucketOpts...); err != nil {
 		return nil, fmt.Errorf("analytics view: %w", err)
 	}
 	emitter := func(topic string, c goka.Codec) (*goka.Emitter, error) {
@@ -160,27 +162,6 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 // serve partial state.
 func (s *Service) Ready() bool {
 	return s.opps.Recovered() && s.pipelines.Recovered() && s.fx.Recovered() && s.buckets.Recovered()
-}
-
-// onBucket stores an analytics bucket in the local view and in the in-memory read model the
-// analytics queries run on (decoded once here, not on every query). It runs for recovery and
-// live updates alike, so the read model is complete when the view has recovered.
-func (s *Service) onBucket(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
-	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
-		return err
-	}
-	if len(value) == 0 {
-		s.store.Put(key, analytics.Bucket{})
-		return nil
-	}
-	b, err := codecs.DecodeBucket(value)
-	if err != nil {
-		// Counted and left out: a bucket we cannot read must not stop the view.
-		s.cfg.Logger.Error("undecodable analytics bucket", "key", key, "err", err)
-		return nil
-	}
-	s.store.Put(key, b)
-	return nil
 }
 
 // WaitReady blocks until Ready or ctx ends.

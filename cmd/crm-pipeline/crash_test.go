@@ -90,9 +90,12 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 	}
 
 	rng := rand.New(rand.NewPCG(42, uint64(nCommands)))
+	// Kill points spread over the run with jitter, far enough apart that every kill hits a
+	// running process.
 	killAt := map[int]bool{}
-	for len(killAt) < nKills {
-		killAt[nCommands/10+rng.IntN(nCommands*8/10)] = true
+	gap := nCommands / (nKills + 1)
+	for k := 1; k <= nKills; k++ {
+		killAt[k*gap+rng.IntN(gap/2+1)-gap/4] = true
 	}
 	var producer sarama.SyncProducer
 	defer func() {
@@ -139,17 +142,14 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 		}
 		return nil
 	}
-	kills, retries, httpSent, kafkaSent := 0, 0, 0, 0
+	kills, restarts, retries, httpSent, kafkaSent := 0, 0, 0, 0, 0
 	began := time.Now()
 	for i := 0; i < nCommands; i++ {
 		if killAt[i] {
-			p.kill()
+			// SIGKILL at a random moment while this and the next commands are in flight.
 			kills++
-			// Restart in the background of the sends: they retry until it is back.
-			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-			restart := time.Now()
-			p = startProc(t, args...)
-			t.Logf("kill %d at command %d: ready again after %v", kills, i, time.Since(restart))
+			victim, delay := p, time.Duration(rng.IntN(40))*time.Millisecond
+			go func() { time.Sleep(delay); victim.kill() }()
 		}
 		id := fmt.Sprintf("opp-%03d", rng.IntN(nOpps))
 		method, path, body, cmd := randomCommand(rng, id, i)
@@ -168,7 +168,14 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 			if attempt > 200 {
 				t.Fatalf("command %d not accepted after %d attempts: %v", i, attempt, err)
 			}
-			time.Sleep(100 * time.Millisecond)
+			if p.dead() {
+				restart := time.Now()
+				p = startProc(t, args...)
+				restarts++
+				t.Logf("restarted after kill %d at command %d: ready after %v", kills, i, time.Since(restart))
+				continue
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		if viaHTTP {
 			httpSent++
@@ -177,6 +184,14 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 		}
 	}
 	t.Logf("all %d commands sent after %v", nCommands, time.Since(began))
+	time.Sleep(100 * time.Millisecond)
+	if p.dead() {
+		p = startProc(t, args...)
+		restarts++
+	}
+	if restarts != nKills {
+		t.Fatalf("%d restarts after %d kills: a kill missed its process", restarts, nKills)
+	}
 	// Wait until both processors have caught up with everything sent.
 	eventually(t, "processors caught up", func() bool {
 		return p.metricSum("crm_consumer_lag_records") == 0 && p.metricSum("crm_consumer_lag_records") == 0
@@ -214,7 +229,7 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 	}
 	mismatches += compareAnalytics(t, s, aggOracle)
 	t.Logf("compared after %v", time.Since(began))
-	t.Logf("crash oracle: %d commands (%d HTTP, %d Kafka), %d opportunities, %d kills, %d retried sends, %d mismatches",
+	t.Logf("crash oracle: %d commands (%d HTTP, %d Kafka), %d opportunities, %d kills (SIGKILL), %d retried sends, %d mismatches",
 		nCommands, httpSent, kafkaSent, len(oracle), kills, retries, mismatches)
 }
 

@@ -57,6 +57,7 @@ type proc struct {
 	broker string
 	logs   *lockedBuffer
 	exited chan error
+	done   chan struct{} // closed when the process has exited
 	up     chan []string
 }
 
@@ -66,7 +67,7 @@ var upLine = regexp.MustCompile(`HTTP on http://([0-9.:]+)/api/v1, Kafka at ([0-
 func execCommand(t *testing.T, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(buildBinary(t), args...)
-	p := &proc{t: t, cmd: cmd, logs: &lockedBuffer{}, exited: make(chan error, 1), up: make(chan []string, 1)}
+	p := &proc{t: t, cmd: cmd, logs: &lockedBuffer{}, exited: make(chan error, 1), done: make(chan struct{}), up: make(chan []string, 1)}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +85,11 @@ func execCommand(t *testing.T, args ...string) *proc {
 		}
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
-	go func() { p.exited <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		close(p.done)
+		p.exited <- err
+	}()
 	t.Cleanup(func() { p.kill() })
 	return p
 }
@@ -116,14 +121,25 @@ func startProc(t *testing.T, args ...string) *proc {
 }
 
 // kill sends SIGKILL (no clean-up of any kind) and waits for the process to go.
+// It is safe to call from any goroutine, and again after the process has gone.
 func (p *proc) kill() {
-	if p.cmd.ProcessState != nil {
+	if p.dead() {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	select {
-	case <-p.exited:
+	case <-p.done:
 	case <-time.After(10 * time.Second):
+	}
+}
+
+// dead reports whether the process has exited.
+func (p *proc) dead() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -38,6 +40,7 @@ type serveConfig struct {
 	ReportingCurrency string
 	CacheMiB          int
 	ShutdownTimeout   time.Duration
+	InstanceID        string
 	TokensFile        string
 	TokenList         string
 
@@ -64,6 +67,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&cfg.ReportingCurrency, "reporting-currency", "USD", "ISO 4217 currency forecasts are reported in")
 	fs.IntVar(&cfg.CacheMiB, "cache-mib", 64, "pebble block cache shared by all local stores, MiB")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a clean stop may take")
+	fs.StringVar(&cfg.InstanceID, "instance-id", "", "static consumer-group membership id of this instance (default: host name and a hash of --data); empty string via 'none' disables")
 	fs.StringVar(&cfg.TokensFile, "tokens-file", "", "file of HTTP bearer tokens, lines '<role> <token> [name]' (roles read, write, admin)")
 	fs.StringVar(&cfg.TokenList, "tokens", "", "HTTP bearer tokens as 'role:token[:name],...' (prefer the env var CRM_PIPELINE_TOKENS)")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -112,7 +116,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		log.Info("embedded broker started", "addr", b.Addr(), "data", filepath.Join(cfg.Data, "broker"))
 	}
 	run.BrokerAddr = brokers[0]
-	client := topics.ClientOptions{Brokers: brokers}
+	client := topics.ClientOptions{Brokers: brokers, InstanceID: instanceID(cfg)}
 
 	sc, err := connect(ctx, client)
 	if err != nil {
@@ -312,4 +316,29 @@ func loopbackOnly(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// instanceID is this instance's static group membership id: --instance-id, or the host name
+// and a hash of the absolute data directory, which is stable across restarts of the same
+// instance and differs between instances on one host (they cannot share a data directory).
+func instanceID(cfg serveConfig) string {
+	switch cfg.InstanceID {
+	case "none":
+		return ""
+	case "":
+	default:
+		return cfg.InstanceID
+	}
+	host, _ := os.Hostname()
+	abs, err := filepath.Abs(cfg.Data)
+	if err != nil {
+		abs = cfg.Data
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return fmt.Sprintf("%s-%x", strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+			return r
+		}
+		return '-'
+	}, host), sum[:6])
 }

@@ -18,6 +18,7 @@ import (
 func runAccountsPut(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("accounts put", flag.ContinueOnError)
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers")
+	sec := addKafkaSecurityFlags(fs)
 	var a domain.Account
 	fs.StringVar(&a.ID, "id", "", "account id (required)")
 	fs.StringVar(&a.Name, "name", "", "account name (required)")
@@ -34,7 +35,11 @@ func runAccountsPut(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("encode account: %w", err)
 	}
-	p, err := newSyncProducer(splitList(*brokers))
+	opts := topics.ClientOptions{Brokers: splitList(*brokers)}
+	if err := sec.apply(&opts); err != nil {
+		return err
+	}
+	p, err := newSyncProducer(opts)
 	if err != nil {
 		return err
 	}
@@ -49,13 +54,16 @@ func runAccountsPut(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // newSyncProducer is a producer with the service's client settings and Kafka's default
 // murmur2 partitioning, for the command-line tools.
-func newSyncProducer(brokers []string) (sarama.SyncProducer, error) {
-	cfg := topics.SaramaConfig(topics.ClientOptions{Brokers: brokers, ClientID: "crm-pipeline-cli"})
+func newSyncProducer(o topics.ClientOptions) (sarama.SyncProducer, error) {
+	if o.ClientID == "" {
+		o.ClientID = "crm-pipeline-cli"
+	}
+	cfg := topics.SaramaConfig(o)
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.Partitioner = sarama.NewCustomHashPartitioner(topics.Hasher())
-	p, err := sarama.NewSyncProducer(brokers, cfg)
+	p, err := sarama.NewSyncProducer(o.Brokers, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect producer to %v: %w", brokers, err)
+		return nil, fmt.Errorf("connect producer to %v: %w", o.Brokers, err)
 	}
 	return p, nil
 }

@@ -105,7 +105,7 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 	}()
 	sendKafka := func(cmd domain.Command) error {
 		if producer == nil {
-			pr, err := newSyncProducer([]string{brokerAddr})
+			pr, err := newSyncProducer(topics.ClientOptions{Brokers: []string{brokerAddr}})
 			if err != nil {
 				return err
 			}

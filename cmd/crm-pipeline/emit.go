@@ -45,6 +45,7 @@ func runEmit(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	brokersFlag := fs.String("brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers")
 	file := fs.String("file", "-", `file of JSON lines, one command a line; "-" reads stdin`)
 	keepGoing := fs.Bool("continue-on-error", false, "report bad lines on stderr and go on instead of stopping at the first")
+	sec := addKafkaSecurityFlags(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -54,6 +55,10 @@ func runEmit(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	brokers := splitList(*brokersFlag)
 	if len(brokers) == 0 {
 		return errors.New("emit: --brokers is empty")
+	}
+	opts := topics.ClientOptions{Brokers: brokers}
+	if err := sec.apply(&opts); err != nil {
+		return fmt.Errorf("emit: %w", err)
 	}
 
 	in := stdin
@@ -110,7 +115,7 @@ func runEmit(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		cmd, value, lerr := prepareCommand(l.text)
 		if lerr == nil && producer == nil {
-			if producer, err = newSyncProducer(brokers); err != nil {
+			if producer, err = newSyncProducer(opts); err != nil {
 				summary()
 				return fmt.Errorf("emit: %w", err)
 			}

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
 // envFlags fills every flag that was not given on the command line from the environment
@@ -44,4 +48,51 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// kafkaSecurity holds the Kafka connection security flags shared by every subcommand that
+// talks to a broker.
+type kafkaSecurity struct {
+	tls      bool
+	caFile   string
+	insecure bool
+	user     string
+	password string
+}
+
+// addKafkaSecurityFlags registers --kafka-tls, --kafka-tls-ca, --kafka-sasl-user and
+// --kafka-sasl-password (SCRAM-SHA-512); like every flag they can come from CRM_PIPELINE_*.
+func addKafkaSecurityFlags(fs *flag.FlagSet) *kafkaSecurity {
+	k := &kafkaSecurity{}
+	fs.BoolVar(&k.tls, "kafka-tls", false, "connect to the brokers over TLS")
+	fs.StringVar(&k.caFile, "kafka-tls-ca", "", "PEM file of the CA that signed the brokers' certificates (implies --kafka-tls; default: system roots)")
+	fs.StringVar(&k.user, "kafka-sasl-user", "", "SASL/SCRAM-SHA-512 user name")
+	fs.StringVar(&k.password, "kafka-sasl-password", "", "SASL/SCRAM-SHA-512 password (prefer the env var CRM_PIPELINE_KAFKA_SASL_PASSWORD)")
+	return k
+}
+
+// apply fills the security part of o.
+func (k *kafkaSecurity) apply(o *topics.ClientOptions) error {
+	if k.user != "" {
+		if k.password == "" {
+			return fmt.Errorf("--kafka-sasl-user needs --kafka-sasl-password")
+		}
+		o.SASLUser, o.SASLPassword = k.user, k.password
+	}
+	if k.tls || k.caFile != "" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if k.caFile != "" {
+			pem, err := os.ReadFile(k.caFile)
+			if err != nil {
+				return fmt.Errorf("--kafka-tls-ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("--kafka-tls-ca %s: no PEM certificate found", k.caFile)
+			}
+			cfg.RootCAs = pool
+		}
+		o.TLS = cfg
+	}
+	return nil
 }

@@ -265,7 +265,7 @@ func allEvents(t *testing.T, broker string) map[string][]domain.Event {
 // Kafka client would.
 func produce(t *testing.T, broker, topic string, msgs ...*sarama.ProducerMessage) {
 	t.Helper()
-	p, err := newSyncProducer([]string{broker})
+	p, err := newSyncProducer(topics.ClientOptions{Brokers: []string{broker}})
 	if err != nil {
 		t.Fatal(err)
 	}

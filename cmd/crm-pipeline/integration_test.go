@@ -505,3 +505,44 @@ func rewindGroup(t *testing.T, broker, group, topic string) {
 		t.Fatal(err)
 	}
 }
+
+// TestForecastFollowsFXRates checks the forecast end to end in two currencies: a missing rate
+// is a 422 naming the currency, and a new rate shows in the next query without reprocessing.
+func TestForecastFollowsFXRates(t *testing.T) {
+	s := startService(t, serviceOpts{data: t.TempDir()})
+	usd := createBody("opp-fx-usd") // 12500.00 USD in qualification (10 %)
+	jpy := createBody("opp-fx-jpy")
+	jpy["amount"], jpy["currency"] = "1000000", "JPY"
+	s.mustStatus(s.do("POST", "/opportunities", usd, wait), 201)
+	s.mustStatus(s.do("POST", "/opportunities", jpy, wait), 201)
+	cd := closeDate(30)
+	path := "/forecast?from=" + cd + "&to=" + cd
+	var r response
+	eventually(t, "the forecast to see both deals", func() bool {
+		r = s.do("GET", path, nil, nil)
+		return r.status == 422
+	})
+	if !strings.Contains(string(r.body), "JPY") || !strings.Contains(string(r.body), "missing_fx_rate") {
+		t.Fatalf("missing rate answer: %s", r.body)
+	}
+	total := func() map[string]any {
+		r := s.do("GET", path, nil, nil)
+		s.mustStatus(r, 200)
+		return r.json(t)["total"].(map[string]any)["open"].(map[string]any)
+	}
+	s.mustStatus(s.do("PUT", "/fx-rates/JPY", map[string]any{"rate": "0.0067"}, nil), 200)
+	// 12500.00 + 1000000 × 0.0067 = 19200.00; weighted 1250.00 + 100000 × 0.0067 = 1920.00.
+	if got := total(); got["count"] != 2.0 || got["amount"] != "19200.00" || got["weighted"] != "1920.00" {
+		t.Fatalf("open with JPY at 0.0067: %v", got)
+	}
+	s.mustStatus(s.do("PUT", "/fx-rates/JPY", map[string]any{"rate": "0.0070"}, nil), 200)
+	if got := total(); got["amount"] != "19500.00" || got["weighted"] != "1950.00" {
+		t.Fatalf("open with JPY at 0.0070: %v", got)
+	}
+	// In JPY: 12500.00 USD / 0.0070 = 1785714.2857… → 1785714, plus 1000000.
+	r = s.do("GET", path+"&currency=JPY", nil, nil)
+	s.mustStatus(r, 200)
+	if got := r.json(t)["total"].(map[string]any)["open"].(map[string]any)["amount"]; got != "2785714" {
+		t.Fatalf("open in JPY: %v", got)
+	}
+}

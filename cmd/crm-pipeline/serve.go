@@ -41,6 +41,7 @@ type serveConfig struct {
 	CacheMiB          int
 	ShutdownTimeout   time.Duration
 	InstanceID        string
+	Kafka             topics.ClientOptions // TLS and SASL for --brokers (not the embedded broker)
 	TokensFile        string
 	TokenList         string
 
@@ -60,6 +61,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; empty starts the embedded broker")
 	cfg := serveConfig{clock: time.Now}
+	sec := addKafkaSecurityFlags(fs)
 	fs.StringVar(&cfg.Data, "data", "./data", "directory of local state and the embedded broker's log")
 	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:9402", "HTTP listen address")
 	fs.StringVar(&cfg.EmbeddedBroker, "embedded-broker", "127.0.0.1:9092", "listen address of the embedded broker")
@@ -74,6 +76,9 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 		return cfg, err
 	}
 	cfg.Brokers = splitList(*brokers)
+	if err := sec.apply(&cfg.Kafka); err != nil {
+		return cfg, err
+	}
 	if _, ok := domain.CurrencyExponent(cfg.ReportingCurrency); !ok {
 		return cfg, fmt.Errorf("--reporting-currency %q: not an ISO 4217 currency", cfg.ReportingCurrency)
 	}
@@ -117,6 +122,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	}
 	run.BrokerAddr = brokers[0]
 	client := topics.ClientOptions{Brokers: brokers, InstanceID: instanceID(cfg)}
+	if len(cfg.Brokers) > 0 {
+		client.TLS, client.SASLUser, client.SASLPassword = cfg.Kafka.TLS, cfg.Kafka.SASLUser, cfg.Kafka.SASLPassword
+	}
 
 	sc, err := connect(ctx, client)
 	if err != nil {

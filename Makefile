@@ -29,17 +29,19 @@ vet: deps
 
 test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=4s
 
 # Go benchmarks of the hot paths (domain decision, Avro, storage), with allocations.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./domain/ ./codecs/ ./state/
 
-# Each fuzz target for a bounded time (the seed corpora also run in `make test`).
+# Each fuzz target for a bounded time (`make test` runs them for 4s each after the tests; the
+# committed seed corpora also run as plain tests).
 FUZZTIME ?= 20s
 fuzz: deps
 	@for pkg in ./domain ./codecs ./query; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x $$pkg || exit 1; \
 	  done; \
 	done
 

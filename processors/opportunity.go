@@ -297,12 +297,7 @@ func (h *opportunityHandler) reemitDeltas(ctx goka.Context, agg *domain.Aggregat
 
 func (h *opportunityHandler) emitDeltas(ctx goka.Context, deltas []analytics.Delta) {
 	for _, d := range deltas {
-		b, err := codecs.EncodeDelta(d)
-		if err != nil {
-			ctx.Fail(fmt.Errorf("encode delta for %s: %w", d.Bucket, err))
-			return
-		}
-		ctx.Emit(goka.Stream(topics.AnalyticsDeltas), d.Bucket, b)
+		emitEncoded(ctx, topics.AnalyticsDeltas, d.Bucket, "delta for "+d.Bucket, func() ([]byte, error) { return codecs.EncodeDelta(d) })
 	}
 	h.cfg.Metrics.Deltas.Add(float64(len(deltas)))
 }
@@ -333,30 +328,27 @@ func (h *opportunityHandler) store(ctx goka.Context, agg *domain.Aggregate) {
 }
 
 func (h *opportunityHandler) emitEvent(ctx goka.Context, key string, e domain.Event) {
-	b, err := codecs.EncodeEvent(e)
-	if err != nil {
-		ctx.Fail(fmt.Errorf("encode event %s: %w", e.EventID, err))
-		return
-	}
-	ctx.Emit(goka.Stream(topics.Events), key, b)
+	emitEncoded(ctx, topics.Events, key, "event "+e.EventID, func() ([]byte, error) { return codecs.EncodeEvent(e) })
 }
 
 func (h *opportunityHandler) emitClosedWon(ctx goka.Context, key string, w domain.ClosedWon) {
-	b, err := codecs.EncodeClosedWon(w)
-	if err != nil {
-		ctx.Fail(fmt.Errorf("encode closed-won %s: %w", w.EventID, err))
-		return
-	}
-	ctx.Emit(goka.Stream(topics.ClosedWon), key, b)
+	emitEncoded(ctx, topics.ClosedWon, key, "closed-won "+w.EventID, func() ([]byte, error) { return codecs.EncodeClosedWon(w) })
 }
 
 func (h *opportunityHandler) emitRejected(ctx goka.Context, key string, r domain.RejectedCommand) {
-	b, err := codecs.EncodeRejected(r)
+	emitEncoded(ctx, topics.Rejections, key, "rejection of "+r.CommandID, func() ([]byte, error) { return codecs.EncodeRejected(r) })
+}
+
+// emitEncoded encodes and emits one output record. An encoding failure is a bug in our own
+// types, not bad input, so it fails the processor (the supervisor restarts it) rather than
+// dropping an output silently.
+func emitEncoded(ctx goka.Context, topic, key, what string, encode func() ([]byte, error)) {
+	b, err := encode()
 	if err != nil {
-		ctx.Fail(fmt.Errorf("encode rejection of %s: %w", r.CommandID, err))
+		ctx.Fail(fmt.Errorf("encode %s: %w", what, err))
 		return
 	}
-	ctx.Emit(goka.Stream(topics.Rejections), key, b)
+	ctx.Emit(goka.Stream(topic), key, b)
 }
 
 // toDLQ sends an undecodable record to the DLQ with its original bytes and headers plus

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -44,7 +45,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		if err != nil {
 			return fmt.Errorf("processor %s: %w", cfg.Graph.Group(), err)
 		}
-		if !clean {
+		if !clean && !isEmptyDir(cfg.StateDir) {
 			cfg.Logger.Warn("no clean-stop marker: wiping local processor state, it will be restored from the changelog",
 				"group", cfg.Graph.Group(), "dir", cfg.StateDir)
 			if err := state.WipeDir(cfg.StateDir); err != nil {
@@ -103,4 +104,10 @@ func runOnce(ctx context.Context, cfg RunConfig) error {
 		cfg.Started(p)
 	}
 	return p.Run(ctx)
+}
+
+// isEmptyDir reports whether dir is missing or empty (a first start, nothing to distrust).
+func isEmptyDir(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return err != nil || len(entries) == 0
 }

@@ -169,7 +169,11 @@ func (s *server) observe(next http.Handler) http.Handler {
 		s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 		s.metrics.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
 		level := slog.LevelInfo
-		if status >= 500 {
+		if status == http.StatusServiceUnavailable {
+			// Not ready yet, or the broker is away: expected while starting or degraded, and
+			// /readyz answers it to every probe; a warning, not an error.
+			level = slog.LevelWarn
+		} else if status >= 500 {
 			level = slog.LevelError
 		}
 		// Only request metadata: never headers (Authorization) nor bodies.

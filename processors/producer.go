@@ -1,6 +1,7 @@
 package processors
 
 import (
+	"errors"
 	"fmt"
 	"hash"
 	"sync"
@@ -61,13 +62,27 @@ func (p *OrderedProducer) EmitWithHeaders(topic string, key string, value []byte
 		}
 		prev.Then(func(prevErr error) {
 			if err == nil && prevErr != nil {
-				err = fmt.Errorf("an earlier emit failed: %w", prevErr)
+				// Pass one value down the chain: wrapping at every link would make the error
+				// of the n-th emit after a failure n levels deep.
+				var ef *EarlierEmitFailed
+				if !errors.As(prevErr, &ef) {
+					ef = &EarlierEmitFailed{Cause: prevErr}
+				}
+				err = ef
 			}
 			finish(msg, err)
 		})
 	})
 	return outer
 }
+
+// EarlierEmitFailed fails every emit issued after one that failed; Cause is that first failure.
+type EarlierEmitFailed struct{ Cause error }
+
+func (e *EarlierEmitFailed) Error() string { return "an earlier emit failed: " + e.Cause.Error() }
+
+// Unwrap returns the first failure, so errors.Is sees through the chain.
+func (e *EarlierEmitFailed) Unwrap() error { return e.Cause }
 
 // Close closes the inner producer after its outstanding emits.
 func (p *OrderedProducer) Close() error { return p.inner.Close() }

@@ -2,6 +2,7 @@ package processors
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -85,5 +86,9 @@ func TestOrderedProducerFailureIsSticky(t *testing.T) {
 	inner.finishes[3](&sarama.ProducerMessage{Offset: 13}, nil)
 	if !errors.Is(late, boom) {
 		t.Errorf("emit after the failure: %v, want it to fail", late)
+	}
+	// The failure is passed on, not wrapped again at every link.
+	if n := strings.Count(late.Error(), "an earlier emit failed"); n != 1 {
+		t.Errorf("error of a late emit nests %d times: %v", n, late)
 	}
 }

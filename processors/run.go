@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"time"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -66,7 +67,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		if err == nil {
 			err = errors.New("processor stopped without error")
 		}
-		cfg.Logger.Error("processor failed; restarting", "group", cfg.Graph.Group(), "err", err, "backoff", backoff)
+		cfg.Logger.Error("processor failed; restarting", "group", cfg.Graph.Group(), "err", errText(err), "backoff", backoff)
 		if cfg.OnRestart != nil {
 			cfg.OnRestart(err)
 		}
@@ -82,6 +83,23 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	}
 }
 
+// maxLoggedErr bounds the error text of one "processor failed" log line.
+const maxLoggedErr = 4 << 10
+
+// errText is err's text for a log line, cut to maxLoggedErr bytes: goka joins the errors of
+// every in-flight record, so one failed emit under load can otherwise make a line of megabytes.
+func errText(err error) string {
+	s := err.Error()
+	if len(s) <= maxLoggedErr {
+		return s
+	}
+	cut := maxLoggedErr
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… [%d more bytes]", s[:cut], len(s)-cut)
+}
+
 func runOnce(ctx context.Context, cfg RunConfig) error {
 	p, err := goka.NewProcessor(cfg.Brokers, cfg.Graph,
 		goka.WithHasher(topics.Hasher()),
@@ -93,6 +111,9 @@ func runOnce(ctx context.Context, cfg RunConfig) error {
 		goka.WithLogger(topics.GokaLogger(cfg.Logger, "processor-"+string(cfg.Graph.Group()))),
 		goka.WithClientID("crm-pipeline-"+string(cfg.Graph.Group())),
 		goka.WithBackoffResetTimeout(time.Minute),
+		goka.WithBackoffBuilder(func() (goka.Backoff, error) {
+			return goka.NewSimpleBackoff(500*time.Millisecond, 5*time.Second), nil
+		}),
 		// Empty and null records reach the callback (and the DLQ) instead of being dropped
 		// silently.
 		goka.WithNilHandling(goka.NilProcess),

@@ -85,6 +85,12 @@ func New(cfg Config) (*Service, error) {
 			goka.WithViewTopicManagerBuilder(topics.TopicManagerBuilder(cfg.Client, 1)),
 			goka.WithViewLogger(topics.GokaLogger(cfg.Logger, "view-"+name)),
 			goka.WithViewAutoReconnect(),
+			// Reconnect within seconds of the broker's return (goka's default steps 10 s up
+			// to 2 min, which keeps reads at 503 long after an outage ended).
+			goka.WithViewBackoffBuilder(func() (goka.Backoff, error) {
+				return goka.NewSimpleBackoff(500*time.Millisecond, 5*time.Second), nil
+			}),
+			goka.WithViewBackoffResetTimeout(30 * time.Second),
 			goka.WithViewClientID("crm-pipeline-view-" + name),
 		}
 		if cb != nil {
@@ -160,6 +166,16 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 
 // Ready reports whether every view has caught up with its table; reads before that would
 // serve partial state.
+//
+// It is also what "degraded" means for /readyz: Ready is false whenever a partition of any view
+// is not running, that is during the first recovery and again whenever a partition lost the
+// broker (goka's auto-reconnect puts it back to connecting on any consumer error, as a broker
+// outage or a failing fetch causes) until it is consuming again. While the broker is down this
+// is false within one fetch round trip (TestFaultBrokerRestart). The processors' health is
+// deliberately not part of it: their partitions belong to the consumer group, not to this
+// instance (a failing processor leaves the group and another member takes over), and their
+// state is in crm_processor_restarts_total and crm_consumer_lag_records; a write whose outcome
+// does not arrive in time is answered 202 as API.md says.
 func (s *Service) Ready() bool {
 	return s.opps.Recovered() && s.pipelines.Recovered() && s.fx.Recovered() && s.buckets.Recovered()
 }

@@ -43,12 +43,14 @@ func crashParams() (commands, opps, kills int) {
 // TestCrashOracleAllInOne kills the all-in-one service (embedded broker in the same process)
 // with SIGKILL at random moments while commands arrive through HTTP and Kafka.
 func TestCrashOracleAllInOne(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside the other long tests
 	commands, opps, kills := crashParams()
 	runCrashOracle(t, false, commands, opps, kills)
 }
 
 // TestCrashOracleSeparateBroker runs the broker as its own process and kills only serve.
 func TestCrashOracleSeparateBroker(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside the other long tests
 	commands, opps, kills := crashParams()
 	runCrashOracle(t, true, commands, opps, kills)
 }
@@ -56,7 +58,10 @@ func TestCrashOracleSeparateBroker(t *testing.T) {
 // TestAnalyticsEndToEnd is the end-to-end run of the analytics property test: random command
 // sequences through HTTP and Kafka into the real service, every aggregate endpoint compared
 // with the naive recomputation from the replayed states and events (no kills here).
-func TestAnalyticsEndToEnd(t *testing.T) { runCrashOracle(t, false, 800, 80, 0) }
+func TestAnalyticsEndToEnd(t *testing.T) {
+	t.Parallel()
+	runCrashOracle(t, false, 800, 80, 0)
+}
 
 func freePort(t *testing.T) string {
 	t.Helper()

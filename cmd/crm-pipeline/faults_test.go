@@ -637,6 +637,7 @@ func (r *faultRig) checkRestarts(limit float64) float64 {
 // number of requests of every producer: the gateway's emitter, the processors' producers and
 // the test's own Kafka producer.
 func TestFaultProduceErrors(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside the other long tests
 	r := newFaultRig(t)
 	l := r.newLoad(40, 1)
 	watch := r.watchReady()
@@ -688,6 +689,7 @@ func TestFaultProduceErrors(t *testing.T) {
 // re-dispatches the partition), KAFKA_STORAGE_ERROR (reported to the consumer: goka's view
 // partitions reconnect) and a top-level UNKNOWN_SERVER_ERROR (the whole fetch answered empty).
 func TestFaultFetchErrors(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside the other long tests
 	r := newFaultRig(t)
 	l := r.newLoad(40, 2)
 	watch := r.watchReady()
@@ -730,6 +732,7 @@ func TestFaultFetchErrors(t *testing.T) {
 // rejoin, which meets failing JoinGroup (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR), SyncGroup
 // (REBALANCE_IN_PROGRESS) and OffsetFetch (COORDINATOR_LOAD_IN_PROGRESS) requests.
 func TestFaultCoordinatorErrors(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside the other long tests
 	r := newFaultRig(t)
 	l := r.newLoad(40, 3)
 	watch := r.watchReady()
@@ -790,6 +793,7 @@ func TestFaultCoordinatorErrors(t *testing.T) {
 // same data directory and port a few seconds later. While it is down /readyz must answer 503;
 // once it is back the service must come back by itself and converge on the oracle.
 func TestFaultBrokerRestart(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside the other long tests
 	r := newFaultRig(t)
 	l := r.newLoad(40, 4)
 	l.patience = 50 * time.Second

@@ -36,6 +36,9 @@ type serviceOpts struct {
 	data    string
 	brokers []string // empty: embedded broker
 	clock   func() time.Time
+	// instanceID is --instance-id ("none": dynamic membership, which leaves the group on a
+	// clean stop, so the group is empty at once).
+	instanceID string
 }
 
 func startService(t *testing.T, o serviceOpts) *service {
@@ -45,7 +48,7 @@ func startService(t *testing.T, o serviceOpts) *service {
 	cfg := serveConfig{
 		Brokers: o.brokers, Data: o.data, HTTP: "127.0.0.1:0", EmbeddedBroker: "127.0.0.1:0",
 		Partitions: 4, ReportingCurrency: "USD", CacheMiB: 8, ShutdownTimeout: 10 * time.Second,
-		clock: o.clock, started: func(r *running) { started <- r },
+		clock: o.clock, started: func(r *running) { started <- r }, InstanceID: o.instanceID,
 	}
 	logw := &testLogWriter{t: t}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))

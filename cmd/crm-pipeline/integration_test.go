@@ -421,8 +421,9 @@ func TestStaleCacheAfterBrokerWipe(t *testing.T) {
 // after a crash. Nothing may be applied twice, yet every output is published again (the
 // outputs of the last records before a crash may never have reached Kafka).
 func TestRedeliveryIsAppliedOnceAndReemitted(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside the other long tests
 	data := t.TempDir()
-	s := startService(t, serviceOpts{data: data})
+	s := startService(t, serviceOpts{data: data, instanceID: "none"})
 	var want []map[string]any
 	for i := 0; i < 6; i++ {
 		id := fmt.Sprintf("opp-d%d", i)
@@ -445,7 +446,7 @@ func TestRedeliveryIsAppliedOnceAndReemitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	rewindGroup(t, b.Addr(), topics.OpportunityGroup, topics.Commands)
-	s2 := startService(t, serviceOpts{data: data, brokers: []string{b.Addr()}})
+	s2 := startService(t, serviceOpts{data: data, brokers: []string{b.Addr()}, instanceID: "none"})
 	t.Cleanup(b.Close)
 	eventually(t, "every record redelivered and its outputs re-emitted", func() bool {
 		return len(readAll(t, b.Addr(), topics.Events)) >= 2*before

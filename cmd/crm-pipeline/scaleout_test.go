@@ -31,6 +31,7 @@ import (
 // again while commands keep arriving and takes its share back. At the end every instance
 // answers exactly what the replayed command log says.
 func TestScaleOutTwoInstances(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside the other long tests
 	runScaleOut(t, 2, 4, 40, []scaleStep{
 		sendCommands(130, 0),
 		stopInstance(1, syscall.SIGTERM),
@@ -49,6 +50,7 @@ func TestScaleOutTwoInstances(t *testing.T) {
 // rebuild them from the changelog and see the uncommitted records again), and it is started
 // again later.
 func TestScaleOutThreeInstances(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside the other long tests
 	runScaleOut(t, 3, 6, 40, []scaleStep{
 		sendCommands(80, 0),
 		stopInstance(1, syscall.SIGTERM),

@@ -192,6 +192,36 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
+	// Hostile values are refused with a field-level error, before anything is sent.
+	hostile := []struct {
+		field string
+		set   func(map[string]any)
+	}{
+		{"name", func(b map[string]any) { b["name"] = strings.Repeat("x", 10*1024) }},
+		{"amount", func(b map[string]any) { b["amount"] = "99999999999999999999999.00" }},
+		{"amount", func(b map[string]any) { b["amount"] = "-5.00" }},
+		{"amount", func(b map[string]any) { b["amount"] = "1.001" }},
+		{"closeDate", func(b map[string]any) { b["closeDate"] = "9999-12-31" }},
+		{"closeDate", func(b map[string]any) { b["closeDate"] = "2026-02-30" }},
+		{"currency", func(b map[string]any) { b["currency"] = "XYZ" }},
+		{"probability", func(b map[string]any) { b["probability"] = 101 }},
+	}
+	for _, h := range hostile {
+		b := createBody("opp-hostile")
+		h.set(b)
+		r := s.do("POST", "/opportunities", b, wait)
+		if r.status != 422 && r.status != 400 || !strings.Contains(string(r.body), `"field":"`+h.field+`"`) {
+			t.Errorf("hostile %s: %d %s", h.field, r.status, r.body)
+		}
+	}
+	uni := createBody("opp-unicode")
+	uni["name"] = "Große Übernahme 株式会社 🚀"
+	r := s.do("POST", "/opportunities", uni, wait)
+	s.mustStatus(r, 201)
+	if got := r.json(t)["name"]; got != uni["name"] {
+		t.Fatalf("unicode name came back as %q", got)
+	}
+
 	// Bad requests never reach Kafka and are problem+json.
 	for _, body := range []string{`{`, `{"name": 1}`, `{"amount": 12.5, "currency": "USD"}`} {
 		r := s.do("POST", "/opportunities", body, nil)

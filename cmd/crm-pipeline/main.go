@@ -4,6 +4,7 @@
 //	crm-pipeline broker    the embedded broker alone, for several serve instances
 //	crm-pipeline emit      send commands (JSON lines) to the commands topic
 //	crm-pipeline accounts put   publish a Customer 360 account record
+//	crm-pipeline bench     run the performance scenarios of BENCHMARKS.md
 package main
 
 import (
@@ -32,6 +33,7 @@ commands:
   broker         run the embedded Kafka broker alone
   emit           send commands (JSON lines) from a file or stdin to --brokers
   accounts put   publish a Customer 360 account record
+  bench          run the performance scenarios (BENCHMARKS.md) and print BENCH lines
 `
 
 // run dispatches a subcommand; it is main without the process exit, for tests.
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return fmt.Errorf("usage: crm-pipeline accounts put --id ID --name NAME [--segment S] [--region R] [--owner O]")
 		}
 		return runAccountsPut(ctx, args[2:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

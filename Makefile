@@ -7,7 +7,7 @@ GO ?= go
 BIN := bin/crm-pipeline
 DATA ?= ./data
 
-.PHONY: all build run test vet fmt-check deps bench fuzz chaos clean
+.PHONY: all build run test vet fmt-check deps bench bench-go fuzz chaos clean
 
 all: build
 
@@ -31,9 +31,17 @@ test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 12m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=4s
 
-# Go benchmarks of the hot paths (domain decision, Avro, storage), with allocations.
-bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./domain/ ./codecs/ ./state/
+# The performance scenarios of BENCHMARKS.md (about 10 minutes on 2 cores; BENCH_FLAGS, e.g.
+# "--scale 0.1 --scenarios throughput,queries", are passed to `crm-pipeline bench`), then the
+# Go benchmarks.
+BENCH_FLAGS ?=
+bench: build
+	$(BIN) bench $(BENCH_FLAGS)
+	$(MAKE) --no-print-directory bench-go
+
+# Go benchmarks of the hot paths (domain decision, Avro, storage, analytics), with allocations.
+bench-go: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./domain/ ./codecs/ ./state/ ./analytics/
 
 # Each fuzz target for a bounded time (`make test` runs them for 4s each after the tests; the
 # committed seed corpora also run as plain tests).

@@ -70,8 +70,10 @@ type bench struct {
 	// memoryInProcess runs the memory scenario's service in this process instead of as a
 	// child `crm-pipeline serve` (tests, whose executable is not crm-pipeline).
 	memoryInProcess bool
-	out             io.Writer
-	log             *slog.Logger
+	// serveEnv is added to the environment of the memory scenario's child serve.
+	serveEnv []string
+	out      io.Writer
+	log      *slog.Logger
 	// big is the broker holding the 1M-opportunity changelog, built by restore and reused by
 	// memory within one run.
 	big *fixtureEnv
@@ -90,8 +92,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keep := fset.Bool("keep", false, "keep the scenarios' data directories")
 	verbose := fset.Bool("v", false, "log the service's info messages to stderr")
 	memHere := fset.Bool("memory-in-process", false, "run the memory scenario's service in this process (its RSS then includes the broker and harness) instead of as a child crm-pipeline serve")
+	serveEnv := fset.String("serve-env", "", "comma list of KEY=VALUE added to the environment of the memory scenario's child serve (e.g. GOMEMLIMIT=768MiB)")
 	profile := fset.String("profile", "", "write CPU, block, mutex and heap profiles of the whole run (service and load) to this directory")
-	if err := parseFlags(fset, args, stderr); err != nil {
+	// Unlike serve, bench reads no CRM_PIPELINE_* variables: a --data meant for serve must
+	// not become the bench's scratch directory.
+	fset.SetOutput(stderr)
+	if err := fset.Parse(args); err != nil {
 		return err
 	}
 	if fset.NArg() > 0 {
@@ -100,7 +106,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !(*scale > 0) || *scale > 10 {
 		return fmt.Errorf("bench: --scale %v: want a number in (0, 10]", *scale)
 	}
-	b := &bench{scale: *scale, out: stdout, keep: *keep, profile: *profile, memoryInProcess: *memHere}
+	b := &bench{scale: *scale, out: stdout, keep: *keep, profile: *profile, memoryInProcess: *memHere, serveEnv: splitList(*serveEnv)}
+	for _, kv := range b.serveEnv {
+		if !strings.Contains(kv, "=") {
+			return fmt.Errorf("bench: --serve-env %q: want KEY=VALUE", kv)
+		}
+	}
 	fset.Visit(func(f *flag.Flag) {
 		if f.Name == "scale" {
 			b.scaleSet = true
@@ -1822,9 +1833,6 @@ func (b *bench) restore(ctx context.Context, keepForMemory bool) error {
 	}
 	b.note("restore: %d records (%d opportunities) into a goka view of %s: pebble (state.NewBuilder) %s, %.0f MiB on disk; goka's default LevelDB %s, %.0f MiB",
 		records, fx.opps, topics.OpportunityTable, pebbleDur.Round(time.Millisecond), float64(pebbleDisk)/(1<<20), levelDur.Round(time.Millisecond), float64(levelDisk)/(1<<20))
-	if fx.opps < 1_000_000 && !b.scaleSet {
-		b.note("restore: scaled to %d opportunities", fx.opps)
-	}
 	b.report("restore", float64(records)/pebbleDur.Seconds(), "records/s", float64(records)/levelDur.Seconds())
 	b.report("restore.ready", pebbleDur.Seconds(), "s", levelDur.Seconds())
 	return nil
@@ -1896,15 +1904,15 @@ func (b *bench) memory(ctx context.Context) error {
 	logical := fx.aggBytes + fx.bucketBytes
 	b.note("memory: %s on %d opportunities with local state deleted: views ready after %s, a command through every partition after %s",
 		m.what, fx.opps, m.ready.Round(time.Millisecond), m.processed.Round(time.Millisecond))
-	b.note("memory: RSS %.0f MiB once ready (peak during the restore %.0f MiB)%s; local state %.0f MiB on disk (views %.0f MiB, processors %.0f MiB); baseline = logical state (aggregates + buckets, keys + values) %.0f MiB",
-		mib(m.rss), mib(m.peak), m.extra, mib(disk), mib(views), mib(disk-views), mib(logical))
+	b.note("memory: RSS %.0f MiB once ready (%s %.0f MiB)%s; local state %.0f MiB on disk (views %.0f MiB, processors %.0f MiB); baseline = logical state (aggregates + buckets, keys + values) %.0f MiB",
+		mib(m.rss), m.peakWhat, mib(m.peak), m.extra, mib(disk), mib(views), mib(disk-views), mib(logical))
 	b.report("memory.rss", mib(m.rss), "MiB", mib(logical))
 	b.report("memory.disk", mib(disk), "MiB", mib(logical))
 	return nil
 }
 
 type memoryFigures struct {
-	what             string
+	what, peakWhat   string
 	ready, processed time.Duration
 	rss, peak        int64
 	extra            string
@@ -1913,7 +1921,7 @@ type memoryFigures struct {
 // memoryChild runs `crm-pipeline serve --brokers <the fixture's broker>` as its own process
 // (this executable) and reads its VmRSS: the service alone, as deployed with a broker.
 func (b *bench) memoryChild(ctx context.Context, env *benchEnv, fx *fixture, data string) (memoryFigures, error) {
-	m := memoryFigures{what: "crm-pipeline serve (child process)"}
+	m := memoryFigures{what: "crm-pipeline serve (child process)", peakWhat: "peak while restoring"}
 	exe, err := os.Executable()
 	if err != nil {
 		return m, err
@@ -1935,6 +1943,10 @@ func (b *bench) memoryChild(ctx context.Context, env *benchEnv, fx *fixture, dat
 	cmd := exec.Command(exe, "serve", "--brokers", strings.Join(env.brokers, ","), "--data", data, "--http", addr,
 		"--partitions", strconv.Itoa(benchPartitions), "--cache-mib", "64", "--instance-id", "none")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), b.serveEnv...)
+	if len(b.serveEnv) > 0 {
+		m.what += " with " + strings.Join(b.serveEnv, " ")
+	}
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return m, fmt.Errorf("start serve: %w", err)
@@ -2031,7 +2043,7 @@ func goMemory(ctx context.Context, c *http.Client, url string) string {
 // memoryHere runs serve in this process (for tests, where this executable is not
 // crm-pipeline): its RSS includes the embedded broker and the bench harness.
 func (b *bench) memoryHere(ctx context.Context, env *benchEnv, fx *fixture, data string) (memoryFigures, error) {
-	m := memoryFigures{what: "serve in the bench process (RSS includes the broker and harness)"}
+	m := memoryFigures{what: "serve in the bench process (RSS includes the broker and harness)", peakWhat: "process lifetime peak"}
 	runtime.GC()
 	debug.FreeOSMemory()
 	before, _ := procMemory(os.Getpid())

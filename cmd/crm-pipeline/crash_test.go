@@ -208,30 +208,7 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 	oracle, aggOracle := replayCommandLog(t, brokerAddr)
 	s := &service{t: t, base: base}
 	events := allEvents(t, brokerAddr)
-	mismatches := 0
-	for id, want := range oracle {
-		r := s.do("GET", "/opportunities/"+id, nil, nil)
-		if want.Version == 0 {
-			if r.status != 404 {
-				t.Errorf("%s: oracle says it does not exist, service answered %d", id, r.status)
-				mismatches++
-			}
-			continue
-		}
-		if r.status != 200 {
-			t.Errorf("%s: status %d, oracle has version %d", id, r.status, want.Version)
-			mismatches++
-			continue
-		}
-		if diff := compareOpportunity(r.json(t), want); diff != "" {
-			t.Errorf("%s differs from the oracle: %s", id, diff)
-			mismatches++
-		}
-		if n := len(events[id]); int64(n) != want.Version {
-			t.Errorf("%s: %d versions on the events topic, oracle has %d", id, n, want.Version)
-			mismatches++
-		}
-	}
+	mismatches := compareStates(t, s, oracle, events)
 	mismatches += compareAnalytics(t, s, aggOracle)
 	t.Logf("compared after %v", time.Since(began))
 	t.Logf("crash oracle: %d commands (%d HTTP, %d Kafka), %d opportunities, %d kills (SIGKILL), %d retried sends, %d mismatches",
@@ -437,5 +414,36 @@ func compareAnalytics(t *testing.T, s *service, o *analytics.Oracle) int {
 	check("/analytics/funnel?pipelineId=default&from=2026-01-01&to=2026-12-31", want, err)
 	ch, err := o.Changes(analytics.ChangesQuery{From: from, To: to, Currency: "USD"}, rates)
 	check("/analytics/changes?from=2026-01-01&to=2026-12-31", ch, err)
+	return mismatches
+}
+
+// compareStates checks every opportunity the service answers for against the oracle's replayed
+// state and the events topic (versions 1..n); it returns the mismatches.
+func compareStates(t *testing.T, s *service, oracle map[string]domain.Opportunity, events map[string][]domain.Event) int {
+	t.Helper()
+	mismatches := 0
+	for id, want := range oracle {
+		r := s.do("GET", "/opportunities/"+id, nil, nil)
+		if want.Version == 0 {
+			if r.status != 404 {
+				t.Errorf("%s: oracle says it does not exist, service answered %d", id, r.status)
+				mismatches++
+			}
+			continue
+		}
+		if r.status != 200 {
+			t.Errorf("%s: status %d, oracle has version %d", id, r.status, want.Version)
+			mismatches++
+			continue
+		}
+		if diff := compareOpportunity(r.json(t), want); diff != "" {
+			t.Errorf("%s differs from the oracle: %s", id, diff)
+			mismatches++
+		}
+		if n := len(events[id]); int64(n) != want.Version {
+			t.Errorf("%s: %d versions on the events topic, oracle has %d", id, n, want.Version)
+			mismatches++
+		}
+	}
 	return mismatches
 }

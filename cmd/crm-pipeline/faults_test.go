@@ -522,29 +522,7 @@ func (r *faultRig) verify(l *faultLoad) (opps, mismatches int) {
 		return true
 	})
 	events := allEvents(t, r.addr)
-	for id, want := range oracle {
-		resp := r.s.do("GET", "/opportunities/"+id, nil, nil)
-		if want.Version == 0 {
-			if resp.status != 404 {
-				t.Errorf("%s: oracle says it does not exist, service answered %d", id, resp.status)
-				mismatches++
-			}
-			continue
-		}
-		if resp.status != 200 {
-			t.Errorf("%s: status %d, oracle has version %d", id, resp.status, want.Version)
-			mismatches++
-			continue
-		}
-		if diff := compareOpportunity(resp.json(t), want); diff != "" {
-			t.Errorf("%s differs from the oracle: %s", id, diff)
-			mismatches++
-		}
-		if n := len(events[id]); int64(n) != want.Version {
-			t.Errorf("%s: %d versions on the events topic, oracle has %d", id, n, want.Version)
-			mismatches++
-		}
-	}
+	mismatches += compareStates(t, r.s, oracle, events)
 	for id := range events {
 		if _, ok := oracle[id]; !ok {
 			t.Errorf("%s has events but no command in the log", id)

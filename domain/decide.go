@@ -99,7 +99,11 @@ func (d *decider) pipeline(id string) (Pipeline, error) {
 		return Pipeline{}, reject(CodeUnknownPipeline, []FieldError{{Field: "pipelineId", Message: "unknown pipeline"}},
 			"pipeline %q does not exist", id)
 	}
-	if err := p.Validate(); err != nil {
+	check := (*Pipeline).Validate
+	if d.dc.CheckPipeline != nil {
+		check = d.dc.CheckPipeline
+	}
+	if err := check(p); err != nil {
 		return Pipeline{}, reject(CodeUnknownPipeline, []FieldError{{Field: "pipelineId", Message: "misconfigured pipeline"}},
 			"pipeline %q is misconfigured: %v", id, err)
 	}

@@ -752,3 +752,31 @@ func TestDecideNormalisesTime(t *testing.T) {
 		}
 	}
 }
+
+// CheckPipeline replaces Validate, both ways: a configuration it refuses is refused although it
+// is valid, and one it accepts is not validated again (the processor's memo relies on it).
+func TestDecideUsesCheckPipeline(t *testing.T) {
+	w := newWorld()
+	dc := w.ctx()
+	calls := 0
+	dc.CheckPipeline = func(p *Pipeline) error {
+		calls++
+		return fmt.Errorf("refused by the check")
+	}
+	_, err := Decide(nil, createCmd("opp-1", "c1"), dc)
+	r, ok := AsRejection(err)
+	if !ok || r.Code != CodeUnknownPipeline || calls != 1 {
+		t.Fatalf("with a refusing check: err %v (calls %d), want %s", err, calls, CodeUnknownPipeline)
+	}
+
+	broken := DefaultPipeline()
+	broken.ID = "broken"
+	broken.Stages = broken.Stages[:1] // no won or lost stage: Validate refuses it
+	w.pipelines["broken"] = broken
+	dc = w.ctx()
+	dc.CheckPipeline = func(*Pipeline) error { return nil }
+	d := mustDecide(t, nil, createCmd("opp-2", "c2", func(c *CreateOpportunity) { c.PipelineID = "broken" }), dc)
+	if d.Next.PipelineID != "broken" {
+		t.Fatalf("with an accepting check: placed in %q", d.Next.PipelineID)
+	}
+}

@@ -250,6 +250,12 @@ type DecideContext struct {
 	Now       time.Time // injectable clock
 	Pipelines func(id string) (*Pipeline, bool)
 	Account   *Account // nil when Customer 360 has no record for the account
+	// CheckPipeline, if set, stands in for Pipeline.Validate on the pipelines that Pipelines
+	// returns, and must return what Validate would. It exists because a configuration changes
+	// rarely while every command needs it: a caller that hands out the same decoded
+	// configuration again and again validates it once (the processor memoizes it per record
+	// value) instead of once per command.
+	CheckPipeline func(*Pipeline) error
 }
 
 // Aggregate is the stored form of one opportunity: its state and its event log (the history),

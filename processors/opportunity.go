@@ -51,11 +51,11 @@ type OpportunityConfig struct {
 // OpportunityGraph is the group graph of the opportunity processor: commands in, state in the
 // group table, events / closed-won / rejections / DLQ out, pipelines and accounts looked up.
 func OpportunityGraph(cfg OpportunityConfig) *goka.GroupGraph {
-	h := &opportunityHandler{cfg: cfg}
+	h := &opportunityHandler{cfg: cfg, pipelines: newPipelineCache()}
 	return goka.DefineGroup(goka.Group(topics.OpportunityGroup),
 		goka.Input(goka.Stream(topics.Commands), new(codec.Bytes), h.process),
 		goka.Persist(aggregateCodec{}),
-		goka.Lookup(goka.Table(topics.Pipelines), lenient{codecs.PipelineCodec{}}),
+		goka.Lookup(goka.Table(topics.Pipelines), h.pipelines),
 		goka.Lookup(goka.Table(topics.Accounts), lenient{codecs.AccountCodec{}}),
 		goka.Output(goka.Stream(topics.Events), new(codec.Bytes)),
 		goka.Output(goka.Stream(topics.ClosedWon), new(codec.Bytes)),
@@ -70,7 +70,8 @@ func OpportunityGraph(cfg OpportunityConfig) *goka.GroupGraph {
 var errEmptyRecord = errors.New("empty record: a command record must carry a value")
 
 type opportunityHandler struct {
-	cfg OpportunityConfig
+	cfg       OpportunityConfig
+	pipelines *pipelineCache
 }
 
 func (h *opportunityHandler) process(ctx goka.Context, msg any) {
@@ -123,7 +124,7 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 		p := agg.State
 		prev = &p
 	}
-	deltas := analytics.Deltas(prev, dec.Next, dec.Events, h.pipelines(ctx))
+	deltas := analytics.Deltas(prev, dec.Next, dec.Events, h.lookupPipelines(ctx))
 	agg.State = dec.Next
 	agg.Events = append(agg.Events, dec.Events...)
 	var won []domain.ClosedWon
@@ -173,7 +174,7 @@ func (h *opportunityHandler) decide(ctx goka.Context, agg *domain.Aggregate, cmd
 	if agg.State.Version > 0 {
 		cur = &agg.State
 	}
-	dc := domain.DecideContext{Now: now, Pipelines: h.pipelines(ctx)}
+	dc := domain.DecideContext{Now: now, Pipelines: h.lookupPipelines(ctx), CheckPipeline: h.pipelines.check}
 	if accountID := accountOf(cur, cmd); accountID != "" {
 		if a, ok := ctx.Lookup(goka.Table(topics.Accounts), accountID).(*domain.Account); ok && a != nil {
 			dc.Account = a
@@ -182,8 +183,8 @@ func (h *opportunityHandler) decide(ctx goka.Context, agg *domain.Aggregate, cmd
 	return domain.Decide(cur, cmd, dc)
 }
 
-// pipelines looks pipeline configurations up in the pipelines table.
-func (h *opportunityHandler) pipelines(ctx goka.Context) func(id string) (*domain.Pipeline, bool) {
+// lookupPipelines looks pipeline configurations up in the pipelines table.
+func (h *opportunityHandler) lookupPipelines(ctx goka.Context) func(id string) (*domain.Pipeline, bool) {
 	return func(id string) (*domain.Pipeline, bool) {
 		if p, ok := ctx.Lookup(goka.Table(topics.Pipelines), id).(*domain.Pipeline); ok && p != nil {
 			return p, true
@@ -292,7 +293,7 @@ func (h *opportunityHandler) reemitDeltas(ctx goka.Context, agg *domain.Aggregat
 		h.cfg.Logger.Error("replay for delta re-emission", "opportunityId", ctx.Key(), "err", err)
 		return
 	}
-	h.emitDeltas(ctx, analytics.Deltas(prev, next, agg.Events[first:last+1], h.pipelines(ctx)))
+	h.emitDeltas(ctx, analytics.Deltas(prev, next, agg.Events[first:last+1], h.lookupPipelines(ctx)))
 }
 
 func (h *opportunityHandler) emitDeltas(ctx goka.Context, deltas []analytics.Delta) {

@@ -58,21 +58,31 @@ type kafkaSecurity struct {
 	insecure bool
 	user     string
 	password string
+	// compression is not a security setting, but it is a client setting every Kafka-facing
+	// subcommand shares.
+	compression string
 }
 
 // addKafkaSecurityFlags registers --kafka-tls, --kafka-tls-ca, --kafka-sasl-user and
-// --kafka-sasl-password (SCRAM-SHA-512); like every flag they can come from CRM_PIPELINE_*.
+// --kafka-sasl-password (SCRAM-SHA-512), and --kafka-compression; like every flag they can come
+// from CRM_PIPELINE_*.
 func addKafkaSecurityFlags(fs *flag.FlagSet) *kafkaSecurity {
 	k := &kafkaSecurity{}
 	fs.BoolVar(&k.tls, "kafka-tls", false, "connect to the brokers over TLS")
 	fs.StringVar(&k.caFile, "kafka-tls-ca", "", "PEM file of the CA that signed the brokers' certificates (implies --kafka-tls; default: system roots)")
 	fs.StringVar(&k.user, "kafka-sasl-user", "", "SASL/SCRAM-SHA-512 user name")
 	fs.StringVar(&k.password, "kafka-sasl-password", "", "SASL/SCRAM-SHA-512 password (prefer the env var CRM_PIPELINE_KAFKA_SASL_PASSWORD)")
+	fs.StringVar(&k.compression, "kafka-compression", "none", "compression of produced record batches: none, gzip, snappy, lz4 or zstd")
 	return k
 }
 
-// apply fills the security part of o.
+// apply fills the security and compression part of o.
 func (k *kafkaSecurity) apply(o *topics.ClientOptions) error {
+	codec, err := topics.ParseCompression(k.compression)
+	if err != nil {
+		return fmt.Errorf("--kafka-compression: %w", err)
+	}
+	o.Compression = codec
 	if k.user != "" {
 		if k.password == "" {
 			return fmt.Errorf("--kafka-sasl-user needs --kafka-sasl-password")

@@ -20,7 +20,7 @@ func (s *Store) Changes(q ChangesQuery, rates Rates) (ChangesResult, error) {
 	var money [numChg]moneySum
 	var currencyChanged int64
 	s.mu.RLock()
-	s.ev.scan(q.PipelineID, q.OwnerID, q.From, q.To, func(_ *dayNode[evData], r *rec[evData]) {
+	s.ev.scan(q.PipelineID, s.ownerSel(q.OwnerID), q.From, q.To, func(_ *dayNode[evData], r *rec[evData]) {
 		d := &r.d
 		for c := range numChg {
 			counts[c] += d.chg[c]
@@ -77,10 +77,10 @@ func (s *Store) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) {
 	var open int64
 	wl := newWLAcc(false)
 	s.mu.RLock()
-	s.fc.scan(q.PipelineID, q.OwnerID, math.MinInt32, math.MaxInt32, func(_ *dayNode[fcData], r *rec[fcData]) {
+	s.fc.scan(q.PipelineID, s.ownerSel(q.OwnerID), math.MinInt32, math.MaxInt32, func(_ *dayNode[fcData], r *rec[fcData]) {
 		open += r.d.count[catOpen]
 	})
-	s.wl.scan(q.PipelineID, q.OwnerID, q.From, q.To, func(_ *dayNode[wlData], r *rec[wlData]) {
+	s.wl.scan(q.PipelineID, s.ownerSel(q.OwnerID), q.From, q.To, func(_ *dayNode[wlData], r *rec[wlData]) {
 		wl.add(&r.d)
 	})
 	s.mu.RUnlock()

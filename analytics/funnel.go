@@ -14,7 +14,7 @@ func (s *Store) Funnel(q FunnelQuery, p domain.Pipeline) (FunnelResult, error) {
 	moves := map[[2]string]int64{}
 	stays := map[string]*stay{}
 	s.mu.RLock()
-	s.ev.scan(p.ID, q.OwnerID, q.From, q.To, func(_ *dayNode[evData], r *rec[evData]) {
+	s.ev.scan(p.ID, s.ownerSel(q.OwnerID), q.From, q.To, func(_ *dayNode[evData], r *rec[evData]) {
 		for _, m := range r.d.moves {
 			moves[[2]string{m.from, m.to}] += m.n
 		}

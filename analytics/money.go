@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"math/bits"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/crm-pipeline/crm-pipeline/domain"
@@ -96,7 +97,12 @@ type factor struct {
 // away from zero to the target's minor unit.
 type converter struct {
 	to      string
+	toID    curID
 	factors map[string]factor
+	// The factors again by curID, for forecast money: a handful of currencies, so a linear
+	// search beats hashing a string.
+	ids  []curID
+	byID []factor
 }
 
 // newConverter resolves the rates of every currency in need (the currencies other than to
@@ -104,6 +110,7 @@ type converter struct {
 // one in code order (see MissingRateError).
 func newConverter(rates Rates, to string, need []string) (*converter, error) {
 	c := &converter{to: to, factors: make(map[string]factor, len(need))}
+	c.toID, _ = curIDOf(to)
 	if len(need) == 0 {
 		return c, nil
 	}
@@ -147,6 +154,10 @@ func newConverter(rates Rates, to string, need []string) (*converter, error) {
 			f.n, f.d, f.small = num.Uint64(), den.Uint64(), true
 		}
 		c.factors[cur] = f
+		if id, ok := curIDOf(cur); ok {
+			c.ids = append(c.ids, id)
+			c.byID = append(c.byID, f)
+		}
 	}
 	return c, nil
 }
@@ -170,6 +181,24 @@ func (c *converter) convert(cur string, sum int64) (int64, error) {
 	if !ok { // a caller bug: the currency was not declared in need
 		return 0, &MissingRateError{Currency: cur}
 	}
+	return f.apply(sum)
+}
+
+// convertID is convert for a currency given by curID.
+func (c *converter) convertID(cur curID, sum int64) (int64, error) {
+	if sum == 0 || cur == c.toID {
+		return sum, nil
+	}
+	for i, id := range c.ids {
+		if id == cur {
+			return c.byID[i].apply(sum)
+		}
+	}
+	return 0, &MissingRateError{Currency: cur.String()} // a caller bug, as in convert
+}
+
+// apply multiplies a non-zero sum by the factor, rounding half away from zero.
+func (f factor) apply(sum int64) (int64, error) {
 	neg := sum < 0
 	u := uint64(sum)
 	if neg {
@@ -323,13 +352,79 @@ func formatQuotient(num, den *big.Int, decimals int) string {
 
 // ratio formats a/b for int64 operands.
 func ratio(a, b int64, decimals int) string {
+	if s, ok := quotient64(a < 0, absU64(a), b < 0, absU64(b), decimals); ok {
+		return s
+	}
 	return formatQuotient(big.NewInt(a), big.NewInt(b), decimals)
 }
 
 // avgDays formats ms / (count × one day) with one decimal.
 func avgDays(ms, count int64) string {
+	if hi, den := bits.Mul64(absU64(count), msPerDay); hi == 0 {
+		if s, ok := quotient64(ms < 0, absU64(ms), count < 0, den, daysDecimals); ok {
+			return s
+		}
+	}
 	den := new(big.Int).Mul(big.NewInt(count), big.NewInt(msPerDay))
 	return formatQuotient(big.NewInt(ms), den, daysDecimals)
+}
+
+// pow10u are the powers of ten a quotient is scaled by (decimals 0..6).
+var pow10u = [...]uint64{1, 10, 100, 1_000, 10_000, 100_000, 1_000_000}
+
+// quotient64 is formatQuotient for operands given as signs and magnitudes that fit uint64,
+// in 128-bit integer arithmetic (no big.Int, one allocation: the text). ok is false when the
+// quotient does not fit, and the caller takes the big.Int path.
+func quotient64(numNeg bool, num uint64, denNeg bool, den uint64, decimals int) (string, bool) {
+	if decimals < 0 || decimals >= len(pow10u) {
+		return "", false
+	}
+	var q uint64 // 0 when nothing to divide by, as formatQuotient
+	if num != 0 && den != 0 {
+		hi, lo := bits.Mul64(num, pow10u[decimals])
+		if hi >= den {
+			return "", false
+		}
+		var r uint64
+		q, r = bits.Div64(hi, lo, den)
+		if r >= den-r { // half away from zero
+			if q == math.MaxUint64 {
+				return "", false
+			}
+			q++
+		}
+	}
+	var buf [24]byte
+	b := buf[:0]
+	if numNeg != denNeg && q != 0 {
+		b = append(b, '-')
+	}
+	var digits [20]byte
+	d := strconv.AppendUint(digits[:0], q, 10)
+	switch {
+	case decimals == 0:
+		b = append(b, d...)
+	case len(d) <= decimals:
+		b = append(b, '0', '.')
+		for n := len(d); n < decimals; n++ {
+			b = append(b, '0')
+		}
+		b = append(b, d...)
+	default:
+		cut := len(d) - decimals
+		b = append(b, d[:cut]...)
+		b = append(b, '.')
+		b = append(b, d[cut:]...)
+	}
+	return string(b), true
+}
+
+// absU64 returns |v| without overflowing for math.MinInt64.
+func absU64(v int64) uint64 {
+	if v < 0 {
+		return uint64(-(v + 1)) + 1
+	}
+	return uint64(v)
 }
 
 // roundDiv is a/b rounded half away from zero (b > 0), for averages of converted money.

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"unique"
 
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
@@ -14,12 +16,19 @@ import (
 //
 // Put parses a bucket once (key and value names) into a typed record and files it in an index
 // per family and pipeline: a slice of days sorted by date, each holding its owners' records by
-// value in one slice. A period query binary-searches the first day and walks the days in range,
-// so its cost is the number of buckets in the period (or the number of days, with an owner
-// filter), never a scan of the whole store or a re-parse of names; and since a record holds its
-// figures inline (forecast money for up to two currencies included), summing a bucket walks
-// memory in order instead of chasing pointers. Owner ids are interned so grouping by owner
-// indexes a slice instead of hashing strings.
+// value in one slice sorted by owner. A period query binary-searches the first day and walks
+// the days in range, so its cost is the number of buckets in the period (or the number of
+// days, with an owner filter), never a scan of the whole store or a re-parse of names; and
+// since a record holds its figures inline (forecast money of its first currency included),
+// summing a bucket walks memory in order instead of chasing pointers. Owner ids are interned
+// so grouping by owner indexes a slice instead of hashing strings, and a record carries only
+// the owner's index.
+//
+// The Store keeps no string of the bucket it is given: a decoded bucket's strings share one
+// decoder arena with its Seen map (codecs.DecodeBucket), and a single retained substring
+// would pin all of it for as long as the bucket is unchanged. Currencies of forecast buckets
+// are kept as curIDs, owners and pipelines as copies made once, and the free-text labels of
+// the other families through intern (unique handles), so a bucket is garbage once Put returns.
 type Store struct {
 	mu         sync.RWMutex
 	n          int // buckets held
@@ -40,57 +49,94 @@ type dayIndex[T any] struct {
 	days []*dayNode[T]
 }
 
-// dayNode holds the buckets of one day (one per owner) and the day's group keys, computed
+// dayNode holds the buckets of one day (one per owner, sorted by owner index, so an owner's
+// bucket is a binary search away without a map per day) and the day's group keys, computed
 // once.
 type dayNode[T any] struct {
 	day            domain.Date
 	month, quarter string
 	recs           []rec[T]
-	pos            map[string]int // owner -> index in recs
 }
 
 // rec is one parsed bucket of a family.
 type rec[T any] struct {
-	owner    string
 	ownerIdx int32
 	d        T
 }
 
+// find returns the position of owner's record in n.recs, or where it belongs.
+func (n *dayNode[T]) find(owner int32) (int, bool) {
+	i := sort.Search(len(n.recs), func(i int) bool { return n.recs[i].ownerIdx >= owner })
+	return i, i < len(n.recs) && n.recs[i].ownerIdx == owner
+}
+
+// curID is a currency code of three capital letters as a number: 1 + its base-26 value. 0 is
+// no currency, and ids sort like their codes. Forecast money is filed by curID so that summing
+// a bucket compares integers, not strings, and keeps no string of the bucket alive.
+type curID uint16
+
+// curIDOf reads a currency segment; ok is false for anything but three capital letters.
+func curIDOf(s string) (curID, bool) {
+	if !isCurrencySegment(s) {
+		return 0, false
+	}
+	return 1 + (curID(s[0]-'A')*26+curID(s[1]-'A'))*26 + curID(s[2]-'A'), true
+}
+
+// String is the currency code.
+func (c curID) String() string {
+	if c == 0 {
+		return ""
+	}
+	v := c - 1
+	return string([]byte{byte('A' + v/676), byte('A' + v/26%26), byte('A' + v%26)})
+}
+
+// intern returns a canonical copy of s, shared by every bucket that names the same label,
+// stage or currency, and independent of the memory s came from. Unused copies are collected.
+func intern(s string) string { return unique.Make(s).Value() }
+
 // fcData is a forecast bucket (and a forecast accumulator): counts per category, money per
-// currency and category. The first two currencies are stored inline.
+// currency and category. The first currency (the only one, for most buckets) is stored
+// inline; first.cur == 0 means no money yet.
 type fcData struct {
-	count  [numCats]int64
-	n      int
-	inline [2]fcMoney
-	more   []fcMoney
+	count [numCats]int64
+	first fcMoney
+	more  []fcMoney
 }
 
 type fcMoney struct {
-	cur string
+	cur curID
 	v   [numCats][2]int64 // amount, weighted
 }
 
-func (d *fcData) at(i int) *fcMoney {
-	if i < len(d.inline) {
-		return &d.inline[i]
+// slot finds or adds the money of one currency; currencies keep the order they came in.
+func (d *fcData) slot(cur curID) *fcMoney {
+	if d.first.cur == cur {
+		return &d.first
 	}
-	return &d.more[i-len(d.inline)]
-}
-
-// slot finds or adds the money of one currency.
-func (d *fcData) slot(cur string) *fcMoney {
-	for i := 0; i < d.n; i++ {
-		if m := d.at(i); m.cur == cur {
-			return m
+	if d.first.cur == 0 {
+		d.first.cur = cur
+		return &d.first
+	}
+	for i := range d.more {
+		if d.more[i].cur == cur {
+			return &d.more[i]
 		}
 	}
-	if d.n < len(d.inline) {
-		d.inline[d.n] = fcMoney{cur: cur}
-	} else {
-		d.more = append(d.more, fcMoney{cur: cur})
+	d.more = append(d.more, fcMoney{cur: cur})
+	return &d.more[len(d.more)-1]
+}
+
+// each calls fn for the money of every currency, in slot order.
+func (d *fcData) each(fn func(m *fcMoney)) {
+	if d.first.cur == 0 {
+		return
 	}
-	d.n++
-	return d.at(d.n - 1)
+	fn(&d.first)
+	for i := range d.more {
+		fn(&d.more[i])
+	}
 }
 
 // wlData is a win/loss bucket.
@@ -166,14 +212,18 @@ func (s *Store) Put(key string, b Bucket) {
 	if len(b.Values) == 0 {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		owner, ok := s.ownerIdx[pk.owner]
+		if !ok {
+			return
+		}
 		var removed bool
 		switch pk.fam {
 		case famForecast:
-			removed = s.fc.remove(pk)
+			removed = s.fc.remove(pk, owner)
 		case famWinLoss:
-			removed = s.wl.remove(pk)
+			removed = s.wl.remove(pk, owner)
 		case famEvents:
-			removed = s.ev.remove(pk)
+			removed = s.ev.remove(pk, owner)
 		}
 		if removed {
 			s.n--
@@ -196,9 +246,10 @@ func (s *Store) Put(key string, b Bucket) {
 	defer s.mu.Unlock()
 	idx, ok := s.ownerIdx[pk.owner]
 	if !ok {
+		name := strings.Clone(pk.owner) // pk.owner is a substring of the caller's key
 		idx = int32(len(s.ownerNames))
-		s.ownerIdx[pk.owner] = idx
-		s.ownerNames = append(s.ownerNames, pk.owner)
+		s.ownerIdx[name] = idx
+		s.ownerNames = append(s.ownerNames, name)
 	}
 	var added bool
 	switch pk.fam {
@@ -214,32 +265,47 @@ func (s *Store) Put(key string, b Bucket) {
 	}
 }
 
+// ownerSel turns an owner filter into what scan takes: -1 for all owners, the owner's index,
+// or -2 (matching nothing) for an owner the Store has never seen. The caller holds the lock.
+func (s *Store) ownerSel(owner string) int32 {
+	if owner == "" {
+		return -1
+	}
+	if i, ok := s.ownerIdx[owner]; ok {
+		return i
+	}
+	return -2
+}
+
+// ownerName is the id of an interned owner.
+func (s *Store) ownerName(i int32) string { return s.ownerNames[i] }
+
 // put stores or replaces one bucket and reports whether it is new.
 func (f *family[T]) put(k parsedKey, ownerIdx int32, d T) bool {
 	idx := f.pipelines[k.pipeline]
 	if idx == nil {
 		idx = &dayIndex[T]{}
-		f.pipelines[k.pipeline] = idx
+		f.pipelines[strings.Clone(k.pipeline)] = idx // the key is a substring of the caller's
 	}
 	i := sort.Search(len(idx.days), func(i int) bool { return idx.days[i].day >= k.day })
 	if i == len(idx.days) || idx.days[i].day != k.day {
-		n := &dayNode[T]{day: k.day, month: monthKey(k.day), quarter: quarterKey(k.day), pos: map[string]int{}}
+		n := &dayNode[T]{day: k.day, month: monthKey(k.day), quarter: quarterKey(k.day)}
 		idx.days = slices.Insert(idx.days, i, n)
 	}
 	n := idx.days[i]
-	r := rec[T]{owner: k.owner, ownerIdx: ownerIdx, d: d}
-	if p, ok := n.pos[k.owner]; ok {
+	r := rec[T]{ownerIdx: ownerIdx, d: d}
+	p, found := n.find(ownerIdx)
+	if found {
 		n.recs[p] = r
 		return false
 	}
-	n.pos[k.owner] = len(n.recs)
-	n.recs = append(n.recs, r)
+	n.recs = slices.Insert(n.recs, p, r)
 	return true
 }
 
 // remove deletes one bucket, and its day and pipeline when they become empty; it reports
 // whether the bucket was there.
-func (f *family[T]) remove(k parsedKey) bool {
+func (f *family[T]) remove(k parsedKey, ownerIdx int32) bool {
 	idx := f.pipelines[k.pipeline]
 	if idx == nil {
 		return false
@@ -249,35 +315,35 @@ func (f *family[T]) remove(k parsedKey) bool {
 		return false
 	}
 	n := idx.days[i]
-	p, ok := n.pos[k.owner]
+	p, ok := n.find(ownerIdx)
 	if !ok {
 		return false
 	}
-	last := len(n.recs) - 1
-	n.recs[p] = n.recs[last]
-	n.pos[n.recs[p].owner] = p
-	n.recs[last] = rec[T]{}
-	n.recs = n.recs[:last]
-	delete(n.pos, k.owner)
+	n.recs = slices.Delete(n.recs, p, p+1)
 	if len(n.recs) == 0 {
 		idx.days = slices.Delete(idx.days, i, i+1)
 		if len(idx.days) == 0 {
 			delete(f.pipelines, k.pipeline)
 		}
+	} else if cap(n.recs) > 2*len(n.recs)+4 {
+		n.recs = slices.Clip(slices.Clone(n.recs)) // give back what many removals freed
 	}
 	return true
 }
 
-// scan calls fn for every bucket in [from, to], for one pipeline ("" = all) and one owner
-// ("" = all), with the bucket's day node; days come in order within a pipeline. The caller
-// holds the read lock.
-func (f *family[T]) scan(pipeline, owner string, from, to domain.Date, fn func(n *dayNode[T], r *rec[T])) {
+// scan calls fn for every bucket in [from, to], for one pipeline ("" = all) and one owner (an
+// ownerSel result: -1 = all), with the bucket's day node; days come in order within a
+// pipeline, owners in index order within a day. The caller holds the read lock.
+func (f *family[T]) scan(pipeline string, owner int32, from, to domain.Date, fn func(n *dayNode[T], r *rec[T])) {
+	if owner < -1 {
+		return
+	}
 	visit := func(idx *dayIndex[T]) {
 		i := sort.Search(len(idx.days), func(i int) bool { return idx.days[i].day >= from })
 		for ; i < len(idx.days) && idx.days[i].day <= to; i++ {
 			n := idx.days[i]
-			if owner != "" {
-				if p, ok := n.pos[owner]; ok {
+			if owner >= 0 {
+				if p, ok := n.find(owner); ok {
 					fn(n, &n.recs[p])
 				}
 				continue
@@ -314,6 +380,7 @@ func parseForecast(d *fcData, values map[string]int64) {
 			if !ok {
 				continue
 			}
+			cur, _ := curIDOf(seg[0])
 			m := metAmount
 			switch seg[2] {
 			case "amount":
@@ -322,7 +389,7 @@ func parseForecast(d *fcData, values map[string]int64) {
 			default:
 				continue
 			}
-			d.slot(seg[0]).v[c][m] += v
+			d.slot(cur).v[c][m] += v
 		}
 	}
 }
@@ -331,7 +398,7 @@ func parseWinLoss(d *wlData, values map[string]int64) {
 	money := func(cur string) *wlMoney {
 		i := slices.IndexFunc(d.money, func(x wlMoney) bool { return x.cur == cur })
 		if i < 0 {
-			d.money = append(d.money, wlMoney{cur: cur})
+			d.money = append(d.money, wlMoney{cur: intern(cur)})
 			i = len(d.money) - 1
 		}
 		return &d.money[i]
@@ -339,7 +406,7 @@ func parseWinLoss(d *wlData, values map[string]int64) {
 	label := func(list *[]labelled, l string) *labelled {
 		i := slices.IndexFunc(*list, func(x labelled) bool { return x.label == l })
 		if i < 0 {
-			*list = append(*list, labelled{label: l})
+			*list = append(*list, labelled{label: intern(l)})
 			i = len(*list) - 1
 		}
 		return &(*list)[i]
@@ -365,9 +432,9 @@ func parseWinLoss(d *wlData, values map[string]int64) {
 		case n == 3 && seg[0] == "competitor" && seg[2] == "count":
 			label(&d.competitors, seg[1]).count += v
 		case n == 4 && isCurrencySegment(seg[0]) && seg[1] == "reason" && seg[3] == "amount":
-			label(&d.reasons, seg[2]).money.add(seg[0], v)
+			label(&d.reasons, seg[2]).money.add(intern(seg[0]), v)
 		case n == 4 && isCurrencySegment(seg[0]) && seg[1] == "competitor" && seg[3] == "amount":
-			label(&d.competitors, seg[2]).money.add(seg[0], v)
+			label(&d.competitors, seg[2]).money.add(intern(seg[0]), v)
 		}
 	}
 	byLabel := func(a, b labelled) int { return cmp.Compare(a.label, b.label) }
@@ -379,7 +446,7 @@ func parseEvents(d *evData, values map[string]int64) {
 	stayOf := func(s string) *stay {
 		i := slices.IndexFunc(d.stays, func(x stay) bool { return x.stage == s })
 		if i < 0 {
-			d.stays = append(d.stays, stay{stage: s})
+			d.stays = append(d.stays, stay{stage: intern(s)})
 			i = len(d.stays) - 1
 		}
 		return &d.stays[i]
@@ -391,7 +458,7 @@ func parseEvents(d *evData, values map[string]int64) {
 		}
 		switch {
 		case n == 3 && seg[0] == "move":
-			d.moves = append(d.moves, move{from: seg[1], to: seg[2], n: v})
+			d.moves = append(d.moves, move{from: intern(seg[1]), to: intern(seg[2]), n: v})
 		case n == 3 && seg[0] == "stay" && seg[2] == "count":
 			stayOf(seg[1]).count += v
 		case n == 3 && seg[0] == "stay" && seg[2] == "ms":
@@ -409,7 +476,7 @@ func parseEvents(d *evData, values map[string]int64) {
 			}
 			i := slices.IndexFunc(d.chgMoney, func(x chgMoney) bool { return x.cur == seg[0] })
 			if i < 0 {
-				d.chgMoney = append(d.chgMoney, chgMoney{cur: seg[0]})
+				d.chgMoney = append(d.chgMoney, chgMoney{cur: intern(seg[0])})
 				i = len(d.chgMoney) - 1
 			}
 			d.chgMoney[i].v[c] += v

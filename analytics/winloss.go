@@ -25,12 +25,12 @@ func (s *Store) WinLoss(q WinLossQuery, rates Rates) (WinLossResult, error) {
 		return a
 	}
 	s.mu.RLock()
-	s.wl.scan(q.PipelineID, q.OwnerID, q.From, q.To, func(n *dayNode[wlData], r *rec[wlData]) {
+	s.wl.scan(q.PipelineID, s.ownerSel(q.OwnerID), q.From, q.To, func(n *dayNode[wlData], r *rec[wlData]) {
 		d := &r.d
 		total.add(d)
 		switch g {
 		case GroupOwner:
-			acc(r.owner).add(d)
+			acc(s.ownerName(r.ownerIdx)).add(d)
 		case GroupMonth:
 			acc(n.month).add(d)
 		case GroupReason:

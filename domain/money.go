@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -32,11 +33,45 @@ var currencyExponents = map[string]int{
 	"ZWG": 2,
 }
 
+// currencyExpTable is currencyExponents indexed by the three letters of a code (-1 for an
+// unknown code): every formatted amount and every converted figure looks its currency up, and
+// an array index costs a fraction of a string-keyed map lookup. Read-only after init.
+var currencyExpTable = func() *[26 * 26 * 26]int8 {
+	var t [26 * 26 * 26]int8
+	for i := range t {
+		t[i] = -1
+	}
+	for code, e := range currencyExponents {
+		i, _ := currencyIndex(code)
+		t[i] = int8(e)
+	}
+	return &t
+}()
+
+// currencyIndex maps a code of three capital letters to 0..26^3-1; ok is false for anything
+// else.
+func currencyIndex(code string) (int, bool) {
+	if len(code) != 3 {
+		return 0, false
+	}
+	a, b, c := code[0]-'A', code[1]-'A', code[2]-'A'
+	if a >= 26 || b >= 26 || c >= 26 {
+		return 0, false
+	}
+	return (int(a)*26+int(b))*26 + int(c), true
+}
+
 // CurrencyExponent returns the ISO 4217 minor-unit exponent of code (JPY 0, USD 2, KWD 3) and
 // whether the currency is known.
 func CurrencyExponent(code string) (int, bool) {
-	e, ok := currencyExponents[code]
-	return e, ok
+	i, ok := currencyIndex(code)
+	if !ok {
+		return 0, false
+	}
+	if e := currencyExpTable[i]; e >= 0 {
+		return int(e), true
+	}
+	return 0, false
 }
 
 // ErrUnknownCurrency is returned for a currency code that is not an active ISO 4217 code.
@@ -96,21 +131,46 @@ func splitDecimal(text string) (intPart, frac string, err error) {
 
 // FormatAmount writes minor units of currency as decimal text with exactly the currency's
 // number of decimals ("12500.00", JPY "1250"). Negative values (retractions) keep their sign.
+// An unknown currency is written with 2 decimals. It is on the hot path of every analytics
+// answer (16 figures per forecast group), hence AppendAmount and no fmt.
 func FormatAmount(minor int64, currency string) string {
+	var buf [maxAmountText]byte
+	return string(AppendAmount(buf[:0], minor, currency))
+}
+
+// maxAmountText bounds the text of any int64 amount: a sign, 20 digits (including the
+// zero padding of a value below one major unit, for exponents up to 3) and a dot.
+const maxAmountText = 1 + 20 + 1
+
+// AppendAmount appends FormatAmount(minor, currency) to dst, so that a caller formatting many
+// figures can share one buffer (and one string allocation) among them.
+func AppendAmount(dst []byte, minor int64, currency string) []byte {
 	exp, ok := CurrencyExponent(currency)
 	if !ok {
 		exp = 2
 	}
-	neg := minor < 0
-	u := absUint(minor)
-	s := fmt.Sprintf("%0*d", exp+1, u)
-	if exp > 0 {
-		s = s[:len(s)-exp] + "." + s[len(s)-exp:]
+	if minor < 0 {
+		dst = append(dst, '-')
 	}
-	if neg {
-		s = "-" + s
+	// Below one major unit the text is "0." and exp digits, zero-padded ("0.05", as fmt's
+	// %0*d did); above, the digits with a dot before the last exp. strconv writes two digits
+	// per division.
+	var buf [20]byte
+	digits := strconv.AppendUint(buf[:0], absUint(minor), 10)
+	switch {
+	case exp == 0:
+		return append(dst, digits...)
+	case len(digits) <= exp:
+		dst = append(dst, '0', '.')
+		for n := len(digits); n < exp; n++ {
+			dst = append(dst, '0')
+		}
+		return append(dst, digits...)
 	}
-	return s
+	cut := len(digits) - exp
+	dst = append(dst, digits[:cut]...)
+	dst = append(dst, '.')
+	return append(dst, digits[cut:]...)
 }
 
 // WeightedAmount is amount × probability / 100, rounded half-up to the currency's minor unit

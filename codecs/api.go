@@ -139,17 +139,34 @@ func DecodeAggregate(b []byte) (domain.Aggregate, error) {
 	return a, err
 }
 
+// DecodeAggregateState reads a group table value without its event history (Events is nil):
+// what a state read needs. The current writer puts the history in one sized block, which is
+// skipped without being parsed, so the cost no longer grows with the history (up to 1,000
+// events); values of older writers are decoded whole and the history dropped.
+func DecodeAggregateState(b []byte) (domain.Aggregate, error) {
+	var a domain.Aggregate
+	err := decodeAggregateParts(b, &a, false)
+	return a, err
+}
+
 func decodeAggregateInto(b []byte, a *domain.Aggregate) error {
+	return decodeAggregateParts(b, a, true)
+}
+
+func decodeAggregateParts(b []byte, a *domain.Aggregate, withEvents bool) error {
 	e, body, err := openRecord(b, kindAggregate)
 	if err != nil {
 		return err
 	}
 	if e.current {
 		d := decoder{buf: body}
-		readAggregate(&d, a)
+		readAggregateParts(&d, a, withEvents)
 		return d.finishDecode(e)
 	}
 	v, err := decodeGeneric(e, body, (*conv).aggregate)
+	if !withEvents {
+		v.Events = nil
+	}
 	*a = v
 	return err
 }

@@ -322,26 +322,38 @@ func (d *decoder) optTimestamp() *time.Time {
 // fit in what is left is refused before anything is allocated for it, so a forged count
 // cannot exhaust memory.
 func (d *decoder) block(minItem int) int {
+	n, _ := d.sizedBlock(minItem)
+	return n
+}
+
+// sizedBlock is block that also returns the block's byte size, or -1 when the writer did not
+// give one (a positive count). A size beyond the remaining bytes is refused.
+func (d *decoder) sizedBlock(minItem int) (int, int64) {
 	n := d.long()
+	size := int64(-1)
 	if n < 0 {
 		if n == math.MinInt64 {
 			d.fail(fmt.Errorf("%w: array block count out of range", ErrMalformed))
-			return 0
+			return 0, -1
 		}
 		n = -n
-		if size := d.long(); size < 0 {
+		if size = d.long(); size < 0 {
 			d.fail(fmt.Errorf("%w: negative array block size", ErrMalformed))
-			return 0
+			return 0, -1
+		}
+		if size > int64(d.rest()) {
+			d.truncated("an array block")
+			return 0, -1
 		}
 	}
 	if d.err != nil {
-		return 0
+		return 0, -1
 	}
 	if n > int64(d.rest()/max(minItem, 1)) {
 		d.truncated("an array")
-		return 0
+		return 0, -1
 	}
-	return int(n)
+	return int(n), size
 }
 
 func (d *decoder) strings() []string {

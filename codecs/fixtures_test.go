@@ -270,6 +270,10 @@ type kindCase struct {
 	// ours only up to entry order (TestFastPathMatchesGoavro; TestMapBytesAreSortedBlocks
 	// checks our order byte by byte).
 	hasMaps bool
+	// sizedBlocks: we write some arrays as blocks with a negative count and a byte size
+	// (the aggregate's history, so state reads can skip it); goavro writes positive counts,
+	// so its re-encoding is a few bytes shorter and must read back to the same value.
+	sizedBlocks bool
 }
 
 func asAny[T any](m map[string]T) map[string]any {
@@ -293,7 +297,7 @@ func mkCase[T any](kind recordKind, fx func() map[string]T, enc func(T) ([]byte,
 var kindCases = []kindCase{
 	mkCase(kindCommand, commandFixtures, EncodeCommand, DecodeCommand, (*conv).command),
 	mkCase(kindEvent, eventFixtures, EncodeEvent, DecodeEvent, (*conv).event),
-	mkCase(kindAggregate, aggregateFixtures, EncodeAggregate, DecodeAggregate, (*conv).aggregate),
+	withSizedBlocks(mkCase(kindAggregate, aggregateFixtures, EncodeAggregate, DecodeAggregate, (*conv).aggregate)),
 	mkCase(kindPipeline, pipelineFixtures, EncodePipeline, DecodePipeline, (*conv).pipeline),
 	mkCase(kindAccount, accountFixtures, EncodeAccount, DecodeAccount, func(c *conv, m map[string]any) domain.Account { return *c.account(m) }),
 	mkCase(kindFXRate, fxRateFixtures, EncodeFXRate, DecodeFXRate, (*conv).fxRate),
@@ -301,6 +305,11 @@ var kindCases = []kindCase{
 	mkCase(kindClosedWon, closedWonFixtures, EncodeClosedWon, DecodeClosedWon, (*conv).closedWon),
 	withMaps(mkCase(kindDelta, deltaFixtures, EncodeDelta, DecodeDelta, (*conv).delta)),
 	withMaps(mkCase(kindBucket, bucketFixtures, EncodeBucket, DecodeBucket, (*conv).bucket)),
+}
+
+func withSizedBlocks(kc kindCase) kindCase {
+	kc.sizedBlocks = true
+	return kc
 }
 
 func withMaps(kc kindCase) kindCase {

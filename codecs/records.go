@@ -1,6 +1,7 @@
 package codecs
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
@@ -408,11 +409,22 @@ func appendAggregate(b []byte, a *domain.Aggregate) ([]byte, error) {
 	if err != nil {
 		return b, err
 	}
-	b = appendArrayStart(b, len(a.Events))
-	for i := range a.Events {
-		if b, err = appendEvent(b, &a.Events[i]); err != nil {
-			return b, fmt.Errorf("event %d: %w", i, err)
+	// The history is one array block with a negative count and its byte size (both allowed by
+	// the Avro spec), so a reader that needs only the state skips it in O(1): the views' state
+	// reads and the processor do not decode up to 1,000 events per access.
+	if n := len(a.Events); n > 0 {
+		start := len(b)
+		for i := range a.Events {
+			if b, err = appendEvent(b, &a.Events[i]); err != nil {
+				return b, fmt.Errorf("event %d: %w", i, err)
+			}
 		}
+		var hdr [2 * binary.MaxVarintLen64]byte
+		h := binary.AppendVarint(hdr[:0], int64(-n))
+		h = binary.AppendVarint(h, int64(len(b)-start))
+		b = append(b, h...)
+		copy(b[start+len(h):], b[start:len(b)-len(h)])
+		copy(b[start:], h)
 	}
 	b = appendArrayEnd(b)
 	b = appendLong(b, a.Position)
@@ -428,16 +440,36 @@ func appendAggregate(b []byte, a *domain.Aggregate) ([]byte, error) {
 	return appendArrayEnd(b), nil
 }
 
-func readAggregate(d *decoder, a *domain.Aggregate) {
+func readAggregate(d *decoder, a *domain.Aggregate) { readAggregateParts(d, a, true) }
+
+// readAggregateParts reads an aggregate, with its history only when withEvents: a block that
+// carries its byte size is skipped without being parsed, an older unsized one is decoded and
+// dropped.
+func readAggregateParts(d *decoder, a *domain.Aggregate, withEvents bool) {
 	readOpportunity(d, &a.State)
-	for n := d.block(minEvent); n > 0; n = d.block(minEvent) {
+	for {
+		n, size := d.sizedBlock(minEvent)
+		if n <= 0 {
+			break
+		}
+		if !withEvents && size >= 0 {
+			d.skip(int(size))
+			continue
+		}
 		if a.Events == nil {
 			a.Events = make([]domain.Event, 0, n)
 		}
+		start := d.pos
 		for i := 0; i < n && d.err == nil; i++ {
 			a.Events = append(a.Events, domain.Event{})
 			readEvent(d, &a.Events[len(a.Events)-1])
 		}
+		if size >= 0 && d.err == nil && int64(d.pos-start) != size {
+			d.fail(fmt.Errorf("%w: events block of %d bytes says %d", ErrMalformed, d.pos-start, size))
+		}
+	}
+	if !withEvents {
+		a.Events = nil
 	}
 	a.Position = d.long()
 	for n := d.block(minRejected); n > 0; n = d.block(minRejected) {

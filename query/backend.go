@@ -12,7 +12,8 @@ import (
 type Backend interface {
 	Analytics
 	Ready() bool                                      // views recovered; gate all reads (503 problem) and /readyz on it
-	Opportunity(id string) (*domain.Aggregate, error) // nil, nil when unknown
+	Opportunity(id string) (*domain.Aggregate, error) // nil, nil when unknown; Events may be left out (a state read need not decode the history)
+	History(id string) (*domain.Aggregate, error)     // Opportunity with its event history; nil, nil when unknown
 	ListOpportunities(f ListFilter) (items []domain.Opportunity, nextCursor string, err error)
 	Pipelines() ([]domain.Pipeline, error)
 	Pipeline(id string) (*domain.Pipeline, error)             // nil, nil when unknown

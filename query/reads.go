@@ -39,7 +39,7 @@ func (s *server) getOpportunity(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) history(w http.ResponseWriter, r *http.Request) {
 	id := pathParam(r, "id")
-	agg, err := s.backend.Opportunity(id)
+	agg, err := s.backend.History(id)
 	if err != nil {
 		s.writeReadError(w, r, fmt.Errorf("read opportunity %q: %w", id, err))
 		return

@@ -16,6 +16,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -99,7 +100,7 @@ func New(cfg Config) (*Service, error) {
 		return o
 	}
 	var err error
-	if s.opps, err = goka.NewView(cfg.Brokers, goka.Table(topics.OpportunityTable), codecs.AggregateCodec{}, viewOpts("opportunities", s.onOpportunity)...); err != nil {
+	if s.opps, err = goka.NewView(cfg.Brokers, goka.Table(topics.OpportunityTable), new(codec.Bytes), viewOpts("opportunities", s.onOpportunity)...); err != nil {
 		return nil, fmt.Errorf("opportunity view: %w", err)
 	}
 	if s.pipelines, err = goka.NewView(cfg.Brokers, goka.Table(topics.Pipelines), codecs.PipelineCodec{}, viewOpts("pipelines", nil)...); err != nil {
@@ -194,18 +195,45 @@ func (s *Service) WaitReady(ctx context.Context) error {
 	return nil
 }
 
-// Opportunity returns the stored aggregate, or nil when the opportunity does not exist (a key
-// that only holds refusals of commands for an unknown id does not exist either).
+// Opportunity returns the stored aggregate without its event history, or nil when the
+// opportunity does not exist (a key that only holds refusals of commands for an unknown id does
+// not exist either). The view keeps raw table values and decodes per read, so a state read
+// skips the history block (up to 1,000 events) instead of decoding it.
 func (s *Service) Opportunity(id string) (*domain.Aggregate, error) {
-	v, err := s.opps.Get(id)
+	return s.readAggregate(id, codecs.DecodeAggregateState)
+}
+
+// History is Opportunity with the event history.
+func (s *Service) History(id string) (*domain.Aggregate, error) {
+	return s.readAggregate(id, codecs.DecodeAggregate)
+}
+
+func (s *Service) readAggregate(id string, decode func([]byte) (domain.Aggregate, error)) (*domain.Aggregate, error) {
+	agg, err := s.getAggregate(id, decode)
 	if err != nil {
 		return nil, fmt.Errorf("read opportunity %s: %w", id, err)
 	}
-	agg, _ := v.(*domain.Aggregate)
 	if agg == nil || agg.State.Version == 0 {
 		return nil, nil
 	}
 	return agg, nil
+}
+
+// getAggregate reads key's table value from the view and decodes it; nil when absent.
+func (s *Service) getAggregate(key string, decode func([]byte) (domain.Aggregate, error)) (*domain.Aggregate, error) {
+	v, err := s.opps.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	raw, _ := v.([]byte)
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	agg, err := decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &agg, nil
 }
 
 // ListOpportunities scans the view in key order from the cursor and returns the matching page.
@@ -229,10 +257,17 @@ func (s *Service) ListOpportunities(f query.ListFilter) ([]domain.Opportunity, s
 		}
 		v, err := it.Value()
 		if err != nil {
+			return nil, "", fmt.Errorf("read opportunity %s: %w", it.Key(), err)
+		}
+		raw, _ := v.([]byte)
+		if len(raw) == 0 {
+			continue
+		}
+		agg, err := codecs.DecodeAggregateState(raw)
+		if err != nil {
 			return nil, "", fmt.Errorf("decode opportunity %s: %w", it.Key(), err)
 		}
-		agg, _ := v.(*domain.Aggregate)
-		if agg == nil || agg.State.Version == 0 || !matches(agg.State, f) {
+		if agg.State.Version == 0 || !matches(agg.State, f) {
 			continue
 		}
 		if len(items) == limit {
@@ -371,11 +406,11 @@ func (s *Service) Await(ctx context.Context, cmd domain.Command) (query.Outcome,
 	ch := s.subscribe(cmd.OpportunityID)
 	defer s.unsubscribe(cmd.OpportunityID, ch)
 	for {
-		v, err := s.opps.Get(cmd.OpportunityID)
+		agg, err := s.getAggregate(cmd.OpportunityID, codecs.DecodeAggregateState)
 		if err != nil {
 			return query.Outcome{}, fmt.Errorf("await %s: %w", cmd.CommandID, err)
 		}
-		if agg, _ := v.(*domain.Aggregate); agg != nil {
+		if agg != nil {
 			if agg.State.Version > 0 && agg.State.ContainsCommand(cmd.CommandID) {
 				return query.Outcome{Aggregate: agg}, nil
 			}

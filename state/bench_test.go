@@ -2,8 +2,12 @@ package state_test
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/lovoo/goka/storage"
@@ -37,9 +41,12 @@ func benchValue() []byte {
 
 type opener func(b *testing.B, dir string) storage.Storage
 
-func pebbleOpener(cache *pebble.Cache) opener {
+func pebbleOpener(opts state.Options) opener {
+	if opts.Logger == nil {
+		opts.Logger = quietLogger()
+	}
 	return func(b *testing.B, dir string) storage.Storage {
-		st, err := state.NewBuilder(dir, state.Options{Cache: cache, Logger: quietLogger()})("bench-table", 0)
+		st, err := state.NewBuilder(dir, opts)("bench-table", 0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -72,7 +79,7 @@ func closeUntimed(b *testing.B, st storage.Storage) {
 func withPebble(b *testing.B, f func(b *testing.B, open opener)) {
 	cache := pebble.NewCache(64 << 20)
 	defer cache.Unref()
-	f(b, pebbleOpener(cache))
+	f(b, pebbleOpener(state.Options{Cache: cache}))
 }
 
 // set: the partition goroutine writing table values (recovered store).
@@ -140,6 +147,7 @@ func benchRecovery(b *testing.B, open opener) {
 	v := benchValue()
 	root := b.TempDir()
 	b.ReportAllocs()
+	cpu := startCPU()
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		st := open(b, filepath.Join(root, fmt.Sprint(n)))
@@ -159,6 +167,7 @@ func benchRecovery(b *testing.B, open opener) {
 		}
 	}
 	b.ReportMetric(float64(benchKeys)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	cpu.report(b, benchKeys*b.N)
 }
 
 // iterate: a full scan of a 100k-key partition. One op is one key.
@@ -209,3 +218,190 @@ func BenchmarkLevelDBRecovery(b *testing.B) { benchRecovery(b, levelDBOpener) }
 
 func BenchmarkIterate(b *testing.B)        { withPebble(b, benchIterate) }
 func BenchmarkLevelDBIterate(b *testing.B) { benchIterate(b, levelDBOpener) }
+
+// benchPool is incompressible value material, so that sstable sizes (and
+// with them flushes, compactions and block-cache misses) are realistic; the
+// repeated alphabet of benchValue compresses several times over.
+var benchPool = func() []byte {
+	p := make([]byte, 1<<16)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range p {
+		p[i] = byte(rng.Uint32())
+	}
+	return p
+}()
+
+// poolValue returns the i-th value of benchValueLen bytes from benchPool.
+func poolValue(i int) []byte {
+	off := (i * 4099) % (len(benchPool) - benchValueLen)
+	return benchPool[off : off+benchValueLen]
+}
+
+// Large recovery: 1M changelog records over 250k keys with incompressible
+// values (about 145 MB written, 36 MB live), the size of the service's
+// end-to-end restore measurement. It goes through several memtable
+// flushes and L0 compactions, which the 100k benchmark barely touches.
+const (
+	largeRecords = 1_000_000
+	largeKeys    = 250_000
+)
+
+func benchRecoveryLarge(b *testing.B, open opener) {
+	keys := make([]string, largeKeys)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("opportunity-%08d", (i*7919)%largeKeys)
+	}
+	root := b.TempDir()
+	b.ReportAllocs()
+	cpu := startCPU()
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		st := open(b, filepath.Join(root, fmt.Sprint(n)))
+		for i := range largeRecords {
+			if err := st.Set(keys[i%largeKeys], poolValue(i)); err != nil {
+				b.Fatal(err)
+			}
+			if err := st.SetOffset(int64(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := st.MarkRecovered(); err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(largeRecords)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	cpu.report(b, largeRecords*b.N)
+}
+
+// Cold point reads: a partition of coldKeys keys (about 30 MB) written,
+// partly updated, closed and reopened, so every pair sits in sstables
+// (pebble flushes the replayed WAL on open) and the block cache starts
+// empty; the cache
+// (coldCache) is far smaller than the data, as in the service, where one
+// 64 MiB cache serves some 43 stores. Existing keys are the even numbers,
+// missing keys the odd ones in between, so the sstables' key ranges cannot
+// rule the missing keys out: only a filter can.
+const (
+	coldKeys  = 200_000
+	coldCache = 8 << 20 // goka's LevelDB default block cache, per store
+)
+
+func coldKey(i int) string { return fmt.Sprintf("account-%08d", i) }
+
+// coldDirs caches the populated partitions across benchmark runs (the
+// setup takes seconds and the benchmark only reads); TestMain removes them.
+var coldDirs = map[string]string{}
+
+func coldDir(b *testing.B, name string, open opener) string {
+	if dir, ok := coldDirs[name]; ok {
+		return dir
+	}
+	dir, err := os.MkdirTemp("", "state-bench-"+name+"-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := open(b, dir)
+	if err := st.MarkRecovered(); err != nil {
+		b.Fatal(err)
+	}
+	for i := range coldKeys {
+		k := (i * 7919) % coldKeys // scattered order: overlapping sstables
+		if err := st.Set(coldKey(2*k), poolValue(k)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Then a live partition's later updates (a fifth of the keys, about
+	// 6 MB): in pebble they land in fresh L0 files on top of the compacted
+	// levels, which every Get must consult, as in the service.
+	for i := range coldKeys / 5 {
+		k := (i * 104729) % coldKeys
+		if err := st.Set(coldKey(2*k), poolValue(k+1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	coldDirs[name] = dir
+	return dir
+}
+
+func benchGetCold(b *testing.B, name string, open opener, missing bool) {
+	st := open(b, coldDir(b, name, open))
+	defer closeUntimed(b, st)
+	rng := rand.New(rand.NewPCG(3, 4))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k := 2 * rng.IntN(coldKeys)
+		if missing {
+			k++
+		}
+		got, err := st.Get(coldKey(k))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if (got == nil) != missing {
+			b.Fatalf("get %s: %d bytes, missing=%v", coldKey(k), len(got), missing)
+		}
+	}
+}
+
+func coldPebble(b *testing.B, missing bool, opts state.Options) {
+	cache := pebble.NewCache(coldCache)
+	defer cache.Unref()
+	opts.Cache = cache
+	benchGetCold(b, "pebble", pebbleOpener(opts), missing)
+}
+
+func coldLevelDB(b *testing.B, missing bool) {
+	benchGetCold(b, "leveldb", levelDBOpener, missing)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, dir := range coldDirs {
+		_ = os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+func BenchmarkRecoveryLarge(b *testing.B)        { withPebble(b, benchRecoveryLarge) }
+func BenchmarkLevelDBRecoveryLarge(b *testing.B) { benchRecoveryLarge(b, levelDBOpener) }
+
+func BenchmarkGetCold(b *testing.B)               { coldPebble(b, false, state.Options{}) }
+func BenchmarkLevelDBGetCold(b *testing.B)        { coldLevelDB(b, false) }
+func BenchmarkGetColdMissing(b *testing.B)        { coldPebble(b, true, state.Options{}) }
+func BenchmarkLevelDBGetColdMissing(b *testing.B) { coldLevelDB(b, true) }
+
+// cpuClock measures the process's CPU time (user+system, all goroutines,
+// so pebble's background flushes and compactions count). On a shared
+// machine wall-clock throughput varies with the neighbours' load; CPU per
+// record is the steadier figure to compare.
+type cpuClock struct{ start time.Duration }
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCPU() cpuClock { return cpuClock{processCPU()} }
+
+func (c cpuClock) report(b *testing.B, records int) {
+	b.ReportMetric(float64(processCPU()-c.start)/float64(records), "cpu-ns/record")
+}
+
+// The same with 16 MiB memtables (Options.MemTableSize): fewer flushes and
+// L0 compactions during the load, at up to two such memtables per busy
+// partition.
+func BenchmarkRecoveryLargeMemTable16(b *testing.B) {
+	cache := pebble.NewCache(64 << 20)
+	defer cache.Unref()
+	benchRecoveryLarge(b, pebbleOpener(state.Options{Cache: cache, MemTableSize: 16 << 20}))
+}

@@ -9,6 +9,12 @@
 //   - Writes use pebble.NoSync. After a crash the WAL holds a prefix of the
 //     writes, so the persisted offset is never ahead of the data it describes
 //     and replaying from offset+1 is idempotent.
+//   - While a partition recovers, writes are collected in one pebble batch
+//     and committed together with the offset (recovery.go): per-record
+//     commits made a restore slower than LevelDB's. Reads commit the batch
+//     first, so they still see every write that returned.
+//   - Sstables above L6 carry bloom filters, so a point read skips the L0
+//     files that lack the key instead of reading a cold block from each.
 //   - User keys live under the prefix 'd', metadata under "m/" (m/offset,
 //     m/topic-id). Iterators are bounded to [d, e), so metadata never shows up
 //     in iteration or Seek, and no user key can collide with it. goka's

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/lovoo/goka/storage"
 )
 
@@ -30,6 +31,12 @@ type Options struct {
 	// MemTableSize caps the memtable of each store. Zero means
 	// DefaultMemTableSize.
 	MemTableSize uint64
+
+	// RecoveryBatchSize is the size in bytes at which the writes collected
+	// while a store recovers are committed as one pebble batch (see
+	// recovery.go). Zero means DefaultRecoveryBatchSize; a negative value
+	// commits every write on its own, as after recovery.
+	RecoveryBatchSize int
 
 	// Validate, if set, is asked for the broker's view of a partition every
 	// time a store opens, so a cache that no longer matches the table topic
@@ -105,6 +112,27 @@ func PartitionDir(topic string, partition int32) string {
 	}
 	fmt.Fprintf(&b, ".%d", partition)
 	return b.String()
+}
+
+// bloomBitsPerKey sizes the sstables' bloom filters: 10 bits per key give
+// about 1% false positives for 1.25 bytes per key.
+const bloomBitsPerKey = 10
+
+// setFilters gives the sstables of L0 to L5 a bloom filter and L6 none.
+//
+// Why: a point read consults every L0 file whose key range covers the key,
+// and with keys written in hash order that is every L0 file. Without a
+// filter each of them costs an index and a data block read, mostly block
+// cache misses, since a flush's blocks start cold and one cache serves all
+// partitions; with a filter a file that lacks the key costs one (small,
+// cache-resident) filter probe. Pebble's Get never reads L6 filters (they
+// would be as large as the data blocks they save), so building them there
+// would only cost compaction CPU and disk.
+func setFilters(o *pebble.Options) {
+	for i := range o.Levels {
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
+	}
+	o.Levels[len(o.Levels)-1].FilterPolicy = pebble.NoFilterPolicy
 }
 
 // pebbleLogger forwards pebble's log lines to slog. Pebble logs routine

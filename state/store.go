@@ -71,6 +71,17 @@ type Store struct {
 	recovered atomic.Bool
 	wiped     atomic.Bool
 
+	// pendMu guards pending, the batch collecting writes while recovering
+	// (see recovery.go); nil once recovered or when batching is disabled.
+	// batching mirrors pending != nil so that reads after recovery check it
+	// without a lock. Lock order: mu, pendMu, persistMu.
+	pendMu    sync.Mutex
+	pending   *pebble.Batch
+	batchSize int
+	batching  atomic.Bool
+	// lost is set when a recovery batch failed to commit; see loseBatch.
+	lost atomic.Pointer[error]
+
 	// persistMu serialises offset writes so that the last write always
 	// carries the newest value, whichever goroutine (ack, ticker, Close)
 	// performs it. persisted is the value on disk.
@@ -186,6 +197,7 @@ func (s *Store) Open() error {
 	s.persistMu.Unlock()
 
 	if !s.recovered.Load() {
+		s.startBatching(db)
 		s.flushStop = make(chan struct{})
 		s.flushDone = make(chan struct{})
 		go s.flushWhileRecovering(s.flushStop, s.flushDone)
@@ -225,17 +237,22 @@ func staleReason(expect *Expect, offset int64, topicID string) WipeReason {
 	}
 }
 
-func (s *Store) openDB() (*pebble.DB, error) {
-	memtable := s.opts.MemTableSize
-	if memtable == 0 {
-		memtable = DefaultMemTableSize
+func (s *Store) memTableSize() uint64 {
+	if s.opts.MemTableSize == 0 {
+		return DefaultMemTableSize
 	}
-	db, err := pebble.Open(s.path, &pebble.Options{
+	return s.opts.MemTableSize
+}
+
+func (s *Store) openDB() (*pebble.DB, error) {
+	po := &pebble.Options{
 		Cache:              s.opts.Cache,
-		MemTableSize:       memtable,
+		MemTableSize:       s.memTableSize(),
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{s.log},
-	})
+	}
+	setFilters(po)
+	db, err := pebble.Open(s.path, po)
 	if err != nil {
 		return nil, fmt.Errorf("state: open pebble db %s: %w", s.path, err)
 	}
@@ -349,7 +366,10 @@ func (s *Store) Close() error {
 	if s.db == nil {
 		return nil
 	}
-	err := s.persistOffsetLocked(s.db)
+	err := s.stopBatching(s.db)
+	if err == nil {
+		err = s.persistOffsetLocked(s.db)
+	}
 	s.releaseIterators()
 	if cerr := s.db.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("state: close %s: %w", s.path, cerr))
@@ -388,6 +408,9 @@ func (s *Store) Has(key string) (bool, error) {
 	if s.db == nil {
 		return false, s.unavailable("has")
 	}
+	if err := s.flushPending(s.db); err != nil {
+		return false, fmt.Errorf("state: has %q: %w", key, err)
+	}
 	_, closer, err := s.db.Get(dataKeyString(key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
@@ -411,6 +434,9 @@ func (s *Store) Get(key string) ([]byte, error) {
 	if s.db == nil {
 		return nil, s.unavailable("get")
 	}
+	if err := s.flushPending(s.db); err != nil {
+		return nil, fmt.Errorf("state: get %q: %w", key, err)
+	}
 	v, err := getCopy(s.db, dataKeyString(key))
 	if err != nil {
 		return nil, fmt.Errorf("state: get %q in %s: %w", key, s.path, err)
@@ -427,6 +453,11 @@ func (s *Store) Set(key string, value []byte) error {
 	if s.db == nil {
 		return s.unavailable("set")
 	}
+	if s.batching.Load() {
+		if batched, err := s.batchSet(s.db, key, value); batched {
+			return err
+		}
+	}
 	if err := s.db.Set(dataKeyString(key), value, pebble.NoSync); err != nil {
 		return fmt.Errorf("state: set %q in %s: %w", key, s.path, err)
 	}
@@ -439,6 +470,11 @@ func (s *Store) Delete(key string) error {
 	defer s.mu.RUnlock()
 	if s.db == nil {
 		return s.unavailable("delete")
+	}
+	if s.batching.Load() {
+		if batched, err := s.batchDelete(s.db, key); batched {
+			return err
+		}
 	}
 	if err := s.db.Delete(dataKeyString(key), pebble.NoSync); err != nil {
 		return fmt.Errorf("state: delete %q in %s: %w", key, s.path, err)
@@ -472,10 +508,11 @@ func (s *Store) SetOffset(offset int64) error {
 	return s.persistOffset()
 }
 
-// MarkRecovered persists the offset and switches SetOffset to persisting
-// every call. Calling it again is harmless.
+// MarkRecovered commits the writes batched during recovery with the
+// offset, switches Set and Delete to direct writes and SetOffset to
+// persisting every call. Calling it again is harmless.
 func (s *Store) MarkRecovered() error {
-	if err := s.persistOffset(); err != nil {
+	if err := s.endRecovery(); err != nil {
 		return fmt.Errorf("state: mark recovered: %w", err)
 	}
 	s.recovered.Store(true)
@@ -485,6 +522,15 @@ func (s *Store) MarkRecovered() error {
 		return fmt.Errorf("state: mark recovered: %w", err)
 	}
 	return nil
+}
+
+func (s *Store) endRecovery() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return s.unavailable("end recovery")
+	}
+	return s.stopBatching(s.db)
 }
 
 func (s *Store) persistOffset() error {
@@ -497,8 +543,20 @@ func (s *Store) persistOffset() error {
 }
 
 // persistOffsetLocked writes the current offset if it differs from the one
-// on disk. Callers hold mu (either mode).
+// on disk. While recovering it commits the pending batch with it, so the
+// offset never lands before the data it describes. Callers hold mu (either
+// mode).
 func (s *Store) persistOffsetLocked(db *pebble.DB) error {
+	if s.batching.Load() {
+		s.pendMu.Lock()
+		defer s.pendMu.Unlock()
+		if s.pending != nil {
+			return s.commitPendingLocked(db)
+		}
+	}
+	if err := s.lostErr(); err != nil {
+		return err
+	}
 	s.persistMu.Lock()
 	defer s.persistMu.Unlock()
 	cur := s.offset.Load()
@@ -514,9 +572,10 @@ func (s *Store) persistOffsetLocked(db *pebble.DB) error {
 	return nil
 }
 
-// flushWhileRecovering persists the offset every flushEvery until the store
-// is recovered or closed, so a crash during a long recovery resumes near
-// where it stopped instead of from the start.
+// flushWhileRecovering commits the recovery batch with the offset every
+// flushEvery until the store is recovered or closed, so a crash during a
+// long recovery resumes near where it stopped instead of from the start,
+// and a slow trickle of records does not sit uncommitted.
 func (s *Store) flushWhileRecovering(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(s.flushEvery)
@@ -579,6 +638,9 @@ func (s *Store) newIterator(lo, hi []byte) (storage.Iterator, error) {
 	defer s.mu.RUnlock()
 	if s.db == nil {
 		return nil, s.unavailable("iterate")
+	}
+	if err := s.flushPending(s.db); err != nil {
+		return nil, fmt.Errorf("state: new iterator: %w", err)
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {

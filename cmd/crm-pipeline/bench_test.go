@@ -59,7 +59,7 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("%s: no unit", name)
 		}
 	}
-	want := []string{"throughput", "restore", "restore.ready", "memory.rss", "memory.disk"}
+	want := []string{"throughput", "restore", "restore.ready", "restore.memtable32", "memory.rss", "memory.disk"}
 	for _, path := range []string{"kafka", "http"} {
 		for _, p := range []string{"p50", "p95", "p99", "max"} {
 			want = append(want, "latency."+path+"."+p)

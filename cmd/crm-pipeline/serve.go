@@ -39,6 +39,7 @@ type serveConfig struct {
 	Partitions        int
 	ReportingCurrency string
 	CacheMiB          int
+	MemTableMiB       int
 	ShutdownTimeout   time.Duration
 	InstanceID        string
 	Kafka             topics.ClientOptions // TLS and SASL for --brokers (not the embedded broker)
@@ -68,6 +69,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.IntVar(&cfg.Partitions, "partitions", 8, "partitions of the topics this service creates")
 	fs.StringVar(&cfg.ReportingCurrency, "reporting-currency", "USD", "ISO 4217 currency forecasts are reported in")
 	fs.IntVar(&cfg.CacheMiB, "cache-mib", 64, "pebble block cache shared by all local stores, MiB")
+	fs.IntVar(&cfg.MemTableMiB, "memtable-mib", state.DefaultMemTableSize>>20, "cap of each local store's pebble memtable, MiB (larger restores faster and costs up to twice this per busy partition in memory)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a clean stop may take")
 	fs.StringVar(&cfg.InstanceID, "instance-id", "", "static consumer-group membership id of this instance (default: host name and a hash of --data); empty string via 'none' disables")
 	fs.StringVar(&cfg.TokensFile, "tokens-file", "", "file of HTTP bearer tokens, lines '<role> <token> [name]' (roles read, write, admin)")
@@ -148,6 +150,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		return state.Expect{TopicID: f.TopicID, HighWaterMark: f.HighWaterMark}, nil
 	}
 	storeOpts := state.Options{Cache: cache, Validate: validate, Logger: log}
+	if cfg.MemTableMiB > 0 {
+		storeOpts.MemTableSize = uint64(cfg.MemTableMiB) << 20
+	}
 
 	vs, err := views.New(views.Config{
 		Brokers: brokers, Client: client, Logger: log, Registerer: reg,

@@ -100,7 +100,7 @@ func benchSet(b *testing.B, open opener) {
 }
 
 // process: one processed message after recovery, Set from the partition
-// goroutine plus SetOffset from the ack (persisted on every call).
+// goroutine plus SetOffset from the ack (kept in memory, persisted by the ticker).
 func benchProcess(b *testing.B, open opener) {
 	st := open(b, b.TempDir())
 	defer closeUntimed(b, st)

@@ -13,6 +13,9 @@
 //     and committed together with the offset (recovery.go): per-record
 //     commits made a restore slower than LevelDB's. Reads commit the batch
 //     first, so they still see every write that returned.
+//   - SetOffset, which goka calls for every record, only updates memory; a
+//     ticker (and Close) persists it. A lagging persisted offset only means
+//     a few records are replayed after a crash.
 //   - Sstables above L6 carry bloom filters, so a point read skips the L0
 //     files that lack the key instead of reading a cold block from each.
 //   - User keys live under the prefix 'd', metadata under "m/" (m/offset,

@@ -58,8 +58,8 @@ type Store struct {
 	mu        sync.RWMutex
 	db        *pebble.DB
 	closed    bool
-	flushStop chan struct{} // closed to stop the recovery flusher
-	flushDone chan struct{} // closed when the recovery flusher has exited
+	flushStop chan struct{} // closed to stop the offset flusher
+	flushDone chan struct{} // closed when the offset flusher has exited
 
 	// itersMu guards iters, the live iterators. Pebble refuses to close a DB
 	// with open iterators, and goka users may hold a view iterator across a
@@ -198,10 +198,10 @@ func (s *Store) Open() error {
 
 	if !s.recovered.Load() {
 		s.startBatching(db)
-		s.flushStop = make(chan struct{})
-		s.flushDone = make(chan struct{})
-		go s.flushWhileRecovering(s.flushStop, s.flushDone)
 	}
+	s.flushStop = make(chan struct{})
+	s.flushDone = make(chan struct{})
+	go s.flushPeriodically(s.flushStop, s.flushDone)
 	return nil
 }
 
@@ -492,32 +492,35 @@ func (s *Store) GetOffset(def int64) (int64, error) {
 	return def, nil
 }
 
-// SetOffset records the last table offset applied. While the store is
-// recovering, goka calls it for every record replayed, so it only updates
-// memory and a background ticker persists it once a second; after
-// MarkRecovered every call is persisted (unsynced). Negative offsets are
-// rejected: they would read back as "no offset".
+// SetOffset records the last table offset applied. goka calls it for every
+// record, while recovering and after (a view for every changelog record, a
+// processor on every changelog acknowledgement), so it only updates memory;
+// a background ticker persists it once a second, and Close and
+// MarkRecovered persist it too. Persisting on every call was a second pebble
+// commit per record (3.4% of the service's CPU in the throughput profile).
+// A persisted offset that lags the data is safe: after a crash the store
+// replays a few records it already holds, which rewrites the same values;
+// it is never ahead of the data, because it is read after the write it
+// covers returned. Negative offsets are rejected: they would read back as
+// "no offset".
 func (s *Store) SetOffset(offset int64) error {
 	if offset < 0 {
 		return fmt.Errorf("state: set offset %d in %s: negative offset", offset, s.path)
 	}
 	s.offset.Store(offset)
-	if !s.recovered.Load() {
-		return nil
-	}
-	return s.persistOffset()
+	return nil
 }
 
 // MarkRecovered commits the writes batched during recovery with the
-// offset, switches Set and Delete to direct writes and SetOffset to
-// persisting every call. Calling it again is harmless.
+// offset and switches Set and Delete to direct writes. Calling it again is
+// harmless.
 func (s *Store) MarkRecovered() error {
 	if err := s.endRecovery(); err != nil {
 		return fmt.Errorf("state: mark recovered: %w", err)
 	}
 	s.recovered.Store(true)
-	// A SetOffset that raced with the flag saw "recovering" and did not
-	// persist; persisting again covers it (a no-op otherwise).
+	// Persist the offset of the last recovered record now rather than at the
+	// next tick (a no-op if the batch commit already wrote it).
 	if err := s.persistOffset(); err != nil {
 		return fmt.Errorf("state: mark recovered: %w", err)
 	}
@@ -572,11 +575,12 @@ func (s *Store) persistOffsetLocked(db *pebble.DB) error {
 	return nil
 }
 
-// flushWhileRecovering commits the recovery batch with the offset every
-// flushEvery until the store is recovered or closed, so a crash during a
-// long recovery resumes near where it stopped instead of from the start,
-// and a slow trickle of records does not sit uncommitted.
-func (s *Store) flushWhileRecovering(stop <-chan struct{}, done chan<- struct{}) {
+// flushPeriodically persists the offset every flushEvery until the store is
+// closed: while recovering it commits the recovery batch with it, so a crash
+// during a long recovery resumes near where it stopped instead of from the
+// start and a slow trickle of records does not sit uncommitted; after
+// recovery it is the only routine offset write (SetOffset stays in memory).
+func (s *Store) flushPeriodically(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(s.flushEvery)
 	defer t.Stop()
@@ -585,11 +589,8 @@ func (s *Store) flushWhileRecovering(stop <-chan struct{}, done chan<- struct{})
 		case <-stop:
 			return
 		case <-t.C:
-			if s.recovered.Load() {
-				return
-			}
 			if err := s.persistOffset(); err != nil {
-				s.log.Warn("persisting offset during recovery failed", "error", err)
+				s.log.Warn("persisting offset failed", "error", err)
 			}
 		}
 	}

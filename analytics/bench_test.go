@@ -46,12 +46,12 @@ func BenchmarkDeltas(b *testing.B) {
 	}
 }
 
-// BenchmarkBucketApply folds a typical forecast delta into a bucket that has seen 50
-// opportunities (the aggregator's per-record work, without the codec).
+// BenchmarkBucketApply folds a typical forecast delta into a bucket that has had deltas from 8
+// commands partitions (the aggregator's per-record work, without the codec).
 func BenchmarkBucketApply(b *testing.B) {
-	bk := Bucket{Values: map[string]int64{}, Seen: map[string]int64{}}
-	for i := range 50 {
-		bk.Seen[fmt.Sprintf("opp-%d", i)] = 3
+	bk := Bucket{Values: map[string]int64{}, Applied: map[string]int64{}}
+	for i := range 8 {
+		bk.Applied[fmt.Sprint(i)] = 3
 	}
 	plus := map[string]int64{"open/count": 1, "USD/open/amount": 1250000, "USD/open/weighted": 125000,
 		"pipeline/count": 1, "USD/pipeline/amount": 1250000, "USD/pipeline/weighted": 125000}
@@ -67,7 +67,7 @@ func BenchmarkBucketApply(b *testing.B) {
 		if v%2 == 0 {
 			vals = minus
 		}
-		if !bk.Apply(Delta{OpportunityID: "opp-7", Version: v + 3, Values: vals}) {
+		if !bk.Apply(Delta{OpportunityID: "opp-7", Version: v + 3, Values: vals, Source: "5", Position: v + 3}) {
 			b.Fatal("not applied")
 		}
 	}

@@ -6,8 +6,8 @@ import (
 )
 
 func TestBucketApplyGuard(t *testing.T) {
-	d := func(opp string, v int64, vals map[string]int64) Delta {
-		return Delta{Bucket: "F|p|2025-01-01|o", OpportunityID: opp, Version: v, Values: vals}
+	d := func(src string, pos int64, vals map[string]int64) Delta {
+		return Delta{Bucket: "F|p|2025-01-01|o", OpportunityID: "opp", Version: 1, Values: vals, Source: src, Position: pos}
 	}
 	type step struct {
 		d       Delta
@@ -19,30 +19,35 @@ func TestBucketApplyGuard(t *testing.T) {
 		steps []step
 	}{
 		{"fresh bucket, nil maps", []step{
-			{d("a", 1, map[string]int64{"open/count": 1, "USD/open/amount": 500}), true, map[string]int64{"open/count": 1, "USD/open/amount": 500}},
+			{d("0", 0, map[string]int64{"open/count": 1, "USD/open/amount": 500}), true, map[string]int64{"open/count": 1, "USD/open/amount": 500}},
 		}},
-		{"same version twice", []step{
-			{d("a", 1, map[string]int64{"open/count": 1}), true, map[string]int64{"open/count": 1}},
-			{d("a", 1, map[string]int64{"open/count": 1}), false, map[string]int64{"open/count": 1}},
+		{"same position twice (redelivery or re-emission)", []step{
+			{d("0", 4, map[string]int64{"open/count": 1}), true, map[string]int64{"open/count": 1}},
+			{d("0", 4, map[string]int64{"open/count": 1}), false, map[string]int64{"open/count": 1}},
 		}},
-		{"older version after newer", []step{
-			{d("a", 1, map[string]int64{"USD/open/amount": 100}), true, map[string]int64{"USD/open/amount": 100}},
-			{d("a", 3, map[string]int64{"USD/open/amount": 50}), true, map[string]int64{"USD/open/amount": 150}},
-			{d("a", 2, map[string]int64{"USD/open/amount": 7}), false, map[string]int64{"USD/open/amount": 150}},
-			{d("a", 1, map[string]int64{"USD/open/amount": 100}), false, map[string]int64{"USD/open/amount": 150}},
+		{"older position after newer", []step{
+			{d("1", 10, map[string]int64{"USD/open/amount": 100}), true, map[string]int64{"USD/open/amount": 100}},
+			{d("1", 30, map[string]int64{"USD/open/amount": 50}), true, map[string]int64{"USD/open/amount": 150}},
+			{d("1", 20, map[string]int64{"USD/open/amount": 7}), false, map[string]int64{"USD/open/amount": 150}},
+			{d("1", 10, map[string]int64{"USD/open/amount": 100}), false, map[string]int64{"USD/open/amount": 150}},
 		}},
-		{"interleaved opportunities", []step{
-			{d("a", 1, map[string]int64{"open/count": 1}), true, map[string]int64{"open/count": 1}},
-			{d("b", 1, map[string]int64{"open/count": 1}), true, map[string]int64{"open/count": 2}},
-			{d("a", 2, map[string]int64{"open/count": -1}), true, map[string]int64{"open/count": 1}},
-			{d("b", 1, map[string]int64{"open/count": 1}), false, map[string]int64{"open/count": 1}}, // b's redelivery
-			{d("a", 1, map[string]int64{"open/count": 1}), false, map[string]int64{"open/count": 1}}, // a's old delta after it left
-			{d("b", 5, map[string]int64{"open/count": -1}), true, map[string]int64{}},                // version gaps are fine
+		{"sources are guarded apart", []step{
+			{d("0", 7, map[string]int64{"open/count": 1}), true, map[string]int64{"open/count": 1}},
+			{d("1", 3, map[string]int64{"open/count": 1}), true, map[string]int64{"open/count": 2}}, // lower position, other source
+			{d("0", 8, map[string]int64{"open/count": -1}), true, map[string]int64{"open/count": 1}},
+			{d("1", 3, map[string]int64{"open/count": 1}), false, map[string]int64{"open/count": 1}}, // source 1's duplicate
+			{d("0", 7, map[string]int64{"open/count": 1}), false, map[string]int64{"open/count": 1}}, // source 0's old delta
+			{d("1", 500, map[string]int64{"open/count": -1}), true, map[string]int64{}},              // offset gaps are fine
 		}},
-		{"zero sums are dropped", []step{
-			{d("a", 1, map[string]int64{"open/count": 1, "USD/open/amount": 100}), true, map[string]int64{"open/count": 1, "USD/open/amount": 100}},
-			{d("a", 2, map[string]int64{"USD/open/amount": -100, "JPY/open/amount": 3}), true, map[string]int64{"open/count": 1, "JPY/open/amount": 3}},
-			{d("a", 3, map[string]int64{"open/count": -1, "JPY/open/amount": -3}), true, map[string]int64{}},
+		{"no source: unguarded (a v1 writer)", []step{
+			{d("", 0, map[string]int64{"open/count": 1}), true, map[string]int64{"open/count": 1}},
+			{d("", 0, map[string]int64{"open/count": 1}), true, map[string]int64{"open/count": 2}},
+		}},
+		{"zero sums are dropped, the guard is kept", []step{
+			{d("2", 1, map[string]int64{"open/count": 1, "USD/open/amount": 100}), true, map[string]int64{"open/count": 1, "USD/open/amount": 100}},
+			{d("2", 2, map[string]int64{"USD/open/amount": -100, "JPY/open/amount": 3}), true, map[string]int64{"open/count": 1, "JPY/open/amount": 3}},
+			{d("2", 3, map[string]int64{"open/count": -1, "JPY/open/amount": -3}), true, map[string]int64{}},
+			{d("2", 3, map[string]int64{"open/count": -1, "JPY/open/amount": -3}), false, map[string]int64{}},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,8 +63,11 @@ func TestBucketApplyGuard(t *testing.T) {
 				if !reflect.DeepEqual(got, s.values) {
 					t.Fatalf("step %d: values %v, want %v", i, got, s.values)
 				}
-				if b.Seen[s.d.OpportunityID] < s.d.Version {
-					t.Fatalf("step %d: seen %d below version %d", i, b.Seen[s.d.OpportunityID], s.d.Version)
+				if s.d.Source != "" && b.Applied[s.d.Source] < s.d.Position {
+					t.Fatalf("step %d: applied %d below position %d", i, b.Applied[s.d.Source], s.d.Position)
+				}
+				if len(b.Applied) > 3 {
+					t.Fatalf("step %d: guard has %d entries", i, len(b.Applied))
 				}
 			}
 		})
@@ -71,7 +79,7 @@ func TestBucketApplyGuard(t *testing.T) {
 func TestBucketApplyDoesNotAliasDelta(t *testing.T) {
 	vals := map[string]int64{"open/count": 1}
 	var b Bucket
-	b.Apply(Delta{OpportunityID: "a", Version: 1, Values: vals})
+	b.Apply(Delta{OpportunityID: "a", Version: 1, Values: vals, Source: "0", Position: 1})
 	vals["open/count"] = 99
 	if b.Values["open/count"] != 1 {
 		t.Fatalf("bucket shares the delta's map")

@@ -14,10 +14,10 @@ import (
 // from events (funnel, pipeline changes). prev is nil for a create. Deterministic output order
 // (sorted by Bucket), so a re-emission after a crash sends the same records.
 //
-// Every Delta carries next.ID and next.Version: the aggregator's per-opportunity version guard
-// (Bucket.Apply) then drops redeliveries and re-emissions, because an opportunity's deltas
-// reach each bucket in version order. A duplicate or a no-op command (no events, next equal
-// to prev) yields no deltas.
+// Every Delta carries next.ID and next.Version, and at most one Delta per bucket is returned;
+// the opportunity processor stamps them with the record's source position, by which the
+// aggregator's guard (Bucket.Apply) drops redeliveries and re-emissions. A duplicate or a
+// no-op command (no events, next equal to prev) yields no deltas.
 //
 // State contributions (forecast by close date, win/loss by closedAt day) depend only on the
 // two states; event contributions are attributed to the UTC day of each event, the pipeline of

@@ -18,8 +18,8 @@ import (
 // one family and pipeline sort by day and a period over all owners is one contiguous key range
 // (the layout a sorted table or a range scan over the group table wants). Pipeline and owner
 // are escaped (escapePart) so that an id containing '|' can never make two keys collide.
-// Buckets are daily and per owner so that one bucket stays small (its Seen map holds only the
-// opportunities of one owner on one day) and any period is a range sum at query time.
+// Buckets are daily and per owner so that one bucket stays small and any period is a range sum
+// at query time.
 const (
 	famForecast byte = 'F'
 	famWinLoss  byte = 'W'

@@ -3,6 +3,7 @@ package analytics
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -277,6 +278,10 @@ func (s *aggSim) step() {
 		return
 	}
 	deltas := Deltas(cur, d.Next, d.Events, lookupPipeline)
+	// As the processor does: the record's partition (here a hash of the opportunity id over 4
+	// simulated partitions) and offset (the command's index, increasing in every partition).
+	position := int64(len(s.sent))
+	stamp(deltas, cmd.OpportunityID, position)
 	s.oracle.Observe(cur, d.Next, d.Events)
 	switch {
 	case d.Duplicate:
@@ -326,6 +331,7 @@ func (s *aggSim) step() {
 			t.Fatal(err)
 		}
 		again := Deltas(prev, next, micro, lookupPipeline)
+		stamp(again, cmd.OpportunityID, position)
 		if !reflect.DeepEqual(again, deltas) {
 			t.Fatalf("%s: re-emitted deltas differ:\n got %v\nwant %v", cmd.CommandID, again, deltas)
 		}
@@ -339,6 +345,16 @@ func (s *aggSim) step() {
 	}
 	if s.chance(3) {
 		s.drain(s.r.IntN(30))
+	}
+}
+
+// stamp sets the source position the opportunity processor gives a record's deltas.
+func stamp(ds []Delta, opportunityID string, position int64) {
+	h := fnv.New32a()
+	h.Write([]byte(opportunityID))
+	source := strconv.Itoa(int(h.Sum32() % 4))
+	for i := range ds {
+		ds[i].Source, ds[i].Position = source, position
 	}
 }
 

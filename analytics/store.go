@@ -25,7 +25,7 @@ import (
 // the owner's index.
 //
 // The Store keeps no string of the bucket it is given: a decoded bucket's strings share one
-// decoder arena with its Seen map (codecs.DecodeBucket), and a single retained substring
+// decoder arena with its guard map (codecs.DecodeBucket), and a single retained substring
 // would pin all of it for as long as the bucket is unchanged. Currencies of forecast buckets
 // are kept as curIDs, owners and pipelines as copies made once, and the free-text labels of
 // the other families through intern (unique handles), so a bucket is garbage once Put returns.
@@ -200,8 +200,8 @@ func (s *Store) Len() int {
 	return s.n
 }
 
-// Put replaces a bucket (a nil/empty bucket deletes it). Only Values matter to queries; Seen
-// is the aggregator's business. A key that is not a bucket key of this package is ignored, as
+// Put replaces a bucket (a nil/empty bucket deletes it). Only Values matter to queries; the
+// Applied guard is the aggregator's business. A key that is not a bucket key of this package is ignored, as
 // are value names it does not know (a newer writer's measures), so a rolling upgrade cannot
 // break the read model. Put copies what it needs: the caller may reuse b.
 func (s *Store) Put(key string, b Bucket) {

@@ -240,7 +240,7 @@ func TestStorePutReplaceDelete(t *testing.T) {
 	if s.Len() != 3 || total() != 14 {
 		t.Fatalf("after replace: len %d total %d", s.Len(), total())
 	}
-	s.Put(k1, Bucket{Seen: map[string]int64{"a": 1}}) // no values: delete
+	s.Put(k1, Bucket{Applied: map[string]int64{"a": 1}}) // no values: delete
 	s.Put(k3, Bucket{})
 	if s.Len() != 1 || total() != 2 {
 		t.Fatalf("after delete: len %d total %d", s.Len(), total())

@@ -20,38 +20,46 @@
 package analytics
 
 // Delta is the net change of one opportunity's contribution to one bucket, caused by one
-// version of the opportunity. Values are signed: a retraction is negative. Bucket is also the
-// record key on the repartition topic, so all deltas of a bucket meet in one partition.
+// command record. Values are signed: a retraction is negative. Bucket is also the record key on
+// the repartition topic, so all deltas of a bucket meet in one partition.
+//
+// Source and Position say which record produced the delta: the commands-topic partition
+// (decimal) and offset. The opportunity processor sets them (Deltas leaves them empty); a
+// record yields at most one delta per bucket, and the deltas one source sends to a bucket
+// arrive in offset order (one ordered producer per partition, to the bucket's one partition),
+// so Bucket.Apply's guard is exact. A delta without a Source (a writer before schema v2) is
+// applied unguarded.
 type Delta struct {
 	Bucket        string
 	OpportunityID string
 	Version       int64
 	Values        map[string]int64
+	Source        string
+	Position      int64
 }
 
-// Bucket is the running aggregate of one bucket key. Seen holds, per opportunity, the highest
-// version whose delta was applied: deltas of one opportunity reach a bucket in version order
-// (they are produced in order from the opportunity's partition to the bucket's partition), so
-// a delta at or below it is a redelivery or a re-emission and is skipped. That guard is exact
-// both for a redelivered delta record and for a delta the opportunity processor published
-// again after its own crash.
+// Bucket is the running aggregate of one bucket key. Applied holds, per source (commands
+// partition), the highest position whose delta was applied: a delta at or below it is a
+// redelivery (the aggregator crashed before committing) or a re-emission (the opportunity
+// processor crashed and published a record's outputs again) and is skipped. The guard has at
+// most one entry per commands partition; keeping one per opportunity, as version 1 did, made
+// a busy day's bucket grow with every opportunity touched that day, and its encode (sorting
+// that map) and decode the aggregator's largest cost.
 type Bucket struct {
-	Values map[string]int64
-	Seen   map[string]int64
+	Values  map[string]int64
+	Applied map[string]int64
 }
 
-// Apply folds d into b unless b.Seen[d.OpportunityID] >= d.Version, and reports whether it
-// applied. Values that sum to zero are deleted, so a bucket holds only non-zero figures and a
-// bucket whose contributions all cancelled has no Values (the Store then drops it). Seen is
-// never pruned: a redelivered old delta can arrive after the opportunity left the bucket, and
-// only its Seen entry keeps it from being added twice; daily per-owner buckets keep Seen small.
-// Apply allocates b's maps when they are nil.
+// Apply folds d into b unless d.Position is at or below b.Applied[d.Source], and reports
+// whether it applied. Values that sum to zero are deleted, so a bucket holds only non-zero
+// figures and a bucket whose contributions all cancelled has no Values (the Store then drops
+// it); Applied is kept, so a late duplicate is still refused. Apply allocates b's maps when
+// they are nil.
 func (b *Bucket) Apply(d Delta) bool {
-	if b.Seen[d.OpportunityID] >= d.Version {
-		return false
-	}
-	if b.Seen == nil {
-		b.Seen = make(map[string]int64, 1)
+	if d.Source != "" {
+		if last, ok := b.Applied[d.Source]; ok && d.Position <= last {
+			return false
+		}
 	}
 	if b.Values == nil {
 		b.Values = make(map[string]int64, len(d.Values))
@@ -63,6 +71,11 @@ func (b *Bucket) Apply(d Delta) bool {
 			delete(b.Values, k)
 		}
 	}
-	b.Seen[d.OpportunityID] = d.Version
+	if d.Source != "" {
+		if b.Applied == nil {
+			b.Applied = make(map[string]int64, 1)
+		}
+		b.Applied[d.Source] = d.Position
+	}
 	return true
 }

@@ -62,12 +62,13 @@ func TestMapBytesAreSortedBlocks(t *testing.T) {
 	for name, d := range deltaFixtures() {
 		want := str(str(nil, d.Bucket), d.OpportunityID)
 		want = sortedMap(long(want, d.Version), d.Values)
+		want = long(str(want, d.Source), d.Position)
 		got, err := EncodeDelta(d)
 		check(kindDelta, name, got, err, want)
 	}
 	for name, b := range bucketFixtures() {
 		got, err := EncodeBucket(b)
-		check(kindBucket, name, got, err, sortedMap(sortedMap(nil, b.Values), b.Seen))
+		check(kindBucket, name, got, err, sortedMap(sortedMap(nil, b.Values), b.Applied))
 	}
 	// Bytewise order, not rune or collation order: "Z" < "a" < "é" < "東" < "😀".
 	got, _ := EncodeBucket(analytics.Bucket{Values: map[string]int64{"😀": 0, "a": 0, "東": 0, "Z": 0, "é": 0}})
@@ -134,7 +135,7 @@ func TestMapEncodingIsDeterministic(t *testing.T) {
 	for name, b := range bucketFixtures() {
 		want, _ := EncodeBucket(b)
 		for range 50 {
-			got, err := EncodeBucket(analytics.Bucket{Values: rebuild(b.Values), Seen: rebuild(b.Seen)})
+			got, err := EncodeBucket(analytics.Bucket{Values: rebuild(b.Values), Applied: rebuild(b.Applied)})
 			if err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("bucket/%s: encoding depends on how the maps were built (%v)", name, err)
 			}
@@ -155,12 +156,12 @@ func TestMapEncodingIsDeterministic(t *testing.T) {
 // Like slices, empty and nil maps are the same record and decode as nil.
 func TestEmptyMapsDecodeAsNil(t *testing.T) {
 	nilB, _ := EncodeBucket(analytics.Bucket{})
-	emptyB, _ := EncodeBucket(analytics.Bucket{Values: map[string]int64{}, Seen: map[string]int64{}})
+	emptyB, _ := EncodeBucket(analytics.Bucket{Values: map[string]int64{}, Applied: map[string]int64{}})
 	if !bytes.Equal(nilB, emptyB) || len(nilB) != headerLen+2 {
 		t.Errorf("nil maps % x, empty maps % x", nilB, emptyB)
 	}
 	got, err := DecodeBucket(emptyB)
-	if err != nil || got.Values != nil || got.Seen != nil {
+	if err != nil || got.Values != nil || got.Applied != nil {
 		t.Errorf("empty bucket decoded as %#v, %v", got, err)
 	}
 	nilD, _ := EncodeDelta(analytics.Delta{Bucket: "b"})
@@ -209,7 +210,7 @@ func TestMapBlocksFromOtherWriters(t *testing.T) {
 	}
 
 	b := record("b")
-	want := analytics.Bucket{Values: map[string]int64{"a": 1, "b": -26, "m": math.MinInt64, "z": 26}, Seen: map[string]int64{"o-1": 3, "o-2": 3}}
+	want := analytics.Bucket{Values: map[string]int64{"a": 1, "b": -26, "m": math.MinInt64, "z": 26}, Applied: map[string]int64{"o-1": 3, "o-2": 3}}
 
 	got, err := DecodeBucket(b)
 	if err != nil || !reflect.DeepEqual(got, want) {
@@ -368,7 +369,7 @@ func TestAnalyticsDecodeAllocations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation counts")
 	}
-	b, _ := EncodeBucket(benchBucket(50, 30))
+	b, _ := EncodeBucket(benchBucket(50, 8))
 	bucketAllocs := testing.AllocsPerRun(50, func() { _, _ = DecodeBucket(b) })
 	d, _ := EncodeDelta(benchDelta())
 	deltaAllocs := testing.AllocsPerRun(50, func() { _, _ = DecodeDelta(d) })

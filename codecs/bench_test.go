@@ -120,7 +120,7 @@ func BenchmarkDecodeDelta(b *testing.B) {
 }
 
 func BenchmarkEncodeBucket(b *testing.B) {
-	v := benchBucket(50, 30)
+	v := benchBucket(50, 8)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := EncodeBucket(v); err != nil {
@@ -130,7 +130,7 @@ func BenchmarkEncodeBucket(b *testing.B) {
 }
 
 func BenchmarkDecodeBucket(b *testing.B) {
-	data, _ := EncodeBucket(benchBucket(50, 30))
+	data, _ := EncodeBucket(benchBucket(50, 8))
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
@@ -142,7 +142,7 @@ func BenchmarkDecodeBucket(b *testing.B) {
 
 // BenchmarkDecodeBucketGoavro is the same decode through goavro's generic maps, for scale.
 func BenchmarkDecodeBucketGoavro(b *testing.B) {
-	data, _ := EncodeBucket(benchBucket(50, 30))
+	data, _ := EncodeBucket(benchBucket(50, 8))
 	e := currentSchema[kindBucket]
 	b.ReportAllocs()
 	for b.Loop() {

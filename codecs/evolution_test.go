@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"reflect"
 	"strings"
 	"testing"
@@ -234,7 +235,7 @@ func canRead(r, w *schemaNode, seen map[[2]*schemaNode]bool) error {
 }
 
 // The generic reader fills a field the writer lacked with the zero value of the domain field,
-// which is right only if every default in our schemas is a zero value: null, "", 0, false, [].
+// which is right only if every default in our schemas is a zero value: null, "", 0, false, [], {}.
 // Defaults must also be valid for their type (for a union: its first branch).
 func TestDefaultsAreZeroValues(t *testing.T) {
 	for _, e := range byFingerprint {
@@ -259,6 +260,8 @@ func TestDefaultsAreZeroValues(t *testing.T) {
 					ok = d.String() == "0" && (typ.kind == kInt || typ.kind == kLong)
 				case []any:
 					ok = len(d) == 0 && typ.kind == kArray
+				case map[string]any:
+					ok = len(d) == 0 && typ.kind == kMap
 				}
 				if !ok {
 					t.Errorf("%s: %s.%s has default %#v for a %s", e.path, rec.name, f.name, f.def, typ.kind)
@@ -436,17 +439,19 @@ func TestAPINamesAreRecordNames(t *testing.T) {
 // shipped to production yet, so no record carrying the old fingerprints exists outside
 // development. From the first release on, the rule above holds without exception.
 var pinnedFingerprints = map[string]uint64{
-	"schemas/account.avsc":          0xddd8dad8542a13ff,
-	"schemas/analytics_bucket.avsc": 0xa2f130cc38572a34,
-	"schemas/analytics_delta.avsc":  0xcb0e8a6961fea65b,
-	"schemas/aggregate.avsc":        0xa62bed784141b949, // pre-release, re-pinned (was 0x6179ce65d3e1060b): + rejections, won
-	"schemas/closed_won.avsc":       0x5d9a33889dafaceb,
-	"schemas/command.avsc":          0x2e31b4a9899e8c85,
-	"schemas/command_rejected.avsc": 0xf9db6fd7bbc43b6b, // pre-release, re-pinned (was 0x30f13666f3811cce): + position
-	"schemas/event.avsc":            0xe7870d8fb1b0c618,
-	"schemas/fx_rate.avsc":          0xe3ce708d67996e25,
-	"schemas/pipeline.avsc":         0x0c4d61c9d2d413df,
-	"schemas/v1/command.avsc":       0x01b6481a95e5f41a,
+	"schemas/account.avsc":             0xddd8dad8542a13ff,
+	"schemas/analytics_bucket.avsc":    0x4ba940cc948e47ec, // v2: per-source guard "applied" replaces per-opportunity "seen"
+	"schemas/analytics_delta.avsc":     0xfa351deab03ea034, // v2: + source, position
+	"schemas/aggregate.avsc":           0xa62bed784141b949, // pre-release, re-pinned (was 0x6179ce65d3e1060b): + rejections, won
+	"schemas/closed_won.avsc":          0x5d9a33889dafaceb,
+	"schemas/command.avsc":             0x2e31b4a9899e8c85,
+	"schemas/command_rejected.avsc":    0xf9db6fd7bbc43b6b, // pre-release, re-pinned (was 0x30f13666f3811cce): + position
+	"schemas/event.avsc":               0xe7870d8fb1b0c618,
+	"schemas/fx_rate.avsc":             0xe3ce708d67996e25,
+	"schemas/pipeline.avsc":            0x0c4d61c9d2d413df,
+	"schemas/v1/analytics_bucket.avsc": 0xa2f130cc38572a34,
+	"schemas/v1/analytics_delta.avsc":  0xcb0e8a6961fea65b,
+	"schemas/v1/command.avsc":          0x01b6481a95e5f41a,
 }
 
 func TestSchemaFingerprintsArePinned(t *testing.T) {
@@ -464,5 +469,51 @@ func TestSchemaFingerprintsArePinned(t *testing.T) {
 		if _, ok := SchemaFiles()[path]; !ok {
 			t.Errorf("%s was shipped but is gone: records written with it can no longer be read", path)
 		}
+	}
+}
+
+// v1 analytics records (per-opportunity "seen" guard, deltas without a source) are read by this
+// build: a v1 bucket keeps its values and starts with an empty guard, a v1 delta reads with no
+// source, which Bucket.Apply applies unguarded.
+func TestOlderAnalyticsWritersAreRead(t *testing.T) {
+	vb := entryByPath(t, "schemas/v1/analytics_bucket.avsc")
+	bc, err := vb.goavroCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := bc.BinaryFromNative(nil, map[string]any{
+		"values": map[string]any{"count": int64(3), "USD/commit/amount": int64(-1250)},
+		"seen":   map[string]any{"opp-1": int64(4), "opp-2": int64(1)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := DecodeBucket(append(vb.header[:], body...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{"count": 3, "USD/commit/amount": -1250}; !reflect.DeepEqual(b.Values, want) || b.Applied != nil {
+		t.Errorf("v1 bucket read as %+v", b)
+	}
+
+	vd := entryByPath(t, "schemas/v1/analytics_delta.avsc")
+	dc, err := vd.goavroCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err = dc.BinaryFromNative(nil, map[string]any{
+		"bucket": "F|default|2026-06-30|u-1", "opportunityId": "opp-1", "version": int64(7),
+		"values": map[string]any{"count": int64(1)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := DecodeDelta(append(vd.header[:], body...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := analytics.Delta{Bucket: "F|default|2026-06-30|u-1", OpportunityID: "opp-1", Version: 7, Values: map[string]int64{"count": 1}}
+	if !reflect.DeepEqual(d, want) {
+		t.Errorf("v1 delta read as %+v, want %+v", d, want)
 	}
 }

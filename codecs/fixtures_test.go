@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
@@ -211,35 +212,38 @@ func unicodeKeys() map[string]int64 {
 func deltaFixtures() map[string]analytics.Delta {
 	return map[string]analytics.Delta{
 		"full": {Bucket: "forecast|2026-Q3|u-1|USD", OpportunityID: "opp-1", Version: 7, Values: map[string]int64{
-			"count": 1, "amount": 1250000, "weighted": 625000, "commit.count": 1, "commit.amount": 1250000, "pipeline.count": -1}},
+			"count": 1, "amount": 1250000, "weighted": 625000, "commit.count": 1, "commit.amount": 1250000, "pipeline.count": -1},
+			Source: "3", Position: 1234567},
 		"retraction": {Bucket: "winloss|2026-03", OpportunityID: "opp-2", Version: 12, Values: map[string]int64{
 			"won.count": -1, "won.amount": -99999999, "lost.count": 1}},
-		"single":  {Bucket: "b", OpportunityID: "o", Version: 1, Values: map[string]int64{"count": 1}},
-		"large":   {Bucket: "b", OpportunityID: "o", Version: math.MaxInt64, Values: map[string]int64{"max": math.MaxInt64, "min": math.MinInt64, "zero": 0, "-1": -1, "2^32": 1 << 32}},
-		"unicode": {Bucket: "funnel|Zürich|東京", OpportunityID: "opp-😀", Version: -3, Values: unicodeKeys()},
+		"single":  {Bucket: "b", OpportunityID: "o", Version: 1, Values: map[string]int64{"count": 1}, Source: "0", Position: 0},
+		"large":   {Bucket: "b", OpportunityID: "o", Version: math.MaxInt64, Values: map[string]int64{"max": math.MaxInt64, "min": math.MinInt64, "zero": 0, "-1": -1, "2^32": 1 << 32}, Source: "31", Position: math.MaxInt64},
+		"unicode": {Bucket: "funnel|Zürich|東京", OpportunityID: "opp-😀", Version: -3, Values: unicodeKeys(), Source: "東京", Position: -1},
 		"empty":   {},
+		"v1":      {Bucket: "b", OpportunityID: "o", Version: 2, Values: map[string]int64{"count": 1}}, // no source: what a v1 writer's delta reads as
 	}
 }
 
 func bucketFixtures() map[string]analytics.Bucket {
 	return map[string]analytics.Bucket{
-		"full":      benchBucket(50, 30),
-		"small":     {Values: map[string]int64{"count": 3, "amount": -17}, Seen: map[string]int64{"opp-1": 4, "opp-2": 1}},
-		"only-seen": {Seen: map[string]int64{"opp-1": 9}},
-		"large":     {Values: map[string]int64{"max": math.MaxInt64, "min": math.MinInt64}, Seen: map[string]int64{"o": math.MaxInt64}},
-		"unicode":   {Values: unicodeKeys(), Seen: unicodeKeys()},
+		"full":      benchBucket(50, 8),
+		"small":     {Values: map[string]int64{"count": 3, "amount": -17}, Applied: map[string]int64{"0": 4, "7": 1}},
+		"only-seen": {Applied: map[string]int64{"2": 9}},
+		"large":     {Values: map[string]int64{"max": math.MaxInt64, "min": math.MinInt64}, Applied: map[string]int64{"o": math.MaxInt64}},
+		"unicode":   {Values: unicodeKeys(), Applied: unicodeKeys()},
 		"empty":     {},
 	}
 }
 
 // benchDelta and benchBucket are realistically sized records: a delta touches a handful of
-// measures, a bucket holds every measure of its group and the opportunities seen in it.
+// measures, a bucket holds every measure of its group and the guard of every source (commands
+// partition) that sent it a delta.
 func benchDelta() analytics.Delta {
 	return deltaFixtures()["full"]
 }
 
-func benchBucket(values, seen int) analytics.Bucket {
-	b := analytics.Bucket{Values: make(map[string]int64, values), Seen: make(map[string]int64, seen)}
+func benchBucket(values, sources int) analytics.Bucket {
+	b := analytics.Bucket{Values: make(map[string]int64, values), Applied: make(map[string]int64, sources)}
 	stages := []string{"qualification", "discovery", "proposal", "negotiation", "closed_won", "closed_lost", "other"}
 	measures := []string{"count", "amount", "weighted", "entered", "left", "age.sum", "pushes"}
 	for i := 0; len(b.Values) < values; i++ {
@@ -249,11 +253,9 @@ func benchBucket(values, seen int) analytics.Bucket {
 		}
 		b.Values[k] = int64(i*i*7919) - 100000
 	}
-	r := rand.New(rand.NewPCG(uint64(values), uint64(seen)))
-	for i := 0; len(b.Seen) < seen; i++ { // opportunity ids: random UUIDs
-		hi, lo := r.Uint64(), r.Uint64()
-		id := fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", hi>>32, hi>>16&0xffff, hi&0xfff, lo>>48&0x3fff|0x8000, lo&0xffffffffffff)
-		b.Seen[id] = int64(i%13 + 1)
+	r := rand.New(rand.NewPCG(uint64(values), uint64(sources)))
+	for i := 0; i < sources; i++ { // commands partitions and their offsets
+		b.Applied[strconv.Itoa(i)] = r.Int64N(1 << 40)
 	}
 	return b
 }

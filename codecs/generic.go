@@ -653,9 +653,30 @@ func (c *conv) delta(m map[string]any) analytics.Delta {
 		OpportunityID: c.str(m, "opportunityId"),
 		Version:       c.long(m, "version"),
 		Values:        c.longMap(m, "values"),
+		Source:        c.strOr(m, "source", ""),
+		Position:      c.longOr(m, "position", 0),
 	}
 }
 
+// strOr reads a string field that older writers lack (it was added with a default), giving def
+// when the writer's record has no such field.
+func (c *conv) strOr(m map[string]any, k, def string) string {
+	if _, ok := m[k]; !ok {
+		return def
+	}
+	return c.str(m, k)
+}
+
+// longOr is strOr for a long.
+func (c *conv) longOr(m map[string]any, k string, def int64) int64 {
+	if _, ok := m[k]; !ok {
+		return def
+	}
+	return c.long(m, k)
+}
+
 func (c *conv) bucket(m map[string]any) analytics.Bucket {
-	return analytics.Bucket{Values: c.longMap(m, "values"), Seen: c.longMap(m, "seen")}
+	// A v1 bucket's per-opportunity "seen" guard has no counterpart: its source positions are
+	// unknown, so the bucket starts unguarded (exact again from its next delta on).
+	return analytics.Bucket{Values: c.longMap(m, "values"), Applied: c.longMap(m, "applied")}
 }

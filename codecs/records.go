@@ -626,7 +626,9 @@ func appendDelta(b []byte, d *analytics.Delta) []byte {
 	b = appendStr(b, d.Bucket)
 	b = appendStr(b, d.OpportunityID)
 	b = appendLong(b, d.Version)
-	return appendLongMap(b, d.Values)
+	b = appendLongMap(b, d.Values)
+	b = appendStr(b, d.Source)
+	return appendLong(b, d.Position)
 }
 
 // readDelta reads every string of the delta through one arena: a delta is a single
@@ -637,16 +639,18 @@ func readDelta(d *decoder, v *analytics.Delta) {
 	v.OpportunityID = d.arenaStr(&a)
 	v.Version = d.long()
 	v.Values = d.longMap(&a)
+	v.Source = d.arenaStr(&a)
+	v.Position = d.long()
 }
 
 func appendBucket(b []byte, v *analytics.Bucket) []byte {
-	return appendLongMap(appendLongMap(b, v.Values), v.Seen)
+	return appendLongMap(appendLongMap(b, v.Values), v.Applied)
 }
 
 func readBucket(d *decoder, v *analytics.Bucket) {
 	var a keyArena
 	v.Values = d.longMap(&a)
-	v.Seen = d.longMap(&a)
+	v.Applied = d.longMap(&a)
 }
 
 // date reads an Avro date (int, days since 1970-01-01).

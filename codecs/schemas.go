@@ -72,7 +72,9 @@ var schemaTable = []struct {
 	{kindRejected, "schemas/command_rejected.avsc", true},
 	{kindClosedWon, "schemas/closed_won.avsc", true},
 	{kindDelta, "schemas/analytics_delta.avsc", true},
+	{kindDelta, "schemas/v1/analytics_delta.avsc", false},
 	{kindBucket, "schemas/analytics_bucket.avsc", true},
+	{kindBucket, "schemas/v1/analytics_bucket.avsc", false},
 }
 
 // schemaEntry is one known writer schema.

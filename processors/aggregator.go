@@ -20,7 +20,7 @@ type AggregatorConfig struct {
 }
 
 // AggregatorGraph is the group graph of the analytics aggregator: deltas keyed by bucket in,
-// buckets in the group table. A delta already applied (by the per-opportunity version guard in
+// buckets in the group table. A delta already applied (by the per-source position guard in
 // analytics.Bucket) is skipped, so redeliveries and re-emissions count once.
 func AggregatorGraph(cfg AggregatorConfig) *goka.GroupGraph {
 	a := &aggregator{cfg: cfg}

@@ -296,8 +296,13 @@ func (h *opportunityHandler) reemitDeltas(ctx goka.Context, agg *domain.Aggregat
 	h.emitDeltas(ctx, analytics.Deltas(prev, next, agg.Events[first:last+1], h.lookupPipelines(ctx)))
 }
 
+// emitDeltas publishes a record's deltas stamped with the record's position (commands partition
+// and offset), which the aggregator's guard uses to apply each exactly once: a re-emission of
+// the same record carries the same position.
 func (h *opportunityHandler) emitDeltas(ctx goka.Context, deltas []analytics.Delta) {
+	source, position := strconv.Itoa(int(ctx.Partition())), ctx.Offset()
 	for _, d := range deltas {
+		d.Source, d.Position = source, position
 		emitEncoded(ctx, topics.AnalyticsDeltas, d.Bucket, "delta for "+d.Bucket, func() ([]byte, error) { return codecs.EncodeDelta(d) })
 	}
 	h.cfg.Metrics.Deltas.Add(float64(len(deltas)))

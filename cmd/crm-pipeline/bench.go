@@ -72,6 +72,8 @@ type bench struct {
 	memoryInProcess bool
 	// serveEnv is added to the environment of the memory scenario's child serve.
 	serveEnv []string
+	// cacheMiB is the service's --cache-mib in every scenario (serve's default unless given).
+	cacheMiB int
 	out      io.Writer
 	log      *slog.Logger
 	// big is the broker holding the 1M-opportunity changelog, built by restore and reused by
@@ -93,6 +95,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	verbose := fset.Bool("v", false, "log the service's info messages to stderr")
 	memHere := fset.Bool("memory-in-process", false, "run the memory scenario's service in this process (its RSS then includes the broker and harness) instead of as a child crm-pipeline serve")
 	serveEnv := fset.String("serve-env", "", "comma list of KEY=VALUE added to the environment of the memory scenario's child serve (e.g. GOMEMLIMIT=768MiB)")
+	cacheMiB := fset.Int("cache-mib", defaultCacheMiB, "the service's --cache-mib (pebble block cache), for every scenario's serve and the restore scenario's views")
 	profile := fset.String("profile", "", "write CPU, block, mutex and heap profiles of the whole run (service and load) to this directory")
 	// Unlike serve, bench reads no CRM_PIPELINE_* variables: a --data meant for serve must
 	// not become the bench's scratch directory.
@@ -106,7 +109,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !(*scale > 0) || *scale > 10 {
 		return fmt.Errorf("bench: --scale %v: want a number in (0, 10]", *scale)
 	}
-	b := &bench{scale: *scale, out: stdout, keep: *keep, profile: *profile, memoryInProcess: *memHere, serveEnv: splitList(*serveEnv)}
+	if *cacheMiB < 1 {
+		return fmt.Errorf("bench: --cache-mib %d: want at least 1", *cacheMiB)
+	}
+	b := &bench{scale: *scale, out: stdout, keep: *keep, profile: *profile, memoryInProcess: *memHere, serveEnv: splitList(*serveEnv), cacheMiB: *cacheMiB}
 	for _, kv := range b.serveEnv {
 		if !strings.Contains(kv, "=") {
 			return fmt.Errorf("bench: --serve-env %q: want KEY=VALUE", kv)
@@ -434,7 +440,7 @@ func (b *bench) startService(ctx context.Context, env *benchEnv, data string) (*
 	started := make(chan *running, 1)
 	cfg := serveConfig{
 		Brokers: env.brokers, Data: data, HTTP: "127.0.0.1:0", EmbeddedBroker: "127.0.0.1:0",
-		Partitions: benchPartitions, ReportingCurrency: "USD", CacheMiB: 64, ShutdownTimeout: 20 * time.Second,
+		Partitions: benchPartitions, ReportingCurrency: "USD", CacheMiB: b.cacheMiB, ShutdownTimeout: 20 * time.Second,
 		clock: time.Now, started: func(r *running) { started <- r },
 	}
 	s := &benchService{cancel: cancel, done: make(chan error, 1), data: data}
@@ -988,7 +994,8 @@ func (b *bench) buildFixture(ctx context.Context, env *benchEnv, n int, seed uin
 	}
 	// Each worker simulates every workers-th opportunity with its own random source and
 	// folds its deltas into its own buckets; buckets are merged at the end (opportunities
-	// are disjoint, so values add up and Seen sets are unions).
+	// are disjoint, so values add up; the fixture's deltas carry no source position, so the
+	// buckets start with an empty guard, as buckets nothing was redelivered to would).
 	workers := max(1, runtime.GOMAXPROCS(0))
 	parts := make([]*fixturePart, workers)
 	var wg sync.WaitGroup
@@ -1030,12 +1037,6 @@ func (b *bench) buildFixture(ctx context.Context, env *benchEnv, n int, seed uin
 				} else {
 					delete(into.Values, name)
 				}
-			}
-			for id, v := range bk.Seen {
-				if into.Seen == nil {
-					into.Seen = map[string]int64{}
-				}
-				into.Seen[id] = v
 			}
 		}
 	}
@@ -1804,7 +1805,7 @@ func (b *bench) restore(ctx context.Context, keepForMemory bool) error {
 		return err
 	}
 	records := sum64(hwm)
-	cache := pebble.NewCache(64 << 20)
+	cache := pebble.NewCache(int64(b.cacheMiB) << 20)
 	defer cache.Unref()
 	opts := state.Options{Cache: cache, Logger: b.log, Validate: func(topic string, partition int32) (state.Expect, error) {
 		f, err := topics.Facts(env.client, topic, partition)
@@ -1955,7 +1956,7 @@ func (b *bench) memoryChild(ctx context.Context, env *benchEnv, fx *fixture, dat
 	}
 	defer logf.Close()
 	cmd := exec.Command(exe, "serve", "--brokers", strings.Join(env.brokers, ","), "--data", data, "--http", addr,
-		"--partitions", strconv.Itoa(benchPartitions), "--cache-mib", "64", "--instance-id", "none")
+		"--partitions", strconv.Itoa(benchPartitions), "--cache-mib", strconv.Itoa(b.cacheMiB), "--instance-id", "none")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), b.serveEnv...)
 	if len(b.serveEnv) > 0 {

@@ -31,6 +31,9 @@ import (
 )
 
 // serveConfig is the configuration of `crm-pipeline serve` (API.md, Operations).
+// defaultCacheMiB is serve's --cache-mib, and bench's, so the bench measures the default.
+const defaultCacheMiB = 64
+
 type serveConfig struct {
 	Brokers           []string
 	Data              string
@@ -68,7 +71,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&cfg.EmbeddedBroker, "embedded-broker", "127.0.0.1:9092", "listen address of the embedded broker")
 	fs.IntVar(&cfg.Partitions, "partitions", 8, "partitions of the topics this service creates")
 	fs.StringVar(&cfg.ReportingCurrency, "reporting-currency", "USD", "ISO 4217 currency forecasts are reported in")
-	fs.IntVar(&cfg.CacheMiB, "cache-mib", 64, "pebble block cache shared by all local stores, MiB")
+	fs.IntVar(&cfg.CacheMiB, "cache-mib", defaultCacheMiB, "pebble block cache shared by all local stores, MiB")
 	fs.IntVar(&cfg.MemTableMiB, "memtable-mib", state.DefaultMemTableSize>>20, "cap of each local store's pebble memtable, MiB (larger restores faster and costs up to twice this per busy partition in memory)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a clean stop may take")
 	fs.StringVar(&cfg.InstanceID, "instance-id", "", "static consumer-group membership id of this instance (default: host name and a hash of --data); empty string via 'none' disables")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -30,9 +31,20 @@ type BrokerOptions struct {
 	// Listen is host:port; port 0 picks a free one.
 	Listen string
 	Logger *slog.Logger
+	// CompactionInterval is how often the broker compacts its compacted topics; zero means
+	// DefaultCompactionInterval. kfake compacts inside its request loop, so every client of
+	// the broker waits while it runs (seconds for a table of 100k opportunities): a real
+	// Kafka cluster compacts in background threads.
+	CompactionInterval time.Duration
 	// Extra options, such as SASL users, TLS or fault injection in tests.
 	Extra []kfake.Opt
 }
+
+// DefaultCompactionInterval is kfake's own default, an hour. An earlier minute made the
+// latency benchmark's p99 2.0 s instead of 0.11 s: one stop-the-world compaction in every
+// 60-second window. Compaction cost grows with the live data, not the garbage, so rare
+// compactions stall the broker far less in total.
+const DefaultCompactionInterval = time.Hour
 
 // StartBroker starts the embedded broker. Its cluster id is random per data directory and kept
 // there, so a client can tell a wiped broker from the one it knew.
@@ -57,6 +69,10 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create broker data dir: %w", err)
 	}
+	compaction := o.CompactionInterval
+	if compaction <= 0 {
+		compaction = DefaultCompactionInterval
+	}
 	id, err := clusterID(o.DataDir)
 	if err != nil {
 		return nil, err
@@ -70,8 +86,7 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
 		}),
 		kfake.BrokerConfigs(map[string]string{
-			// Compact table topics every minute rather than kfake's hourly default.
-			"log.cleaner.backoff.ms": "60000",
+			"log.cleaner.backoff.ms": strconv.FormatInt(compaction.Milliseconds(), 10),
 		}),
 	}
 	if o.Logger != nil {

@@ -35,19 +35,21 @@ import (
 const defaultCacheMiB = 64
 
 type serveConfig struct {
-	Brokers           []string
-	Data              string
-	HTTP              string
-	EmbeddedBroker    string
-	Partitions        int
-	ReportingCurrency string
-	CacheMiB          int
-	MemTableMiB       int
-	ShutdownTimeout   time.Duration
-	InstanceID        string
-	Kafka             topics.ClientOptions // TLS and SASL for --brokers (not the embedded broker)
-	TokensFile        string
-	TokenList         string
+	Brokers        []string
+	Data           string
+	HTTP           string
+	EmbeddedBroker string
+	// EmbeddedCompaction is the embedded broker's compaction interval (topics.BrokerOptions).
+	EmbeddedCompaction time.Duration
+	Partitions         int
+	ReportingCurrency  string
+	CacheMiB           int
+	MemTableMiB        int
+	ShutdownTimeout    time.Duration
+	InstanceID         string
+	Kafka              topics.ClientOptions // TLS and SASL for --brokers (not the embedded broker)
+	TokensFile         string
+	TokenList          string
 
 	clock   func() time.Time
 	started func(s *running) // test hook: called once the HTTP listener is up
@@ -69,6 +71,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&cfg.Data, "data", "./data", "directory of local state and the embedded broker's log")
 	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:9402", "HTTP listen address")
 	fs.StringVar(&cfg.EmbeddedBroker, "embedded-broker", "127.0.0.1:9092", "listen address of the embedded broker")
+	fs.DurationVar(&cfg.EmbeddedCompaction, "embedded-compaction-interval", topics.DefaultCompactionInterval, "how often the embedded broker compacts table topics (it stalls every client while it does)")
 	fs.IntVar(&cfg.Partitions, "partitions", 8, "partitions of the topics this service creates")
 	fs.StringVar(&cfg.ReportingCurrency, "reporting-currency", "USD", "ISO 4217 currency forecasts are reported in")
 	fs.IntVar(&cfg.CacheMiB, "cache-mib", defaultCacheMiB, "pebble block cache shared by all local stores, MiB")
@@ -116,6 +119,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	if len(brokers) == 0 {
 		b, err := topics.StartBroker(topics.BrokerOptions{
 			DataDir: filepath.Join(cfg.Data, "broker"), Listen: cfg.EmbeddedBroker, Logger: log,
+			CompactionInterval: cfg.EmbeddedCompaction,
 		})
 		if err != nil {
 			return err

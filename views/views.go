@@ -55,7 +55,7 @@ type Service struct {
 	fxEmit    *goka.Emitter
 
 	mu      sync.Mutex
-	waiters map[string]map[chan struct{}]struct{}
+	waiters map[string]map[*waiter]struct{}
 	sent    sentOffsets // command id -> offset of its record, for Await
 
 	viewLatency prometheus.Histogram
@@ -67,7 +67,7 @@ var _ query.Backend = (*Service)(nil)
 // New connects the views and emitters (goka connects in the constructors, so the topics must
 // exist: provision them first).
 func New(cfg Config) (*Service, error) {
-	s := &Service{cfg: cfg, waiters: map[string]map[chan struct{}]struct{}{}, store: analytics.NewStore()}
+	s := &Service{cfg: cfg, waiters: map[string]map[*waiter]struct{}{}, store: analytics.NewStore()}
 	s.viewLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "crm_command_to_view_seconds",
 		Help:    "Time from a command record's timestamp to its effect being applied to this instance's opportunity view.",
@@ -161,7 +161,7 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 	if ts, err := strconv.ParseInt(string(ctx.Headers()[processors.HeaderCommandTime]), 10, 64); err == nil && ts > 0 {
 		s.viewLatency.Observe(time.Since(time.Unix(0, ts)).Seconds())
 	}
-	s.notify(key)
+	s.notify(key, value)
 	return nil
 }
 
@@ -397,16 +397,18 @@ func (s *Service) Send(ctx context.Context, cmd domain.Command) error {
 
 // Await blocks until the processor has applied or refused cmd, as this instance's view shows,
 // so the caller reads its own write. A refusal counts only if it is of this sending (a retried
-// command id may have been refused before and accepted now).
+// command id may have been refused before and accepted now). It reads the view once; after
+// that each update of the key hands the waiter the value just stored, so a wake-up costs a
+// decode, not another pebble read.
 func (s *Service) Await(ctx context.Context, cmd domain.Command) (query.Outcome, error) {
 	minPos := int64(-1)
 	if off, ok := s.sent.take(cmd.CommandID); ok {
 		minPos = off
 	}
-	ch := s.subscribe(cmd.OpportunityID)
-	defer s.unsubscribe(cmd.OpportunityID, ch)
+	w := s.subscribe(cmd.OpportunityID)
+	defer s.unsubscribe(cmd.OpportunityID, w)
+	agg, err := s.getAggregate(cmd.OpportunityID, codecs.DecodeAggregateState)
 	for {
-		agg, err := s.getAggregate(cmd.OpportunityID, codecs.DecodeAggregateState)
 		if err != nil {
 			return query.Outcome{}, fmt.Errorf("await %s: %w", cmd.CommandID, err)
 		}
@@ -422,39 +424,81 @@ func (s *Service) Await(ctx context.Context, cmd domain.Command) (query.Outcome,
 			}
 		}
 		select {
-		case <-ch:
+		case <-w.ch:
 		case <-ctx.Done():
 			return query.Outcome{}, ctx.Err()
+		}
+		if raw, ok := w.take(); ok {
+			agg, err = decodeStored(raw)
+		} else {
+			agg, err = s.getAggregate(cmd.OpportunityID, codecs.DecodeAggregateState)
 		}
 	}
 }
 
-func (s *Service) subscribe(key string) chan struct{} {
-	ch := make(chan struct{}, 1)
+// decodeStored decodes a table value as the view stored it (empty: the key was deleted).
+func decodeStored(raw []byte) (*domain.Aggregate, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	agg, err := codecs.DecodeAggregateState(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &agg, nil
+}
+
+// waiter is one Await on a key: woken through ch, it finds the newest value stored for the
+// key since it last looked.
+type waiter struct {
+	ch  chan struct{}
+	mu  sync.Mutex
+	raw []byte
+	has bool
+}
+
+// take returns the newest value handed over since the last take, if any.
+func (w *waiter) take() ([]byte, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	raw, has := w.raw, w.has
+	w.raw, w.has = nil, false
+	return raw, has
+}
+
+func (s *Service) subscribe(key string) *waiter {
+	w := &waiter{ch: make(chan struct{}, 1)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.waiters[key] == nil {
-		s.waiters[key] = map[chan struct{}]struct{}{}
+		s.waiters[key] = map[*waiter]struct{}{}
 	}
-	s.waiters[key][ch] = struct{}{}
-	return ch
+	s.waiters[key][w] = struct{}{}
+	return w
 }
 
-func (s *Service) unsubscribe(key string, ch chan struct{}) {
+func (s *Service) unsubscribe(key string, w *waiter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.waiters[key], ch)
+	delete(s.waiters[key], w)
 	if len(s.waiters[key]) == 0 {
 		delete(s.waiters, key)
 	}
 }
 
-func (s *Service) notify(key string) {
+// notify hands value, just stored for key by the view's partition goroutine, to every waiter
+// on key. Updates of a key are stored and notified in order by one goroutine, so the value a
+// waiter takes is never older than the store's. goka does not reuse value after the update
+// callback, and waiters only read it.
+func (s *Service) notify(key string, value []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for ch := range s.waiters[key] {
+	for w := range s.waiters[key] {
+		w.mu.Lock()
+		w.raw, w.has = value, true
+		w.mu.Unlock()
 		select {
-		case ch <- struct{}{}:
+		case w.ch <- struct{}{}:
 		default:
 		}
 	}

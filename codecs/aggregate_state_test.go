@@ -117,3 +117,85 @@ func BenchmarkDecodeAggregateState(b *testing.B) {
 		}
 	}
 }
+
+// A history carried encoded and appended to gives byte for byte what encoding the whole
+// aggregate gives, also after dropping its oldest events; an unsized history (another writer)
+// is decoded instead.
+func TestAggregateHistoryAppend(t *testing.T) {
+	e := currentSchema[kindAggregate]
+	codec, err := e.goavroCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range map[string]domain.Aggregate{"ten": aggregateWithEvents(10), "one": aggregateWithEvents(1), "none": aggregateWithEvents(0)} {
+		b, err := EncodeAggregate(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, h, err := DecodeAggregateHistory(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got.Events != nil || h.Len() != len(a.Events) {
+			t.Fatalf("%s: %d events decoded, history of %d, want 0 and %d", name, len(got.Events), h.Len(), len(a.Events))
+		}
+		evs, err := h.Events()
+		if err != nil || len(evs) != len(a.Events) || (len(evs) > 0 && !reflect.DeepEqual(evs, a.Events)) {
+			t.Fatalf("%s: history decodes to %d events (%v)", name, len(evs), err)
+		}
+		more := aggregateWithEvents(12).Events[10:] // versions 11 and 12
+		got.Events = more
+		appended, err := EncodeAggregateHistory(got, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole := a
+		whole.Events = append(slicesClone(a.Events), more...)
+		want, _ := EncodeAggregate(whole)
+		if !reflect.DeepEqual(appended, want) {
+			t.Fatalf("%s: appended encoding differs from the whole aggregate's", name)
+		}
+		for _, k := range []int{1, 3, len(a.Events), len(a.Events) + 5} {
+			hk := h
+			if err := hk.DropOldest(k); err != nil {
+				t.Fatal(err)
+			}
+			trimmed := whole
+			trimmed.Events = whole.Events[min(k, len(a.Events)):]
+			got.Events = more
+			b1, _ := EncodeAggregateHistory(got, hk)
+			b2, _ := EncodeAggregate(trimmed)
+			if !reflect.DeepEqual(b1, b2) {
+				t.Fatalf("%s: drop %d: encodings differ", name, k)
+			}
+		}
+		// Another writer's unsized block is decoded, not kept.
+		native, _, err := codec.NativeFromBinary(b[headerLen:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		unsized, _ := codec.BinaryFromNative(nil, native)
+		g2, h2, err := DecodeAggregateHistory(append(e.header[:], unsized...))
+		if err != nil || h2.Len() != 0 || !reflect.DeepEqual(g2, a) {
+			t.Fatalf("%s: unsized: %v, history %d, %+v", name, err, h2.Len(), g2)
+		}
+	}
+}
+
+func slicesClone(evs []domain.Event) []domain.Event { return append([]domain.Event(nil), evs...) }
+
+func BenchmarkAppendAggregateHistory(b *testing.B) {
+	data, _ := EncodeAggregate(aggregateWithEvents(10))
+	next := aggregateWithEvents(11).Events[10:]
+	b.ReportAllocs()
+	for b.Loop() {
+		a, h, err := DecodeAggregateHistory(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a.Events = next
+		if _, err := EncodeAggregateHistory(a, h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

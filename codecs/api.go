@@ -145,22 +145,89 @@ func DecodeAggregate(b []byte) (domain.Aggregate, error) {
 // events); values of older writers are decoded whole and the history dropped.
 func DecodeAggregateState(b []byte) (domain.Aggregate, error) {
 	var a domain.Aggregate
-	err := decodeAggregateParts(b, &a, false)
+	err := decodeAggregateParts(b, &a, false, nil)
 	return a, err
 }
 
 func decodeAggregateInto(b []byte, a *domain.Aggregate) error {
-	return decodeAggregateParts(b, a, true)
+	return decodeAggregateParts(b, a, true, nil)
 }
 
-func decodeAggregateParts(b []byte, a *domain.Aggregate, withEvents bool) error {
+// History is the older part of a stored aggregate's event history, still encoded: what the
+// opportunity processor carries from one command to the next without decoding it (it only
+// appends). Its zero value is an empty history.
+type History struct {
+	items []byte // the encoded events, oldest first
+	count int
+}
+
+// Len is the number of events in h.
+func (h History) Len() int { return h.count }
+
+// Events decodes h.
+func (h History) Events() ([]domain.Event, error) {
+	if h.count == 0 {
+		return nil, nil
+	}
+	d := decoder{buf: h.items}
+	out := make([]domain.Event, h.count)
+	for i := range out {
+		readEvent(&d, &out[i])
+	}
+	if d.err == nil && d.rest() != 0 {
+		d.err = fmt.Errorf("%w: %d bytes after the history's events", ErrMalformed, d.rest())
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("codecs: decode history: %w", d.err)
+	}
+	return out, nil
+}
+
+// DropOldest removes the n oldest events (all of them when n >= Len), parsing only those.
+func (h *History) DropOldest(n int) error {
+	if n >= h.count {
+		*h = History{}
+		return nil
+	}
+	d := decoder{buf: h.items}
+	var e domain.Event
+	for i := 0; i < n; i++ {
+		readEvent(&d, &e)
+	}
+	if d.err != nil {
+		return fmt.Errorf("codecs: trim history: %w", d.err)
+	}
+	h.items, h.count = h.items[d.pos:], h.count-n
+	return nil
+}
+
+// DecodeAggregateHistory reads a group table value with its history left encoded: the returned
+// aggregate's Events holds only events the value stores after that block (none from this
+// package's writer); everything else is decoded. An older writer's unsized history is decoded
+// into Events and the History is empty. The History refers to b.
+func DecodeAggregateHistory(b []byte) (domain.Aggregate, History, error) {
+	var a domain.Aggregate
+	var h History
+	err := decodeAggregateParts(b, &a, true, &h)
+	return a, h, err
+}
+
+// EncodeAggregateHistory writes the group table value of a whose history is h followed by
+// a.Events: a command appends its events without the older ones being decoded.
+func EncodeAggregateHistory(a domain.Aggregate, h History) ([]byte, error) {
+	b, bp := startRecord(kindAggregate)
+	b, err := appendAggregateHistory(b, &a, h)
+	return finishRecord(kindAggregate, bp, b, err)
+}
+
+func decodeAggregateParts(b []byte, a *domain.Aggregate, withEvents bool, hist *History) error {
 	e, body, err := openRecord(b, kindAggregate)
 	if err != nil {
 		return err
 	}
 	if e.current {
 		d := decoder{buf: body}
-		readAggregateParts(&d, a, withEvents)
+		readAggregateParts(&d, a, withEvents, hist)
 		return d.finishDecode(e)
 	}
 	v, err := decodeGeneric(e, body, (*conv).aggregate)

@@ -405,6 +405,12 @@ func readOpportunity(d *decoder, o *domain.Opportunity) {
 }
 
 func appendAggregate(b []byte, a *domain.Aggregate) ([]byte, error) {
+	return appendAggregateHistory(b, a, History{})
+}
+
+// appendAggregateHistory writes a with h (older events, already encoded) before a.Events in the
+// history block.
+func appendAggregateHistory(b []byte, a *domain.Aggregate, h History) ([]byte, error) {
 	b, err := appendOpportunity(b, &a.State)
 	if err != nil {
 		return b, err
@@ -412,19 +418,20 @@ func appendAggregate(b []byte, a *domain.Aggregate) ([]byte, error) {
 	// The history is one array block with a negative count and its byte size (both allowed by
 	// the Avro spec), so a reader that needs only the state skips it in O(1): the views' state
 	// reads and the processor do not decode up to 1,000 events per access.
-	if n := len(a.Events); n > 0 {
+	if n := h.count + len(a.Events); n > 0 {
 		start := len(b)
+		b = append(b, h.items...)
 		for i := range a.Events {
 			if b, err = appendEvent(b, &a.Events[i]); err != nil {
 				return b, fmt.Errorf("event %d: %w", i, err)
 			}
 		}
 		var hdr [2 * binary.MaxVarintLen64]byte
-		h := binary.AppendVarint(hdr[:0], int64(-n))
-		h = binary.AppendVarint(h, int64(len(b)-start))
-		b = append(b, h...)
-		copy(b[start+len(h):], b[start:len(b)-len(h)])
-		copy(b[start:], h)
+		hd := binary.AppendVarint(hdr[:0], int64(-n))
+		hd = binary.AppendVarint(hd, int64(len(b)-start))
+		b = append(b, hd...)
+		copy(b[start+len(hd):], b[start:len(b)-len(hd)])
+		copy(b[start:], hd)
 	}
 	b = appendArrayEnd(b)
 	b = appendLong(b, a.Position)
@@ -440,12 +447,12 @@ func appendAggregate(b []byte, a *domain.Aggregate) ([]byte, error) {
 	return appendArrayEnd(b), nil
 }
 
-func readAggregate(d *decoder, a *domain.Aggregate) { readAggregateParts(d, a, true) }
+func readAggregate(d *decoder, a *domain.Aggregate) { readAggregateParts(d, a, true, nil) }
 
 // readAggregateParts reads an aggregate, with its history only when withEvents: a block that
 // carries its byte size is skipped without being parsed, an older unsized one is decoded and
 // dropped.
-func readAggregateParts(d *decoder, a *domain.Aggregate, withEvents bool) {
+func readAggregateParts(d *decoder, a *domain.Aggregate, withEvents bool, hist *History) {
 	readOpportunity(d, &a.State)
 	for {
 		n, size := d.sizedBlock(minEvent)
@@ -454,6 +461,13 @@ func readAggregateParts(d *decoder, a *domain.Aggregate, withEvents bool) {
 		}
 		if !withEvents && size >= 0 {
 			d.skip(int(size))
+			continue
+		}
+		if hist != nil && size >= 0 && len(a.Events) == 0 && hist.count == 0 {
+			// Kept encoded: it comes first, so it stays before any later block's events.
+			start := d.pos
+			d.skip(int(size))
+			hist.items, hist.count = d.buf[start:d.pos:d.pos], n
 			continue
 		}
 		if a.Events == nil {

@@ -94,20 +94,25 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 		h.toDLQ(ctx, raw, err)
 		return
 	}
-	agg := &domain.Aggregate{Position: -1}
+	st := &stored{agg: &domain.Aggregate{Position: -1}}
 	if v := ctx.Value(); v != nil {
-		agg = v.(*domain.Aggregate)
+		st = v.(*stored)
 	}
+	agg := st.agg
 	offset := ctx.Offset()
 	if offset <= agg.Position {
-		h.reemit(ctx, agg, offset)
+		if err := st.materialize(); err != nil {
+			ctx.Fail(fmt.Errorf("stored history of %s: %w", key, err))
+			return
+		}
+		h.reemit(ctx, st, offset)
 		return
 	}
 	now := DecisionTime(cmd, ctx.Timestamp(), &agg.State)
 	dec, err := h.decide(ctx, agg, cmd, key, now)
 	agg.Position = offset
 	if err != nil {
-		h.refuse(ctx, agg, cmd, err, now, offset)
+		h.refuse(ctx, st, cmd, err, now, offset)
 		h.cfg.Metrics.Latency.WithLabelValues(string(cmd.Type)).Observe(time.Since(start).Seconds())
 		return
 	}
@@ -134,7 +139,7 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 		}
 	}
 	agg.Won = keepLast(append(agg.Won, won...), MaxStoredWon)
-	h.store(ctx, agg)
+	h.store(ctx, st)
 	for _, e := range dec.Events {
 		h.emitEvent(ctx, key, e)
 	}
@@ -209,7 +214,8 @@ func accountOf(cur *domain.Opportunity, cmd domain.Command) string {
 
 // refuse records and publishes a refusal. The state keeps it (with the input position), so a
 // redelivery re-publishes it and a waiting HTTP caller can read the outcome from the view.
-func (h *opportunityHandler) refuse(ctx goka.Context, agg *domain.Aggregate, cmd domain.Command, err error, now time.Time, offset int64) {
+func (h *opportunityHandler) refuse(ctx goka.Context, st *stored, cmd domain.Command, err error, now time.Time, offset int64) {
+	agg := st.agg
 	rej := domain.RejectedCommand{
 		CommandID: cmd.CommandID, OpportunityID: cmd.OpportunityID, CommandType: cmd.Type,
 		Actor: cmd.Actor, At: now, Position: offset,
@@ -222,7 +228,7 @@ func (h *opportunityHandler) refuse(ctx goka.Context, agg *domain.Aggregate, cmd
 	}
 	h.cfg.Metrics.Refused.WithLabelValues(string(cmd.Type), rej.Code).Inc()
 	agg.Rejections = keepLast(append(agg.Rejections, rej), MaxStoredRejections)
-	h.store(ctx, agg)
+	h.store(ctx, st)
 	h.emitRejected(ctx, ctx.Key(), rej)
 }
 
@@ -231,9 +237,10 @@ func (h *opportunityHandler) refuse(ctx goka.Context, agg *domain.Aggregate, cmd
 // its position) are published again (consumers drop the duplicates by eventId) and the state is
 // written again in case the local store ran ahead of the changelog. Every record after the last
 // commit is redelivered in order, so each lost output is re-published by its own record.
-func (h *opportunityHandler) reemit(ctx goka.Context, agg *domain.Aggregate, offset int64) {
+func (h *opportunityHandler) reemit(ctx goka.Context, st *stored, offset int64) {
+	agg := st.agg
 	h.cfg.Metrics.Redelivered.Inc()
-	h.store(ctx, agg)
+	h.store(ctx, st)
 	key := ctx.Key()
 	h.reemitDeltas(ctx, agg, offset)
 	for _, e := range agg.Events {
@@ -308,23 +315,36 @@ func (h *opportunityHandler) emitDeltas(ctx goka.Context, deltas []analytics.Del
 	h.cfg.Metrics.Deltas.Add(float64(len(deltas)))
 }
 
-// store writes the aggregate, dropping the oldest stored events if the record would exceed the
-// size limit (a permanently failing emit would stall the partition).
-func (h *opportunityHandler) store(ctx goka.Context, agg *domain.Aggregate) {
-	if n := len(agg.Events) - MaxStoredEvents; n > 0 {
-		agg.Events = append([]domain.Event(nil), agg.Events[n:]...)
+// store writes the aggregate, dropping the oldest stored events beyond MaxStoredEvents, and
+// more if the record would exceed the size limit (a permanently failing emit would stall the
+// partition). The older history stays encoded: only the new events are encoded.
+func (h *opportunityHandler) store(ctx goka.Context, st *stored) {
+	agg := st.agg
+	if n := st.hist.Len() + len(agg.Events) - MaxStoredEvents; n > 0 {
+		k := min(n, st.hist.Len())
+		if err := st.hist.DropOldest(k); err != nil {
+			ctx.Fail(fmt.Errorf("trim stored history of %s: %w", ctx.Key(), err))
+			return
+		}
+		if n > k {
+			agg.Events = append([]domain.Event(nil), agg.Events[n-k:]...)
+		}
 		h.cfg.Metrics.Trimmed.Add(float64(n))
 	}
 	for {
-		b, err := codecs.EncodeAggregate(*agg)
+		b, err := codecs.EncodeAggregateHistory(*agg, st.hist)
 		if err != nil {
 			ctx.Fail(fmt.Errorf("encode state of %s: %w", ctx.Key(), err))
 			return
 		}
-		if len(b) <= topics.MaxMessageBytes || len(agg.Events) == 0 {
+		if len(b) <= topics.MaxMessageBytes || st.hist.Len()+len(agg.Events) == 0 {
 			ctx.SetValue(b, goka.WithCtxEmitHeaders(goka.Headers{
 				HeaderCommandTime: []byte(strconv.FormatInt(ctx.Timestamp().UnixNano(), 10)),
 			}))
+			return
+		}
+		if err := st.materialize(); err != nil {
+			ctx.Fail(fmt.Errorf("stored history of %s: %w", ctx.Key(), err))
 			return
 		}
 		drop := max(1, len(agg.Events)/10)
@@ -416,17 +436,54 @@ func keepLast[T any](s []T, n int) []T {
 }
 
 // aggregateCodec is the group table codec. Encode passes pre-encoded bytes through, because
-// the callback encodes the state itself to check its size before storing it.
+// the callback encodes the state itself to check its size before storing it. Decode returns a
+// *stored whose history stays encoded: a command only appends to it.
 type aggregateCodec struct{}
 
 func (aggregateCodec) Encode(v any) ([]byte, error) {
-	if b, ok := v.([]byte); ok {
-		return b, nil
+	switch x := v.(type) {
+	case []byte:
+		return x, nil
+	case *stored:
+		return codecs.EncodeAggregateHistory(*x.agg, x.hist)
 	}
 	return codecs.AggregateCodec{}.Encode(v)
 }
 
-func (aggregateCodec) Decode(b []byte) (any, error) { return codecs.AggregateCodec{}.Decode(b) }
+func (aggregateCodec) Decode(b []byte) (any, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	a, h, err := codecs.DecodeAggregateHistory(b)
+	if err != nil {
+		return nil, err
+	}
+	return &stored{agg: &a, hist: h}, nil
+}
+
+// stored is the group-table value as the callback holds it: the aggregate, whose Events are
+// the events after hist (all of them once materialize has run), and the older history still
+// encoded. Profiles showed the decode and re-encode of the whole history at every command
+// (up to 1,000 events) as the processor's largest codec cost.
+type stored struct {
+	agg  *domain.Aggregate
+	hist codecs.History
+}
+
+// materialize decodes the encoded history in front of agg.Events, for the rare paths that
+// read the history: re-emission after a redelivery and the size limit.
+func (s *stored) materialize() error {
+	if s.hist.Len() == 0 {
+		return nil
+	}
+	evs, err := s.hist.Events()
+	if err != nil {
+		return err
+	}
+	s.agg.Events = append(evs, s.agg.Events...)
+	s.hist = codecs.History{}
+	return nil
+}
 
 // lenient wraps a lookup table's codec so that a malformed record in a table we only read (a
 // Customer 360 account, say) reads as absent instead of failing the processor, which would stop

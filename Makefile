@@ -31,7 +31,7 @@ test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 12m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10000x
 
-# The performance scenarios of BENCHMARKS.md (about 10 minutes on 2 cores; BENCH_FLAGS, e.g.
+# The performance scenarios of BENCHMARKS.md (about 7 minutes on 2 cores; BENCH_FLAGS, e.g.
 # "--scale 0.1 --scenarios throughput,queries", are passed to `crm-pipeline bench`), then the
 # Go benchmarks.
 BENCH_FLAGS ?=

@@ -25,7 +25,9 @@
 //	                       (array of Change), position, body (union of six empty records
 //	                       crm.pipeline.events.OpportunityCreatedEvent ..., the event names as
 //	                       Avro record names and the place for event-specific fields later)
-//	aggregate.avsc         OpportunityAggregate: state (Opportunity), events, position,
+//	aggregate.avsc         OpportunityAggregate: state (Opportunity), events (written as one
+//	                       block with a negative count and its byte size, so state reads skip
+//	                       it and the processor appends to it undecoded: History), position,
 //	                       rejections (array of CommandRejected) and won (array of
 //	                       OpportunityClosedWonEvent), the bounded rings of recent refusals
 //	                       and closed-won hand-offs kept for re-publication after redelivery
@@ -35,9 +37,13 @@
 //	command_rejected.avsc  CommandRejected (with position, the refused command's input offset)
 //	closed_won.avsc        OpportunityClosedWonEvent (domain.ClosedWon, for Sales)
 //	analytics_delta.avsc   crm.pipeline.analytics.AggregationDelta (analytics.Delta): bucket,
-//	                       opportunityId, version, values (map of long)
+//	                       opportunityId, version, values (map of long), source and position
+//	                       (the command record's partition and offset, the guard's input)
+//	v1/analytics_delta.avsc  the same without source and position (read as unguarded)
 //	analytics_bucket.avsc  crm.pipeline.analytics.AggregationBucket (analytics.Bucket): values
-//	                       and seen (maps of long), the aggregator's group-table value
+//	                       and applied (maps of long: the highest position applied per source),
+//	                       the aggregator's group-table value
+//	v1/analytics_bucket.avsc values and seen (per opportunity); read with an empty guard
 //
 // Representation choices, all documented in the .avsc files:
 //   - Money is exact: a long of minor units (ISO 4217 exponent) plus a currency string.

@@ -1154,18 +1154,10 @@ func quarterBounds(d domain.Date) (domain.Date, domain.Date) {
 // service on it, ready, with the processor's table restored (one command per partition has
 // gone through it).
 func (b *bench) populated(ctx context.Context, name string, n int) (*benchEnv, *fixture, *benchService, error) {
-	env, err := b.newEnv(name)
+	env, fx, err := b.fixtureEnv(ctx, name, n)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	t0 := time.Now()
-	fx, err := b.buildFixture(ctx, env, n, 7)
-	if err != nil {
-		env.close(b.keep)
-		return nil, nil, nil, err
-	}
-	b.note("%s: fixture of %d opportunities (%d buckets, %.0f MiB of state) written to the changelogs in %s",
-		name, fx.opps, fx.bucketCount, float64(fx.aggBytes+fx.bucketBytes)/(1<<20), time.Since(t0).Round(time.Millisecond))
 	svc, err := b.startService(ctx, env, filepath.Join(env.dir, "service"))
 	if err != nil {
 		env.close(b.keep)
@@ -1183,6 +1175,23 @@ func (b *bench) populated(ctx context.Context, name string, n int) (*benchEnv, *
 		return fail(err)
 	}
 	return env, fx, svc, nil
+}
+
+// fixtureEnv starts a scenario's broker and writes a fixture of n opportunities to it.
+func (b *bench) fixtureEnv(ctx context.Context, name string, n int) (*benchEnv, *fixture, error) {
+	env, err := b.newEnv(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	t0 := time.Now()
+	fx, err := b.buildFixture(ctx, env, n, 7)
+	if err != nil {
+		env.close(b.keep)
+		return nil, nil, err
+	}
+	b.note("%s: fixture of %d opportunities (%d buckets, %.0f MiB of state) written to the changelogs in %s",
+		name, fx.opps, fx.bucketCount, float64(fx.aggBytes+fx.bucketBytes)/(1<<20), time.Since(t0).Round(time.Millisecond))
+	return env, fx, nil
 }
 
 // warmUp sends one update per partition through Kafka and waits for it in the view, so the
@@ -1655,15 +1664,40 @@ func (b *bench) queries(ctx context.Context) error {
 	getRate := b.rate(5000, 200)
 	dur := b.duration(10*time.Second, time.Second)
 	const workers = 4
-	env, fx, svc, err := b.populated(ctx, "queries", n)
-	if err != nil {
-		return err
+	// The service runs as a child crm-pipeline serve, so the load comes from another process
+	// (this one); tests, whose executable is not crm-pipeline, run it in process.
+	var env *benchEnv
+	var fx *fixture
+	var base, healthURL, where string
+	if b.memoryInProcess {
+		e, f, svc, err := b.populated(ctx, "queries", n)
+		if err != nil {
+			return err
+		}
+		defer e.close(b.keep)
+		defer svc.stop() // before the broker closes
+		env, fx, base, healthURL = e, f, svc.base, "http://"+svc.run.HTTPAddr+"/healthz"
+		where = "the service in this process"
+	} else {
+		e, f, err := b.fixtureEnv(ctx, "queries", n)
+		if err != nil {
+			return err
+		}
+		env, fx = e, f
+		defer env.close(b.keep)
+		c, err := b.startChild(ctx, env, filepath.Join(env.dir, "service"))
+		if err != nil {
+			return err
+		}
+		defer c.stop() // before the broker closes
+		if err := c.warm(ctx, fx, "queries"); err != nil {
+			return err
+		}
+		base, healthURL = c.addr+"/api/v1", c.addr+"/healthz"
+		where = "a child crm-pipeline serve"
 	}
-	defer env.close(b.keep)
-	defer svc.stop()
-	b.note("queries: %d opportunities, %d owners; GET by id open-loop at %.0f req/s, the others %d concurrent clients back to back; %s each after %s of unmeasured warm-up; load from goroutines of this process (own http.Client); baseline GET /healthz under the same load",
-		n, len(benchOwners), getRate, workers, dur, b.warmup(dur))
-	base := svc.base
+	b.note("queries: %d opportunities, %d owners, served by %s; GET by id open-loop at %.0f req/s, the others %d concurrent clients back to back; %s each after %s of unmeasured warm-up; load from goroutines of the bench process (own http.Client); baseline GET /healthz under the same load",
+		n, len(benchOwners), where, getRate, workers, dur, b.warmup(dur))
 	rng := func(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 3)) }
 
 	// GET one opportunity, open loop at the target rate; baseline /healthz at the same rate.
@@ -1682,7 +1716,6 @@ func (b *bench) queries(ctx context.Context) error {
 	if err := get.check("GET by id"); err != nil {
 		return err
 	}
-	healthURL := "http://" + svc.run.HTTPAddr + "/healthz"
 	health := func(ctx context.Context, i int) error {
 		return httpDo(ctx, client, http.MethodGet, healthURL, "", nil, http.StatusOK)
 	}
@@ -1937,90 +1970,129 @@ type memoryFigures struct {
 // (this executable) and reads its VmRSS: the service alone, as deployed with a broker.
 func (b *bench) memoryChild(ctx context.Context, env *benchEnv, fx *fixture, data string) (memoryFigures, error) {
 	m := memoryFigures{what: "crm-pipeline serve (child process)", peakWhat: "peak while restoring"}
-	exe, err := os.Executable()
-	if err != nil {
-		return m, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return m, err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		return m, err
-	}
-	logf, err := os.Create(filepath.Join(env.dir, "serve.log"))
-	if err != nil {
-		return m, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(exe, "serve", "--brokers", strings.Join(env.brokers, ","), "--data", data, "--http", addr,
-		"--partitions", strconv.Itoa(benchPartitions), "--cache-mib", strconv.Itoa(b.cacheMiB), "--instance-id", "none")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), b.serveEnv...)
 	if len(b.serveEnv) > 0 {
 		m.what += " with " + strings.Join(b.serveEnv, " ")
 	}
 	t0 := time.Now()
+	c, err := b.startChild(ctx, env, data)
+	if err != nil {
+		return m, err
+	}
+	defer c.stop()
+	m.ready = time.Since(t0)
+	if err := c.warm(ctx, fx, "memory"); err != nil {
+		return m, err
+	}
+	m.processed = time.Since(t0)
+	time.Sleep(2 * time.Second)
+	m.rss, m.peak = procMemory(c.cmd.Process.Pid)
+	if m.rss == 0 {
+		return m, c.fail(errors.New("no VmRSS for the serve process (is /proc mounted?)"))
+	}
+	client := newHTTPClient()
+	defer client.CloseIdleConnections()
+	if g := goMemory(ctx, client, c.addr+"/metrics"); g != "" {
+		m.extra = " (" + g + ")"
+	}
+	return m, nil
+}
+
+// childServe is `crm-pipeline serve --brokers <the scenario's broker>` run as a child process:
+// what the memory scenario measures, and what the queries scenario loads from this process.
+type childServe struct {
+	cmd    *exec.Cmd
+	exited chan error
+	addr   string // http://host:port
+	log    string
+}
+
+// startChild starts serve on an empty data directory and waits until it answers /readyz and
+// reads the default pipeline.
+func (b *bench) startChild(ctx context.Context, env *benchEnv, data string) (*childServe, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(env.dir, "serve.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close() // the child has its own descriptor
+	cmd := exec.Command(exe, "serve", "--brokers", strings.Join(env.brokers, ","), "--data", data, "--http", addr,
+		"--partitions", strconv.Itoa(benchPartitions), "--cache-mib", strconv.Itoa(b.cacheMiB), "--instance-id", "none")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), b.serveEnv...)
 	if err := cmd.Start(); err != nil {
-		return m, fmt.Errorf("start serve: %w", err)
+		return nil, fmt.Errorf("start serve: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	fail := func(err error) (memoryFigures, error) {
-		return m, fmt.Errorf("%w (serve log: %s)", err, logf.Name())
-	}
-	base := "http://" + addr
+	c := &childServe{cmd: cmd, exited: make(chan error, 1), addr: "http://" + addr, log: logf.Name()}
+	go func() { c.exited <- cmd.Wait() }()
 	client := newHTTPClient()
 	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(20 * time.Minute)
-	for httpDo(ctx, client, http.MethodGet, base+"/readyz", "", nil, http.StatusOK) != nil ||
-		httpDo(ctx, client, http.MethodGet, base+"/api/v1/pipelines/default", "", nil, http.StatusOK) != nil {
+	for httpDo(ctx, client, http.MethodGet, c.addr+"/readyz", "", nil, http.StatusOK) != nil ||
+		httpDo(ctx, client, http.MethodGet, c.addr+"/api/v1/pipelines/default", "", nil, http.StatusOK) != nil {
+		var err error
 		select {
-		case err := <-exited:
-			return fail(fmt.Errorf("serve exited: %v", err))
+		case e := <-c.exited:
+			c.exited <- e
+			err = fmt.Errorf("serve exited: %v", e)
 		case <-ctx.Done():
-			return fail(ctx.Err())
+			err = ctx.Err()
 		case <-time.After(50 * time.Millisecond):
+			if time.Now().After(deadline) {
+				err = errors.New("serve not ready within 20 minutes")
+			}
 		}
-		if time.Now().After(deadline) {
-			return fail(errors.New("serve not ready within 20 minutes"))
+		if err != nil {
+			c.stop()
+			return nil, c.fail(err)
 		}
 	}
-	m.ready = time.Since(t0)
-	// One update per partition, answered once applied: the processor has restored its table.
+	return c, nil
+}
+
+// warm applies one update per partition (PATCH, answered once applied), so the processor has
+// restored its table and joined its group before anything is measured.
+func (c *childServe) warm(ctx context.Context, fx *fixture, tag string) error {
+	client := newHTTPClient()
+	defer client.CloseIdleConnections()
+	deadline := time.Now().Add(20 * time.Minute)
 	for p, ids := range fx.open {
 		for {
-			err := httpDo(ctx, client, http.MethodPatch, base+"/api/v1/opportunities/"+ids[0], `{"nextStep":"warm-up"}`,
-				map[string]string{"Prefer": "wait=30", "Idempotency-Key": fmt.Sprintf("memory-warm-%d", p)}, http.StatusOK)
+			err := httpDo(ctx, client, http.MethodPatch, c.addr+"/api/v1/opportunities/"+ids[0], `{"nextStep":"warm-up"}`,
+				map[string]string{"Prefer": "wait=30", "Idempotency-Key": fmt.Sprintf("%s-warm-%d", tag, p)}, http.StatusOK)
 			if err == nil {
 				break
 			}
 			if !errors.Is(err, errTimeout) || time.Now().After(deadline) {
-				return fail(fmt.Errorf("warm-up update on partition %d: %w", p, err))
+				return c.fail(fmt.Errorf("warm-up update on partition %d: %w", p, err))
 			}
 		}
 	}
-	m.processed = time.Since(t0)
-	time.Sleep(2 * time.Second)
-	m.rss, m.peak = procMemory(cmd.Process.Pid)
-	if m.rss == 0 {
-		return fail(errors.New("no VmRSS for the serve process (is /proc mounted?)"))
+	return nil
+}
+
+func (c *childServe) fail(err error) error { return fmt.Errorf("%w (serve log: %s)", err, c.log) }
+
+// stop ends serve cleanly (SIGTERM), or kills it after a minute.
+func (c *childServe) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(60 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
 	}
-	if g := goMemory(ctx, client, base+"/metrics"); g != "" {
-		m.extra = " (" + g + ")"
-	}
-	return m, nil
 }
 
 // goMemory reads the Go runtime's view of the service's memory from its /metrics.

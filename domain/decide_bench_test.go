@@ -16,7 +16,6 @@ func BenchmarkDecide(b *testing.B) {
 	valid := map[*Pipeline]error{}
 	pipes := map[string]*Pipeline{}
 	for id, p := range w.pipelines {
-		p := p
 		pipes[id] = &p
 		valid[&p] = p.Validate()
 	}

@@ -281,11 +281,7 @@ func (s *server) sendForecast(w http.ResponseWriter, r *http.Request, q analytic
 	// The body of a forecast by owner is about 100 kB of fixed-shape JSON; encoding it by
 	// reflection took as long as computing it, so it is appended directly (byte for byte what
 	// writeJSON's json.Marshal writes; TestForecastJSONMatchesMarshal).
-	body := appendForecastJSON(make([]byte, 0, 512+len(res.Groups)*600), &res)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(append(body, '\n'))
+	writeJSONBody(w, http.StatusOK, appendForecastJSON(make([]byte, 0, 512+len(res.Groups)*600), &res))
 }
 
 // appendForecastJSON appends res as json.Marshal encodes it.

@@ -219,6 +219,12 @@ func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 			"The server failed to encode the response."))
 		return
 	}
+	writeJSONBody(w, status, body)
+}
+
+// writeJSONBody writes an already encoded JSON body with writeJSON's headers, for handlers
+// that encode a large fixed-shape answer themselves.
+func writeJSONBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

@@ -26,7 +26,7 @@ func TestWaiterTakesNewestValue(t *testing.T) {
 		t.Fatal("not woken")
 	}
 	raw, ok := w.take()
-	agg, err := decodeStored(raw)
+	agg, err := decodeValue(raw, codecs.DecodeAggregateState)
 	if !ok || err != nil || agg == nil || agg.State.Version != 2 {
 		t.Fatalf("took %v %v %+v, want version 2", ok, err, agg)
 	}
@@ -36,7 +36,7 @@ func TestWaiterTakesNewestValue(t *testing.T) {
 	// A deletion hands over an empty value: the opportunity is gone.
 	s.notify("opp-1", nil)
 	raw, ok = w.take()
-	if agg, err := decodeStored(raw); !ok || err != nil || agg != nil {
+	if agg, err := decodeValue(raw, codecs.DecodeAggregateState); !ok || err != nil || agg != nil {
 		t.Fatalf("after a deletion: %v %v %+v", ok, err, agg)
 	}
 	s.unsubscribe("opp-1", w)

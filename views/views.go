@@ -226,6 +226,11 @@ func (s *Service) getAggregate(key string, decode func([]byte) (domain.Aggregate
 		return nil, err
 	}
 	raw, _ := v.([]byte)
+	return decodeValue(raw, decode)
+}
+
+// decodeValue decodes a table value as the view stores it; nil for an empty one (a deletion).
+func decodeValue(raw []byte, decode func([]byte) (domain.Aggregate, error)) (*domain.Aggregate, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
@@ -429,23 +434,11 @@ func (s *Service) Await(ctx context.Context, cmd domain.Command) (query.Outcome,
 			return query.Outcome{}, ctx.Err()
 		}
 		if raw, ok := w.take(); ok {
-			agg, err = decodeStored(raw)
+			agg, err = decodeValue(raw, codecs.DecodeAggregateState)
 		} else {
 			agg, err = s.getAggregate(cmd.OpportunityID, codecs.DecodeAggregateState)
 		}
 	}
-}
-
-// decodeStored decodes a table value as the view stored it (empty: the key was deleted).
-func decodeStored(raw []byte) (*domain.Aggregate, error) {
-	if len(raw) == 0 {
-		return nil, nil
-	}
-	agg, err := codecs.DecodeAggregateState(raw)
-	if err != nil {
-		return nil, err
-	}
-	return &agg, nil
 }
 
 // waiter is one Await on a key: woken through ch, it finds the newest value stored for the

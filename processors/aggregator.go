@@ -42,13 +42,14 @@ func (a *aggregator) process(ctx goka.Context, msg any) {
 	if err != nil {
 		// Only our own processor writes this topic; an undecodable record is a bug, but it
 		// must not stop the partition: park it in the DLQ with the reason.
-		ctx.Emit(goka.Stream(topics.DLQ), ctx.Key(), raw, goka.WithCtxEmitHeaders(goka.Headers{
+		key, value, hdr := fitDLQ(ctx.Key(), raw, goka.Headers{
 			HeaderDLQException: []byte(fmt.Sprintf("%T", err)),
 			HeaderDLQMessage:   []byte(err.Error()),
 			HeaderDLQTopic:     []byte(string(ctx.Topic())),
 			HeaderDLQPartition: []byte(strconv.Itoa(int(ctx.Partition()))),
 			HeaderDLQOffset:    []byte(strconv.FormatInt(ctx.Offset(), 10)),
-		}))
+		})
+		ctx.Emit(goka.Stream(topics.DLQ), key, value, goka.WithCtxEmitHeaders(hdr))
 		a.cfg.Metrics.DLQ.WithLabelValues("delta").Inc()
 		a.cfg.Logger.Error("undecodable aggregation delta sent to DLQ", "partition", ctx.Partition(), "offset", ctx.Offset(), "err", err)
 		return

@@ -21,6 +21,9 @@ type Metrics struct {
 	ReemitSkipped prometheus.Counter
 	Applied       prometheus.Counter
 	Skipped       prometheus.Counter
+	// TooLarge counts outputs dropped because they exceed the producer's limit, by topic
+	// (a bug guard: the domain bounds every text, so it stays at zero).
+	TooLarge *prometheus.CounterVec
 }
 
 // NewMetrics creates and registers the processor metrics on reg.
@@ -65,7 +68,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.Skipped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "crm_analytics_deltas_skipped_total", Help: "Aggregation deltas skipped as already applied (redelivered or re-emitted).",
 	})
-	reg.MustRegister(m.Deltas, m.ReemitSkipped, m.Applied, m.Skipped)
+	m.TooLarge = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crm_outputs_too_large_total", Help: "Output records dropped because they exceed the producer's MaxMessageBytes, by topic.",
+	}, []string{"topic"})
+	reg.MustRegister(m.Deltas, m.ReemitSkipped, m.Applied, m.Skipped, m.TooLarge)
 	reg.MustRegister(m.Processed, m.Refused, m.DLQ, m.Duplicates, m.Redelivered, m.Forwarded, m.Latency, m.Trimmed)
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -69,6 +70,10 @@ func OpportunityGraph(cfg OpportunityConfig) *goka.GroupGraph {
 // errEmptyRecord is the DLQ reason of a command record without a value.
 var errEmptyRecord = errors.New("empty record: a command record must carry a value")
 
+// errTooLarge is the DLQ reason of a record that cannot be produced again (forwarded) because
+// it exceeds the producer's limit, and of an output that would.
+var errTooLarge = errors.New("record too large to produce")
+
 type opportunityHandler struct {
 	cfg       OpportunityConfig
 	pipelines *pipelineCache
@@ -80,6 +85,13 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 	key := ctx.Key()
 	if want := topics.PartitionOf(key, h.cfg.Partitions); want != ctx.Partition() {
 		// Produced with another partitioner: this partition's table never sees the key.
+		if !topics.FitsRecord(key, raw, ctx.Headers()) {
+			// Another client produced it near the topic's limit, above what our producer
+			// may send: a forward would fail for good and stall this partition.
+			h.toDLQ(ctx, raw, fmt.Errorf("%w: %d bytes with key and headers, the producer's limit is %d",
+				errTooLarge, topics.RecordSize(key, raw, ctx.Headers()), topics.MaxMessageBytes))
+			return
+		}
 		ctx.Emit(goka.Stream(topics.Commands), key, raw, goka.WithCtxEmitHeaders(ctx.Headers()))
 		h.cfg.Metrics.Forwarded.Inc()
 		return
@@ -221,11 +233,15 @@ func (h *opportunityHandler) refuse(ctx goka.Context, st *stored, cmd domain.Com
 		Actor: cmd.Actor, At: now, Position: offset,
 	}
 	if r, ok := domain.AsRejection(err); ok {
-		rej.Code, rej.Message, rej.Fields = string(r.Code), r.Message, r.Fields
+		rej.Code, rej.Message, rej.Fields = string(r.Code), r.Message, boundFields(r.Fields)
 	} else {
 		rej.Code, rej.Message = "internal", err.Error()
 		h.cfg.Logger.Error("decide failed", "opportunityId", cmd.OpportunityID, "commandId", cmd.CommandID, "err", err)
 	}
+	// A refusal may quote the bad input; the input can be as large as the topic allows, and
+	// the state keeps the last refusals, so their texts are bounded like the domain's.
+	rej.Message = boundText(rej.Message)
+	rej.CommandID, rej.Actor = boundText(rej.CommandID), boundText(rej.Actor)
 	h.cfg.Metrics.Refused.WithLabelValues(string(cmd.Type), rej.Code).Inc()
 	agg.Rejections = keepLast(append(agg.Rejections, rej), MaxStoredRejections)
 	h.store(ctx, st)
@@ -310,7 +326,7 @@ func (h *opportunityHandler) emitDeltas(ctx goka.Context, deltas []analytics.Del
 	source, position := strconv.Itoa(int(ctx.Partition())), ctx.Offset()
 	for _, d := range deltas {
 		d.Source, d.Position = source, position
-		emitEncoded(ctx, topics.AnalyticsDeltas, d.Bucket, "delta for "+d.Bucket, func() ([]byte, error) { return codecs.EncodeDelta(d) })
+		h.emitEncoded(ctx, topics.AnalyticsDeltas, d.Bucket, "delta for "+d.Bucket, func() ([]byte, error) { return codecs.EncodeDelta(d) })
 	}
 	h.cfg.Metrics.Deltas.Add(float64(len(deltas)))
 }
@@ -354,27 +370,39 @@ func (h *opportunityHandler) store(ctx goka.Context, st *stored) {
 }
 
 func (h *opportunityHandler) emitEvent(ctx goka.Context, key string, e domain.Event) {
-	emitEncoded(ctx, topics.Events, key, "event "+e.EventID, func() ([]byte, error) { return codecs.EncodeEvent(e) })
+	h.emitEncoded(ctx, topics.Events, key, "event "+e.EventID, func() ([]byte, error) { return codecs.EncodeEvent(e) })
 }
 
 func (h *opportunityHandler) emitClosedWon(ctx goka.Context, key string, w domain.ClosedWon) {
-	emitEncoded(ctx, topics.ClosedWon, key, "closed-won "+w.EventID, func() ([]byte, error) { return codecs.EncodeClosedWon(w) })
+	h.emitEncoded(ctx, topics.ClosedWon, key, "closed-won "+w.EventID, func() ([]byte, error) { return codecs.EncodeClosedWon(w) })
 }
 
 func (h *opportunityHandler) emitRejected(ctx goka.Context, key string, r domain.RejectedCommand) {
-	emitEncoded(ctx, topics.Rejections, key, "rejection of "+r.CommandID, func() ([]byte, error) { return codecs.EncodeRejected(r) })
+	h.emitEncoded(ctx, topics.Rejections, key, "rejection of "+r.CommandID, func() ([]byte, error) { return codecs.EncodeRejected(r) })
 }
 
 // emitEncoded encodes and emits one output record. An encoding failure is a bug in our own
 // types, not bad input, so it fails the processor (the supervisor restarts it) rather than
 // dropping an output silently.
-func emitEncoded(ctx goka.Context, topic, key, what string, encode func() ([]byte, error)) {
+//
+// An output over the producer's limit would fail for good and stall the partition (and,
+// through sarama's forward-only commits, let later records commit past it). The domain bounds
+// every text, so this cannot happen for a valid command; if it does, the output is dropped,
+// counted in crm_outputs_too_large_total and logged, and the partition goes on.
+func (h *opportunityHandler) emitEncoded(ctx goka.Context, topic, key, what string, encode func() ([]byte, error)) bool {
 	b, err := encode()
 	if err != nil {
 		ctx.Fail(fmt.Errorf("encode %s: %w", what, err))
-		return
+		return false
+	}
+	if !topics.FitsRecord(key, b, nil) {
+		h.cfg.Metrics.TooLarge.WithLabelValues(topic).Inc()
+		h.cfg.Logger.Error("output over the producer's limit dropped", "topic", topic, "what", what,
+			"bytes", topics.RecordSize(key, b, nil), "limit", topics.MaxMessageBytes)
+		return false
 	}
 	ctx.Emit(goka.Stream(topic), key, b)
+	return true
 }
 
 // toDLQ sends an undecodable record to the DLQ with its original bytes and headers plus
@@ -386,8 +414,11 @@ func (h *opportunityHandler) toDLQ(ctx goka.Context, raw []byte, cause error) {
 		hdr[k] = v
 	}
 	reason := "decode"
-	if errors.Is(cause, errEmptyRecord) {
+	switch {
+	case errors.Is(cause, errEmptyRecord):
 		reason = "empty"
+	case errors.Is(cause, errTooLarge):
+		reason = "too_large"
 	}
 	var de *codecs.DecodeError
 	if errors.As(cause, &de) {
@@ -404,13 +435,53 @@ func (h *opportunityHandler) toDLQ(ctx goka.Context, raw []byte, cause error) {
 	hdr[HeaderDLQTopic] = []byte(string(ctx.Topic()))
 	hdr[HeaderDLQPartition] = []byte(strconv.Itoa(int(ctx.Partition())))
 	hdr[HeaderDLQOffset] = []byte(strconv.FormatInt(ctx.Offset(), 10))
-	if len(raw) > topics.MaxMessageBytes-64*1024 {
-		raw = raw[:topics.MaxMessageBytes-64*1024]
-		hdr["crm-dlq-truncated"] = []byte("true")
-	}
-	ctx.Emit(goka.Stream(topics.DLQ), ctx.Key(), raw, goka.WithCtxEmitHeaders(hdr))
+	key, raw, hdr := fitDLQ(ctx.Key(), raw, hdr)
+	ctx.Emit(goka.Stream(topics.DLQ), key, raw, goka.WithCtxEmitHeaders(hdr))
 	h.cfg.Metrics.DLQ.WithLabelValues(reason).Inc()
 	h.cfg.Logger.Warn("command record sent to DLQ", "partition", ctx.Partition(), "offset", ctx.Offset(), "reason", reason, "err", cause)
+}
+
+// Headers the DLQ adds when it had to shorten a record to produce it.
+const (
+	HeaderDLQTruncated      = "crm-dlq-truncated"       // the value was cut to fit
+	HeaderDLQKeyTruncated   = "crm-dlq-key-truncated"   // the key was cut to fit
+	HeaderDLQHeadersDropped = "crm-dlq-headers-dropped" // the input's own headers were left out
+	HeaderDLQOriginalBytes  = "crm-dlq-original-bytes"  // the value's size before it was cut
+)
+
+// maxDLQKey is the longest key a DLQ record keeps; longer keys are cut.
+const maxDLQKey = 4096
+
+// fitDLQ shortens a DLQ record until the producer accepts it: a key longer than maxDLQKey is
+// cut, the input's own headers are dropped when they alone would not fit (the DLQ's headers,
+// which name the cause and the source position, always stay), and the value is cut to what
+// remains. Each cut is named in a header, so a DLQ reader knows the record is not whole.
+func fitDLQ(key string, raw []byte, hdr goka.Headers) (string, []byte, goka.Headers) {
+	if len(key) > maxDLQKey {
+		key = key[:maxDLQKey]
+		hdr[HeaderDLQKeyTruncated] = []byte("true")
+	}
+	if topics.RecordSize(key, nil, hdr)+64 > topics.MaxMessageBytes {
+		own := goka.Headers{HeaderDLQHeadersDropped: []byte("true")}
+		for _, k := range []string{HeaderDLQException, HeaderDLQMessage, HeaderDLQTopic, HeaderDLQPartition,
+			HeaderDLQOffset, HeaderDLQKeyTruncated} {
+			if v, ok := hdr[k]; ok {
+				own[k] = v
+			}
+		}
+		if m := own[HeaderDLQMessage]; len(m) > 4096 {
+			own[HeaderDLQMessage] = m[:4096]
+		}
+		hdr = own
+	}
+	// Room for the two headers a cut adds, with their values.
+	room := topics.MaxMessageBytes - topics.RecordSize(key, nil, hdr) - 2*(len(HeaderDLQTruncated)+len(HeaderDLQOriginalBytes)+10+20)
+	if len(raw) > room {
+		hdr[HeaderDLQOriginalBytes] = []byte(strconv.Itoa(len(raw)))
+		hdr[HeaderDLQTruncated] = []byte("true")
+		raw = raw[:max(room, 0)]
+	}
+	return key, raw, hdr
 }
 
 // closedWonRecord is the hand-off to Sales for a win, from the state right after it.
@@ -426,6 +497,33 @@ func closedWonRecord(e domain.Event, o domain.Opportunity) domain.ClosedWon {
 		w.ClosedAt = e.At
 	}
 	return w
+}
+
+// maxRejectionFields bounds the field errors one stored refusal keeps.
+const maxRejectionFields = 64
+
+// boundText cuts s to domain.MaxTextLen bytes on a rune boundary, marking the cut.
+func boundText(s string) string {
+	if len(s) <= domain.MaxTextLen {
+		return s
+	}
+	cut := domain.MaxTextLen - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// boundFields bounds the count and the texts of a refusal's field errors.
+func boundFields(fs []domain.FieldError) []domain.FieldError {
+	if len(fs) > maxRejectionFields {
+		fs = fs[:maxRejectionFields]
+	}
+	out := make([]domain.FieldError, len(fs))
+	for i, f := range fs {
+		out[i] = domain.FieldError{Field: boundText(f.Field), Message: boundText(f.Message)}
+	}
+	return out
 }
 
 func keepLast[T any](s []T, n int) []T {

@@ -36,6 +36,11 @@ type BrokerOptions struct {
 	// the broker waits while it runs (seconds for a table of 100k opportunities): a real
 	// Kafka cluster compacts in background threads.
 	CompactionInterval time.Duration
+	// NoSync turns off the fsync of every produced batch before it is acknowledged (kfake's
+	// SyncWrites). Without it an acknowledged command can be lost on a power cut or a kernel
+	// crash (a process crash loses nothing: the page cache survives it); its cost is in
+	// BENCHMARKS.md. The zero value syncs.
+	NoSync bool
 	// Extra options, such as SASL users, TLS or fault injection in tests.
 	Extra []kfake.Opt
 }
@@ -88,6 +93,9 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 		kfake.BrokerConfigs(map[string]string{
 			"log.cleaner.backoff.ms": strconv.FormatInt(compaction.Milliseconds(), 10),
 		}),
+	}
+	if !o.NoSync {
+		opts = append(opts, kfake.SyncWrites())
 	}
 	if o.Logger != nil {
 		opts = append(opts, kfake.WithLogger(kfakeLogger{o.Logger}))

@@ -58,6 +58,8 @@ func (s Spec) Configs() map[string]*string {
 		policy = "compact"
 	}
 	c["cleanup.policy"] = &policy
+	maxBytes := strconv.Itoa(TopicMaxMessageBytes)
+	c["max.message.bytes"] = &maxBytes
 	if s.Retention != 0 {
 		ms := strconv.FormatInt(s.Retention.Milliseconds(), 10)
 		c["retention.ms"] = &ms

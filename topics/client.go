@@ -125,3 +125,31 @@ func NewClient(o ClientOptions) (sarama.Client, error) {
 	}
 	return c, nil
 }
+
+// TopicMaxMessageBytes is max.message.bytes of every topic the service creates: Kafka's own
+// default (1 MiB + 12), set explicitly so that it cannot drift below MaxMessageBytes. The gap
+// between the two is on purpose: the broker measures a whole record batch against this limit,
+// sarama one record against MaxMessageBytes, so every record we produce fits a topic with the
+// batch's own overhead to spare, while a record another client produced near the topic limit
+// may be too large for us to produce again (it then goes to the DLQ, truncated).
+const TopicMaxMessageBytes = 1048588
+
+// maximumRecordOverhead is sarama's bound of a v2 record's own framing (async_producer.go).
+const maximumRecordOverhead = 5*5 + 10 + 1
+
+// RecordSize is the size sarama measures against Producer.MaxMessageBytes for a record with
+// this key, value and headers (ProducerMessage.ByteSize for record batches v2, the format of
+// Kafka 2.8). A record of more than MaxMessageBytes fails for good in the producer, so every
+// emit checks it first.
+func RecordSize(key string, value []byte, headers map[string][]byte) int {
+	size := maximumRecordOverhead + len(key) + len(value)
+	for k, v := range headers {
+		size += len(k) + len(v) + 2*5
+	}
+	return size
+}
+
+// FitsRecord reports whether a record of this key, value and headers can be produced.
+func FitsRecord(key string, value []byte, headers map[string][]byte) bool {
+	return RecordSize(key, value, headers) <= MaxMessageBytes
+}

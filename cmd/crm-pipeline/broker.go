@@ -16,11 +16,12 @@ func runBroker(ctx context.Context, args []string, log *slog.Logger, stdout, std
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	data := fs.String("data", "./data", "directory of the broker's log")
 	listen := fs.String("listen", "127.0.0.1:9092", "listen address")
+	sync := fs.Bool("sync", true, "fsync every produced batch before acknowledging it (false risks acknowledged records on a power cut)")
 	compaction := fs.Duration("compaction-interval", topics.DefaultCompactionInterval, "how often the broker compacts table topics (it stalls every client while it does)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	b, err := topics.StartBroker(topics.BrokerOptions{DataDir: *data + "/broker", Listen: *listen, Logger: log, CompactionInterval: *compaction})
+	b, err := topics.StartBroker(topics.BrokerOptions{DataDir: *data + "/broker", Listen: *listen, Logger: log, CompactionInterval: *compaction, NoSync: !*sync})
 	if err != nil {
 		return err
 	}

@@ -41,15 +41,17 @@ type serveConfig struct {
 	EmbeddedBroker string
 	// EmbeddedCompaction is the embedded broker's compaction interval (topics.BrokerOptions).
 	EmbeddedCompaction time.Duration
-	Partitions         int
-	ReportingCurrency  string
-	CacheMiB           int
-	MemTableMiB        int
-	ShutdownTimeout    time.Duration
-	InstanceID         string
-	Kafka              topics.ClientOptions // TLS and SASL for --brokers (not the embedded broker)
-	TokensFile         string
-	TokenList          string
+	// EmbeddedNoSync turns off the embedded broker's fsync before acknowledging (--embedded-sync=false).
+	EmbeddedNoSync    bool
+	Partitions        int
+	ReportingCurrency string
+	CacheMiB          int
+	MemTableMiB       int
+	ShutdownTimeout   time.Duration
+	InstanceID        string
+	Kafka             topics.ClientOptions // TLS and SASL for --brokers (not the embedded broker)
+	TokensFile        string
+	TokenList         string
 
 	clock   func() time.Time
 	started func(s *running) // test hook: called once the HTTP listener is up
@@ -72,6 +74,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:9402", "HTTP listen address")
 	fs.StringVar(&cfg.EmbeddedBroker, "embedded-broker", "127.0.0.1:9092", "listen address of the embedded broker")
 	fs.DurationVar(&cfg.EmbeddedCompaction, "embedded-compaction-interval", topics.DefaultCompactionInterval, "how often the embedded broker compacts table topics (it stalls every client while it does)")
+	embeddedSync := fs.Bool("embedded-sync", true, "the embedded broker fsyncs every produced batch before acknowledging it (false risks acknowledged commands on a power cut)")
 	fs.IntVar(&cfg.Partitions, "partitions", 8, "partitions of the topics this service creates")
 	fs.StringVar(&cfg.ReportingCurrency, "reporting-currency", "USD", "ISO 4217 currency forecasts are reported in")
 	fs.IntVar(&cfg.CacheMiB, "cache-mib", defaultCacheMiB, "pebble block cache shared by all local stores, MiB")
@@ -84,6 +87,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 		return cfg, err
 	}
 	cfg.Brokers = splitList(*brokers)
+	cfg.EmbeddedNoSync = !*embeddedSync
 	if err := sec.apply(&cfg.Kafka); err != nil {
 		return cfg, err
 	}
@@ -119,7 +123,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	if len(brokers) == 0 {
 		b, err := topics.StartBroker(topics.BrokerOptions{
 			DataDir: filepath.Join(cfg.Data, "broker"), Listen: cfg.EmbeddedBroker, Logger: log,
-			CompactionInterval: cfg.EmbeddedCompaction,
+			CompactionInterval: cfg.EmbeddedCompaction, NoSync: cfg.EmbeddedNoSync,
 		})
 		if err != nil {
 			return err

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/IBM/sarama"
+
+	"github.com/crm-pipeline/crm-pipeline/codecs"
+	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/processors"
+	"github.com/crm-pipeline/crm-pipeline/topics"
+)
+
+// TestOversizeRecordsNeverStopAPartition produces records of every size around the
+// producer's limit (topics.MaxMessageBytes) and the topics' max.message.bytes, each once on
+// the partition murmur2 gives its key and once on the partition librdkafka's default
+// partitioner (CRC32) gives it, where that differs. A record on the wrong partition must be
+// forwarded, and one too large to forward must go to the DLQ (truncated, with the reason)
+// instead of failing the processor for good. Afterwards a valid command on every partition
+// must be applied: before the size checks, the first unforwardable record restarted the
+// processor forever and its partition never drained.
+func TestOversizeRecordsNeverStopAPartition(t *testing.T) {
+	const parts = 4
+	s := startService(t, serviceOpts{data: t.TempDir()})
+	broker := s.run.BrokerAddr
+	cfg := topics.SaramaConfig(topics.ClientOptions{Brokers: []string{broker}, ClientID: "big-producer"})
+	cfg.Producer.MaxMessageBytes = topics.TopicMaxMessageBytes
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	p, err := sarama.NewSyncProducer([]string{broker}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	// The value length that makes a record of key k (no headers) exactly n bytes for sarama.
+	valueFor := func(k string, n int) int { return n - topics.RecordSize(k, nil, nil) }
+	type rec struct {
+		key       string
+		size      int
+		partition int32
+		forward   bool
+	}
+	var recs []rec
+	sizes := []int{topics.MaxMessageBytes - 1, topics.MaxMessageBytes, topics.MaxMessageBytes + 1,
+		topics.MaxMessageBytes + 4096, topics.TopicMaxMessageBytes - 4096, topics.TopicMaxMessageBytes - 200}
+	for i, n := range sizes {
+		// A key whose CRC32 partition differs from its murmur2 one.
+		for j := 0; ; j++ {
+			k := fmt.Sprintf("big-%d-%d", i, j)
+			right := topics.PartitionOf(k, parts)
+			crc := int32(crc32.ChecksumIEEE([]byte(k)) % parts)
+			if crc != right {
+				recs = append(recs, rec{key: k, size: n, partition: right}, rec{key: k, size: n, partition: crc, forward: true})
+				break
+			}
+		}
+	}
+	for _, r := range recs {
+		v := strings.Repeat("x", valueFor(r.key, r.size))
+		if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topics.Commands, Partition: r.partition,
+			Key: sarama.StringEncoder(r.key), Value: sarama.StringEncoder(v)}); err != nil {
+			t.Fatalf("produce %d bytes: %v", r.size, err)
+		}
+	}
+	// A decodable command far over the name limit: refused, with a bounded refusal.
+	huge := domain.Command{Type: domain.CmdCreate, CommandID: "huge-1", OpportunityID: "huge-1", Actor: "lead-service",
+		Create: &domain.CreateOpportunity{Name: strings.Repeat("n", 950_000), AccountID: "a", OwnerID: "o",
+			Amount: "1", Currency: "USD", CloseDate: closeDate(5)}}
+	hb, err := codecs.EncodeCommand(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topics.Commands, Partition: topics.PartitionOf("huge-1", parts),
+		Key: sarama.StringEncoder("huge-1"), Value: sarama.ByteEncoder(hb)}); err != nil {
+		t.Fatal(err)
+	}
+	// Then one valid command per partition.
+	var ids []string
+	for part := int32(0); part < parts; part++ {
+		for i := 0; ; i++ {
+			id := fmt.Sprintf("after-big-%d-%d", part, i)
+			if topics.PartitionOf(id, parts) == part {
+				ids = append(ids, id)
+				break
+			}
+		}
+	}
+	for _, id := range ids {
+		s.mustStatus(s.do("POST", "/opportunities", createBody(id), wait), 201)
+	}
+
+	// Every big record ends in the DLQ exactly once: undecodable where it belongs (after a
+	// forward if it fit), too large where it could not be forwarded.
+	wantTooLarge := 0
+	for _, r := range recs {
+		if r.forward && r.size > topics.MaxMessageBytes {
+			wantTooLarge++
+		}
+	}
+	var dlq []*sarama.ConsumerMessage
+	eventually(t, "every big record in the DLQ", func() bool {
+		dlq = readAll(t, broker, topics.DLQ)
+		return len(dlq) >= len(recs)
+	})
+	if len(dlq) != len(recs) {
+		t.Fatalf("%d DLQ records for %d big records", len(dlq), len(recs))
+	}
+	tooLarge := 0
+	for _, m := range dlq {
+		hdr := map[string]string{}
+		for _, h := range m.Headers {
+			hdr[string(h.Key)] = string(h.Value)
+		}
+		if hdr[processors.HeaderDLQMessage] == "" || hdr[processors.HeaderDLQOffset] == "" {
+			t.Fatalf("DLQ record of %s without its cause: %v", m.Key, hdr)
+		}
+		if strings.Contains(hdr[processors.HeaderDLQMessage], "too large to produce") {
+			tooLarge++
+			if hdr[processors.HeaderDLQTruncated] != "true" || hdr[processors.HeaderDLQOriginalBytes] == "" {
+				t.Fatalf("unforwardable record %s not marked truncated: %v", m.Key, hdr)
+			}
+		}
+		if len(m.Value)+len(m.Key) > topics.MaxMessageBytes {
+			t.Fatalf("DLQ record of %d bytes", len(m.Value))
+		}
+	}
+	if tooLarge != wantTooLarge {
+		t.Fatalf("%d records DLQ'd as too large to forward, want %d", tooLarge, wantTooLarge)
+	}
+	var refused bool
+	eventually(t, "the huge command refused", func() bool {
+		for _, m := range readAll(t, broker, topics.Rejections) {
+			if string(m.Key) == "huge-1" {
+				refused = true
+				if len(m.Value) > 64*1024 {
+					t.Fatalf("refusal of %d bytes: its texts are not bounded", len(m.Value))
+				}
+			}
+		}
+		return refused
+	})
+	for _, id := range ids {
+		if r := s.do("GET", "/opportunities/"+id, nil, nil); r.status != 200 {
+			t.Fatalf("%s after the big records: %d", id, r.status)
+		}
+	}
+	resp, err := http.Get("http://" + s.run.HTTPAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, l := range strings.Split(string(metrics), "\n") {
+		if strings.HasPrefix(l, "crm_processor_restarts_total{") && !strings.HasSuffix(l, " 0") {
+			t.Fatalf("the processor restarted: %s", l)
+		}
+	}
+}

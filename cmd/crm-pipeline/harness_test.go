@@ -39,6 +39,9 @@ type serviceOpts struct {
 	// instanceID is --instance-id ("none": dynamic membership, which leaves the group on a
 	// clean stop, so the group is empty at once).
 	instanceID string
+	// maxConns and maxConnsPerClient are --max-connections and --max-connections-per-client
+	// (0: no cap, the tests' default).
+	maxConns, maxConnsPerClient int
 }
 
 func startService(t *testing.T, o serviceOpts) *service {
@@ -49,6 +52,7 @@ func startService(t *testing.T, o serviceOpts) *service {
 		Brokers: o.brokers, Data: o.data, HTTP: "127.0.0.1:0", EmbeddedBroker: "127.0.0.1:0",
 		Partitions: 4, ReportingCurrency: "USD", CacheMiB: 8, ShutdownTimeout: 10 * time.Second,
 		clock: o.clock, started: func(r *running) { started <- r }, InstanceID: o.instanceID,
+		MaxConns: o.maxConns, MaxConnsPerClient: o.maxConnsPerClient,
 	}
 	logw := &testLogWriter{t: t}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))

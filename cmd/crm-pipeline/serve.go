@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/crm-pipeline/crm-pipeline/connlimit"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/processors"
 	"github.com/crm-pipeline/crm-pipeline/query"
@@ -50,6 +52,9 @@ type serveConfig struct {
 	ShutdownTimeout   time.Duration
 	InstanceID        string
 	Kafka             topics.ClientOptions // TLS and SASL for --brokers (not the embedded broker)
+	// MaxConns and MaxConnsPerClient cap the HTTP connections held open (connlimit).
+	MaxConns          int
+	MaxConnsPerClient int
 	TokensFile        string
 	TokenList         string
 
@@ -81,6 +86,8 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.IntVar(&cfg.MemTableMiB, "memtable-mib", state.DefaultMemTableSize>>20, "cap of each local store's pebble memtable, MiB (larger restores faster and costs up to twice this per busy partition in memory)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a clean stop may take")
 	fs.StringVar(&cfg.InstanceID, "instance-id", "", "static consumer-group membership id of this instance (default: host name and a hash of --data); empty string via 'none' disables")
+	fs.IntVar(&cfg.MaxConns, "max-connections", 4096, "HTTP connections held open at most; more are closed at accept (0: no cap)")
+	fs.IntVar(&cfg.MaxConnsPerClient, "max-connections-per-client", 1024, "HTTP connections held open at most per client IP address (0: no cap)")
 	fs.StringVar(&cfg.TokensFile, "tokens-file", "", "file of HTTP bearer tokens, lines '<role> <token> [name]' (roles read, write, admin)")
 	fs.StringVar(&cfg.TokenList, "tokens", "", "HTTP bearer tokens as 'role:token[:name],...' (prefer the env var CRM_PIPELINE_TOKENS)")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -190,17 +197,28 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	if err != nil {
 		return fmt.Errorf("build HTTP handler: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.HTTP)
+	raiseFileLimit(log)
+	rawLn, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTP, err)
 	}
+	refusedConns := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "crm_http_connections_refused_total", Help: "HTTP connections closed at accept because a connection cap (total or per client) was reached.",
+	})
+	reg.MustRegister(refusedConns)
+	ln := connlimit.New(rawLn, cfg.MaxConns, cfg.MaxConnsPerClient, refusedConns.Inc)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "crm_http_connections_open", Help: "HTTP connections held open now.",
+	}, func() float64 { return float64(ln.Open()) }))
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// Idle keep-alive connections hold a descriptor each: bounded, like Go's own
+		// http.Transport keeps them on the client side.
+		IdleTimeout: 30 * time.Second,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	run.HTTPAddr = ln.Addr().String()
 
@@ -265,6 +283,27 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	}
 	log.Info("crm-pipeline stopped cleanly")
 	return nil
+}
+
+// raiseFileLimit raises the soft limit of open files to the hard limit, as servers do at
+// start (Kafka's own scripts and systemd units set it high): pebble and the Kafka clients need
+// descriptors besides the HTTP connections, which the connection caps keep below it.
+func raiseFileLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("read the open-file limit", "err", err)
+		return
+	}
+	if lim.Cur >= lim.Max {
+		return
+	}
+	old := lim.Cur
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("raise the open-file limit", "from", old, "to", lim.Max, "err", err)
+		return
+	}
+	log.Debug("raised the open-file limit", "from", old, "to", lim.Max)
 }
 
 // connect opens a sarama client, retrying while the brokers come up.

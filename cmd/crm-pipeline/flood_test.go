@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConnectionFloodRefusedAtTheDoor holds 2,000 connections open from one client address
+// (127.0.0.1), far over the per-client cap, while a legitimate client on another loopback
+// address (127.0.0.2) keeps reading and writing: its requests must all succeed, the flood must
+// be held at the cap, and the refusals counted. Before the caps every flooding connection was
+// kept until the process ran out of descriptors.
+func TestConnectionFloodRefusedAtTheDoor(t *testing.T) {
+	s := startService(t, serviceOpts{data: t.TempDir(), maxConns: 1000, maxConnsPerClient: 100})
+	var flood []net.Conn
+	defer func() {
+		for _, c := range flood {
+			_ = c.Close()
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		c, err := net.Dial("tcp", s.run.HTTPAddr)
+		if err != nil {
+			t.Fatalf("flood connection %d: %v", i, err)
+		}
+		flood = append(flood, c)
+	}
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, addr)
+		},
+	}}
+	base := "http://" + s.run.HTTPAddr
+	for i := 0; i < 20; i++ {
+		resp, err := client.Get(base + "/healthz")
+		if err != nil {
+			t.Fatalf("legitimate read %d during the flood: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("legitimate read %d: %d", i, resp.StatusCode)
+		}
+	}
+	body, _ := json.Marshal(createBody("flood-survivor"))
+	req, _ := http.NewRequest("POST", base+"/api/v1/opportunities", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Prefer", "wait=10")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("legitimate write during the flood: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("legitimate write during the flood: %d", resp.StatusCode)
+	}
+	resp, err = client.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The harness's own idle connections from 127.0.0.1 take slots too, so at least 1,900.
+	refused, open := -1.0, -1.0
+	for _, l := range strings.Split(string(m), "\n") {
+		if v, ok := strings.CutPrefix(l, "crm_http_connections_refused_total "); ok {
+			refused, _ = strconv.ParseFloat(v, 64)
+		}
+		if v, ok := strings.CutPrefix(l, "crm_http_connections_open "); ok {
+			open, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if refused < 1900 || refused > 2000 {
+		t.Fatalf("%v connections refused, want 1,900 to 2,000 (2,000 from one address, cap 100)", refused)
+	}
+	if open < 1 || open > 101 {
+		t.Fatalf("%v connections open, want at most the per-client cap and the legitimate client's", open)
+	}
+}

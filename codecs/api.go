@@ -2,6 +2,7 @@ package codecs
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
@@ -140,9 +141,9 @@ func DecodeAggregate(b []byte) (domain.Aggregate, error) {
 }
 
 // DecodeAggregateState reads a group table value without its event history (Events is nil):
-// what a state read needs. The current writer puts the history in one sized block, which is
-// skipped without being parsed, so the cost no longer grows with the history (up to 1,000
-// events); values of older writers are decoded whole and the history dropped.
+// what a state read needs. The current writer puts the events in one sized block, which is
+// skipped without being parsed; values of older writers (whose events are the whole history)
+// are decoded whole and the events dropped.
 func DecodeAggregateState(b []byte) (domain.Aggregate, error) {
 	var a domain.Aggregate
 	err := decodeAggregateParts(b, &a, false, nil)
@@ -181,6 +182,20 @@ func (h History) Events() ([]domain.Event, error) {
 		return nil, fmt.Errorf("codecs: decode history: %w", d.err)
 	}
 	return out, nil
+}
+
+// FirstPosition is the input position of h's oldest event, parsing only that event.
+func (h History) FirstPosition() (int64, error) {
+	if h.count == 0 {
+		return 0, errors.New("codecs: empty history has no first position")
+	}
+	d := decoder{buf: h.items}
+	var e domain.Event
+	readEvent(&d, &e)
+	if d.err != nil {
+		return 0, fmt.Errorf("codecs: read history: %w", d.err)
+	}
+	return e.Position, nil
 }
 
 // DropOldest removes the n oldest events (all of them when n >= Len), parsing only those.

@@ -239,12 +239,12 @@ func TestAggregateRingsMatchStandaloneRecords(t *testing.T) {
 func TestRingBlocksFromOtherWriters(t *testing.T) {
 	want := fullAggregate()
 	bare := want
-	bare.Rejections, bare.Won = nil, nil
+	bare.Rejections, bare.Won, bare.RecentDeltas, bare.HistoryOnTopic = nil, nil, nil, false
 	b, err := EncodeAggregate(bare)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b = b[:len(b)-2] // the two empty rings: one end-of-array byte each
+	b = b[:len(b)-4] // the three empty rings (one end-of-array byte each) and the flag
 	// rejections: a negative-count block of one item with its byte size, then a block of two.
 	first := appendRejected(nil, &want.Rejections[0])
 	b = appendLong(b, -1)
@@ -263,6 +263,17 @@ func TestRingBlocksFromOtherWriters(t *testing.T) {
 		b = append(b, item...)
 	}
 	b = appendArrayEnd(b)
+	// recentDeltas: one negative-count block with its byte size.
+	var deltas []byte
+	for _, sd := range want.RecentDeltas {
+		deltas = appendLong(deltas, sd.Position)
+		deltas = appendStr(deltas, string(sd.Record))
+	}
+	b = appendLong(b, -int64(len(want.RecentDeltas)))
+	b = appendLong(b, int64(len(deltas)))
+	b = append(b, deltas...)
+	b = appendArrayEnd(b)
+	b = appendBool(b, want.HistoryOnTopic)
 	got, err := DecodeAggregate(b)
 	if err != nil {
 		t.Fatal(err)

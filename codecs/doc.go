@@ -30,7 +30,12 @@
 //	                       it and the processor appends to it undecoded: History), position,
 //	                       rejections (array of CommandRejected) and won (array of
 //	                       OpportunityClosedWonEvent), the bounded rings of recent refusals
-//	                       and closed-won hand-offs kept for re-publication after redelivery
+//	                       and closed-won hand-offs kept for re-publication after redelivery,
+//	                       recentDeltas (StoredDelta: position, an encoded analytics delta)
+//	                       and historyOnTopic; events are only the recent commands' events,
+//	                       the audit trail being on crm.pipeline.opportunity.history
+//	v1/aggregate.avsc      the previous layout: events the whole history, no recentDeltas,
+//	                       no historyOnTopic (read as false, which triggers the migration)
 //	pipeline.avsc          Pipeline with its Stage array
 //	account.avsc           Account (Customer 360 context)
 //	fx_rate.avsc           FXRate

@@ -442,13 +442,14 @@ var pinnedFingerprints = map[string]uint64{
 	"schemas/account.avsc":             0xddd8dad8542a13ff,
 	"schemas/analytics_bucket.avsc":    0x4ba940cc948e47ec, // v2: per-source guard "applied" replaces per-opportunity "seen"
 	"schemas/analytics_delta.avsc":     0xfa351deab03ea034, // v2: + source, position
-	"schemas/aggregate.avsc":           0xa62bed784141b949, // pre-release, re-pinned (was 0x6179ce65d3e1060b): + rejections, won
+	"schemas/aggregate.avsc":           0xabde86bd2a99a1e5, // v2: + recentDeltas, historyOnTopic (the history moved to crm.opportunity.history)
 	"schemas/closed_won.avsc":          0x5d9a33889dafaceb,
 	"schemas/command.avsc":             0x2e31b4a9899e8c85,
 	"schemas/command_rejected.avsc":    0xf9db6fd7bbc43b6b, // pre-release, re-pinned (was 0x30f13666f3811cce): + position
 	"schemas/event.avsc":               0xe7870d8fb1b0c618,
 	"schemas/fx_rate.avsc":             0xe3ce708d67996e25,
 	"schemas/pipeline.avsc":            0x0c4d61c9d2d413df,
+	"schemas/v1/aggregate.avsc":        0xa62bed784141b949, // pre-release, re-pinned (was 0x6179ce65d3e1060b): + rejections, won
 	"schemas/v1/analytics_bucket.avsc": 0xa2f130cc38572a34,
 	"schemas/v1/analytics_delta.avsc":  0xcb0e8a6961fea65b,
 	"schemas/v1/command.avsc":          0x01b6481a95e5f41a,
@@ -515,5 +516,39 @@ func TestOlderAnalyticsWritersAreRead(t *testing.T) {
 	want := analytics.Delta{Bucket: "F|default|2026-06-30|u-1", OpportunityID: "opp-1", Version: 7, Values: map[string]int64{"count": 1}}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("v1 delta read as %+v, want %+v", d, want)
+	}
+}
+
+// A group table value the previous layout wrote (v1: the whole history in events, no
+// recentDeltas, no historyOnTopic) is read with the flag false and every event, which is what
+// tells the processor to copy its history to the history topic. The v1 body is the current
+// body without the two trailing empty fields; goavro with the v1 file confirms it is one.
+func TestOlderAggregateWriterIsRead(t *testing.T) {
+	v1 := entryByPath(t, "schemas/v1/aggregate.avsc")
+	codec, err := v1.goavroCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fullAggregate()
+	want.RecentDeltas, want.HistoryOnTopic = nil, false
+	cur, err := EncodeAggregate(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := cur[headerLen : len(cur)-2]
+	if _, rest, err := codec.NativeFromBinary(body); err != nil || len(rest) != 0 {
+		t.Fatalf("not a v1 body: %v (%d bytes left)", err, len(rest))
+	}
+	b := append(v1.header[:], body...)
+	got, err := DecodeAggregate(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("v1 aggregate read as\n %#v\nwant %#v", got, want)
+	}
+	st, err := DecodeAggregateState(b)
+	if err != nil || st.Events != nil || st.HistoryOnTopic || st.State.ID != want.State.ID {
+		t.Errorf("v1 aggregate state read as %+v, %v", st, err)
 	}
 }

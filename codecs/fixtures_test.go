@@ -143,6 +143,8 @@ func fullAggregate() domain.Aggregate {
 	a.Rejections = []domain.RejectedCommand{rej["full"], rej["unknown-type"], rej["empty"]}
 	won := closedWonFixtures()
 	a.Won = []domain.ClosedWon{won["full"], won["no-account"]}
+	a.RecentDeltas = []domain.StoredDelta{{Position: 1<<40 + 9, Record: []byte{0xc3, 0x01, 0, 0xff}}, {Position: 1<<40 + 10, Record: []byte("delta")}}
+	a.HistoryOnTopic = true
 	return a
 }
 

@@ -189,6 +189,18 @@ func (c *conv) long(m map[string]any, k string) int64 {
 	}
 }
 
+func (c *conv) bytes(m map[string]any, k string) []byte {
+	switch v := m[k].(type) {
+	case nil:
+		return nil
+	case []byte:
+		return append([]byte(nil), v...)
+	default:
+		c.fail(k, "bytes", v)
+		return nil
+	}
+}
+
 func (c *conv) int(m map[string]any, k string) int {
 	switch v := m[k].(type) {
 	case nil:
@@ -580,6 +592,14 @@ func (c *conv) aggregate(m map[string]any) domain.Aggregate {
 			a.Won[i] = c.closedWon(c.record("won", it))
 		}
 	}
+	if items := c.array(m, "recentDeltas"); len(items) > 0 {
+		a.RecentDeltas = make([]domain.StoredDelta, len(items))
+		for i, it := range items {
+			r := c.record("recentDeltas", it)
+			a.RecentDeltas[i] = domain.StoredDelta{Position: c.long(r, "position"), Record: c.bytes(r, "record")}
+		}
+	}
+	a.HistoryOnTopic = c.boolean(m, "historyOnTopic")
 	return a
 }
 

@@ -47,13 +47,14 @@ func eventIndex(t domain.EventType) int {
 // Least encoded size in bytes of one array item, used to refuse forged block counts before
 // allocating (TestMinItemSizes derives them from the schemas).
 const (
-	minEvent      = 12
-	minChange     = 3
-	minStageVisit = 5
-	minStage      = 7
-	minFieldError = 2
-	minRejected   = 9
-	minClosedWon  = 14
+	minEvent       = 12
+	minChange      = 3
+	minStageVisit  = 5
+	minStage       = 7
+	minFieldError  = 2
+	minRejected    = 9
+	minClosedWon   = 14
+	minStoredDelta = 2
 )
 
 // ---- commands ----
@@ -417,7 +418,7 @@ func appendAggregateHistory(b []byte, a *domain.Aggregate, h History) ([]byte, e
 	}
 	// The history is one array block with a negative count and its byte size (both allowed by
 	// the Avro spec), so a reader that needs only the state skips it in O(1): the views' state
-	// reads and the processor do not decode up to 1,000 events per access.
+	// reads and the processor do not decode the events per access.
 	if n := h.count + len(a.Events); n > 0 {
 		start := len(b)
 		b = append(b, h.items...)
@@ -444,7 +445,14 @@ func appendAggregateHistory(b []byte, a *domain.Aggregate, h History) ([]byte, e
 	for i := range a.Won {
 		b = appendClosedWon(b, &a.Won[i])
 	}
-	return appendArrayEnd(b), nil
+	b = appendArrayEnd(b)
+	b = appendArrayStart(b, len(a.RecentDeltas))
+	for i := range a.RecentDeltas {
+		b = appendLong(b, a.RecentDeltas[i].Position)
+		b = appendStr(b, string(a.RecentDeltas[i].Record))
+	}
+	b = appendArrayEnd(b)
+	return appendBool(b, a.HistoryOnTopic), nil
 }
 
 func readAggregate(d *decoder, a *domain.Aggregate) { readAggregateParts(d, a, true, nil) }
@@ -504,6 +512,21 @@ func readAggregateParts(d *decoder, a *domain.Aggregate, withEvents bool, hist *
 			readClosedWon(d, &a.Won[len(a.Won)-1])
 		}
 	}
+	for n := d.block(minStoredDelta); n > 0; n = d.block(minStoredDelta) {
+		if a.RecentDeltas == nil {
+			a.RecentDeltas = make([]domain.StoredDelta, 0, n)
+		}
+		for i := 0; i < n && d.err == nil; i++ {
+			var sd domain.StoredDelta
+			sd.Position = d.long()
+			if l := d.length(); d.err == nil {
+				sd.Record = append([]byte(nil), d.buf[d.pos:d.pos+l]...)
+				d.pos += l
+			}
+			a.RecentDeltas = append(a.RecentDeltas, sd)
+		}
+	}
+	a.HistoryOnTopic = d.boolean()
 }
 
 // ---- pipeline, fx rate, rejection, closed-won ----

@@ -261,7 +261,11 @@ type DecideContext struct {
 // Aggregate is the stored form of one opportunity: its state and its event log (the history),
 // plus the last input position applied, which makes redelivery detectable.
 type Aggregate struct {
-	State    Opportunity
+	State Opportunity
+	// Events are the events of the most recent commands only (bounded): what a redelivered
+	// command publishes again. The full audit trail lives on the history topic, so a busy
+	// deal's state costs the same per command as a new one. A value of the previous layout
+	// (HistoryOnTopic false) holds the whole history here until it has been copied there.
 	Events   []Event
 	Position int64 // last applied input position; -1 when none
 	// Rejections are the most recent refusals (newest last, bounded), kept so that a refusal
@@ -271,6 +275,20 @@ type Aggregate struct {
 	// Won are the most recent closed-won hand-offs (newest last, bounded), kept for the same
 	// re-publication after redelivery: the record describes the deal as it was when won.
 	Won []ClosedWon
+	// RecentDeltas are the analytics deltas of the commands whose events are in Events, kept
+	// encoded (the domain does not read them) so that a redelivery publishes them again
+	// without replaying the history.
+	RecentDeltas []StoredDelta
+	// HistoryOnTopic reports that every event older than Events is on the history topic; it
+	// is false only in a value the previous layout wrote.
+	HistoryOnTopic bool
+}
+
+// StoredDelta is one encoded analytics delta and the input position of the command that
+// emitted it.
+type StoredDelta struct {
+	Position int64
+	Record   []byte
 }
 
 // FieldError names one bad field of a command or request and says what is wrong with it.

@@ -14,9 +14,11 @@ type Metrics struct {
 	Redelivered prometheus.Counter     // records seen again after a crash or rebalance
 	Forwarded   prometheus.Counter     // records found on a partition their key does not map to
 	Latency     *prometheus.HistogramVec
-	Trimmed     prometheus.Counter // events dropped from a state to keep it under the record limit
-	// Deltas counts aggregation deltas emitted; ReemitSkipped the redelivered records whose
-	// deltas could not be rebuilt (history trimmed); Applied / Skipped the aggregator's folds.
+	Trimmed     prometheus.Counter // events dropped from a state early to keep it under the record limit
+	// Migrated counts previous-layout states whose history was copied to the history topic.
+	Migrated prometheus.Counter
+	// Deltas counts aggregation deltas emitted; ReemitSkipped the redelivered records older
+	// than the state's re-emission ring; Applied / Skipped the aggregator's folds.
 	Deltas        prometheus.Counter
 	ReemitSkipped prometheus.Counter
 	Applied       prometheus.Counter
@@ -53,14 +55,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 		}, []string{"type"}),
 		Trimmed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "crm_state_events_trimmed_total", Help: "Old events dropped from an opportunity's stored history to keep the state record under the size limit.",
+			Name: "crm_state_events_trimmed_total", Help: "Events dropped from an opportunity's re-emission ring before their time to keep the state record under the size limit (they stay on the history topic).",
+		}),
+		Migrated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crm_state_history_migrated_total", Help: "Opportunity states of the previous layout whose history was copied to the history topic.",
 		}),
 	}
 	m.Deltas = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "crm_analytics_deltas_emitted_total", Help: "Aggregation deltas emitted by the opportunity processor.",
 	})
 	m.ReemitSkipped = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "crm_analytics_reemit_skipped_total", Help: "Redelivered records whose aggregation deltas could not be rebuilt because the stored history was trimmed.",
+		Name: "crm_analytics_reemit_skipped_total", Help: "Redelivered records older than what the state keeps for re-emission (their outputs, if a crash lost them, stay lost).",
 	})
 	m.Applied = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "crm_analytics_deltas_applied_total", Help: "Aggregation deltas folded into their bucket.",
@@ -72,6 +77,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "crm_outputs_too_large_total", Help: "Output records dropped because they exceed the producer's MaxMessageBytes, by topic.",
 	}, []string{"topic"})
 	reg.MustRegister(m.Deltas, m.ReemitSkipped, m.Applied, m.Skipped, m.TooLarge)
-	reg.MustRegister(m.Processed, m.Refused, m.DLQ, m.Duplicates, m.Redelivered, m.Forwarded, m.Latency, m.Trimmed)
+	reg.MustRegister(m.Processed, m.Refused, m.DLQ, m.Duplicates, m.Redelivered, m.Forwarded, m.Latency, m.Trimmed, m.Migrated)
 	return m
 }

@@ -21,11 +21,15 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
-// Bounds of what one opportunity's stored state keeps besides the state itself.
+// Bounds of what one opportunity's stored state keeps besides the state itself. Each is a
+// constant, not a function of the deal's age, so a command on a deal with a thousand changes
+// writes as many bytes as one on a new deal.
 const (
-	// MaxStoredEvents caps the history kept in the state; older events stay on the events
-	// topic (the audit trail) but leave the state.
-	MaxStoredEvents = 1000
+	// MaxRecentEvents bounds the events the state keeps for re-emission: those of the most
+	// recent commands, which are the only ones a crash can leave unpublished (records are
+	// redelivered from the last committed offset, about a second back). Every event is also
+	// on the history topic, the audit trail, which is where the history endpoint reads it.
+	MaxRecentEvents = 16
 	// MaxStoredRejections and MaxStoredWon bound the re-emission rings.
 	MaxStoredRejections = 32
 	MaxStoredWon        = 4
@@ -33,12 +37,16 @@ const (
 
 // Header names of the records we write. The DLQ headers follow Kafka Streams' KIP-1034.
 const (
-	HeaderCommandTime  = "crm-command-ts" // unix nanos of the command record, for view latency
-	HeaderDLQException = "__streams.errors.exception"
-	HeaderDLQMessage   = "__streams.errors.message"
-	HeaderDLQTopic     = "__streams.errors.topic"
-	HeaderDLQPartition = "__streams.errors.partition"
-	HeaderDLQOffset    = "__streams.errors.offset"
+	HeaderCommandTime = "crm-command-ts" // unix nanos of the command record, for view latency
+	// HeaderMigrateHistory marks an empty command record that asks the processor to copy a
+	// previous-layout state's history to the history topic (sent at start for each such key,
+	// so that the key's owner does it; a repeat is a no-op).
+	HeaderMigrateHistory = "crm-migrate-history"
+	HeaderDLQException   = "__streams.errors.exception"
+	HeaderDLQMessage     = "__streams.errors.message"
+	HeaderDLQTopic       = "__streams.errors.topic"
+	HeaderDLQPartition   = "__streams.errors.partition"
+	HeaderDLQOffset      = "__streams.errors.offset"
 )
 
 // OpportunityConfig configures the opportunity processor's callback.
@@ -64,6 +72,7 @@ func OpportunityGraph(cfg OpportunityConfig) *goka.GroupGraph {
 		goka.Output(goka.Stream(topics.DLQ), new(codec.Bytes)),
 		goka.Output(goka.Stream(topics.Commands), new(codec.Bytes)),
 		goka.Output(goka.Stream(topics.AnalyticsDeltas), new(codec.Bytes)),
+		goka.Output(goka.Stream(topics.History), new(codec.Bytes)),
 	)
 }
 
@@ -96,6 +105,10 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 		h.cfg.Metrics.Forwarded.Inc()
 		return
 	}
+	if _, ok := ctx.Headers()[HeaderMigrateHistory]; ok && len(raw) == 0 {
+		h.migrate(ctx)
+		return
+	}
 	if len(raw) == 0 {
 		// A tombstone or empty record means nothing on a command stream.
 		h.toDLQ(ctx, raw, errEmptyRecord)
@@ -106,18 +119,19 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 		h.toDLQ(ctx, raw, err)
 		return
 	}
-	st := &stored{agg: &domain.Aggregate{Position: -1}}
+	st := &stored{agg: &domain.Aggregate{Position: -1, HistoryOnTopic: true}}
 	if v := ctx.Value(); v != nil {
 		st = v.(*stored)
 	}
 	agg := st.agg
+	migrated, err := h.copyHistory(ctx, st)
+	if err != nil {
+		ctx.Fail(err)
+		return
+	}
 	offset := ctx.Offset()
 	if offset <= agg.Position {
-		if err := st.materialize(); err != nil {
-			ctx.Fail(fmt.Errorf("stored history of %s: %w", key, err))
-			return
-		}
-		h.reemit(ctx, st, offset)
+		h.reemit(ctx, st, offset, migrated)
 		return
 	}
 	now := DecisionTime(cmd, ctx.Timestamp(), &agg.State)
@@ -141,8 +155,15 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 		p := agg.State
 		prev = &p
 	}
-	deltas := analytics.Deltas(prev, dec.Next, dec.Events, h.lookupPipelines(ctx))
+	deltas, err := h.stampDeltas(ctx, analytics.Deltas(prev, dec.Next, dec.Events, h.lookupPipelines(ctx)))
+	if err != nil {
+		ctx.Fail(err)
+		return
+	}
 	agg.State = dec.Next
+	if len(dec.Events) > 0 {
+		agg.RecentDeltas = append(agg.RecentDeltas, deltas.records...)
+	}
 	agg.Events = append(agg.Events, dec.Events...)
 	var won []domain.ClosedWon
 	for _, e := range dec.Events {
@@ -160,6 +181,49 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 	}
 	h.emitDeltas(ctx, deltas)
 	h.cfg.Metrics.Latency.WithLabelValues(string(cmd.Type)).Observe(time.Since(start).Seconds())
+}
+
+// copyHistory moves a previous-layout state's history (the whole of it in the state) to the
+// history topic, once: afterwards the state keeps only its recent events. It reports whether
+// it did, so that a re-emission in the same step can still rebuild deltas from that history.
+func (h *opportunityHandler) copyHistory(ctx goka.Context, st *stored) (bool, error) {
+	agg := st.agg
+	if agg.HistoryOnTopic {
+		return false, nil
+	}
+	if err := st.materialize(); err != nil {
+		return false, fmt.Errorf("stored history of %s: %w", ctx.Key(), err)
+	}
+	for _, e := range agg.Events {
+		b, err := codecs.EncodeEvent(e)
+		if err != nil {
+			return false, fmt.Errorf("encode event %s: %w", e.EventID, err)
+		}
+		h.emitHistory(ctx, e, b)
+	}
+	agg.HistoryOnTopic = true
+	h.cfg.Metrics.Migrated.Inc()
+	h.cfg.Logger.Info("history moved to the history topic", "opportunityId", ctx.Key(), "events", len(agg.Events))
+	return true, nil
+}
+
+// migrate handles a HeaderMigrateHistory record: the state, if it has the previous layout,
+// gets its history copied out and is stored in the new layout. The input position is left
+// alone (the record changes nothing a command could see).
+func (h *opportunityHandler) migrate(ctx goka.Context) {
+	v := ctx.Value()
+	if v == nil {
+		return
+	}
+	st := v.(*stored)
+	migrated, err := h.copyHistory(ctx, st)
+	if err != nil {
+		ctx.Fail(err)
+		return
+	}
+	if migrated {
+		h.store(ctx, st)
+	}
 }
 
 // DecisionTime is the "now" a command is decided at: its issuedAt (event time, as Kafka
@@ -250,19 +314,57 @@ func (h *opportunityHandler) refuse(ctx goka.Context, st *stored, cmd domain.Com
 
 // reemit handles a record at or below the last applied position: its effect is already in the
 // state, but a crash may have lost its outputs, so this record's own outputs (those stored with
-// its position) are published again (consumers drop the duplicates by eventId) and the state is
-// written again in case the local store ran ahead of the changelog. Every record after the last
-// commit is redelivered in order, so each lost output is re-published by its own record.
-func (h *opportunityHandler) reemit(ctx goka.Context, st *stored, offset int64) {
+// its position) are published again (consumers drop the duplicates by eventId, the aggregator
+// by source position) and the state is written again in case the local store ran ahead of the
+// changelog. Every record after the last commit is redelivered in order, so each lost output is
+// re-published by its own record. replay says the state was of the previous layout a moment
+// ago and its deltas must be rebuilt from the history rather than read from RecentDeltas.
+func (h *opportunityHandler) reemit(ctx goka.Context, st *stored, offset int64, replay bool) {
 	agg := st.agg
 	h.cfg.Metrics.Redelivered.Inc()
-	h.store(ctx, st)
+	if err := st.materialize(); err != nil {
+		ctx.Fail(fmt.Errorf("stored history of %s: %w", ctx.Key(), err))
+		return
+	}
 	key := ctx.Key()
-	h.reemitDeltas(ctx, agg, offset)
+	var events []domain.Event
 	for _, e := range agg.Events {
-		if e.Position != offset {
-			continue
+		if e.Position == offset {
+			events = append(events, e)
 		}
+	}
+	var deltas []analytics.Delta
+	if replay {
+		deltas = h.replayDeltas(ctx, agg, offset)
+	} else {
+		for _, sd := range agg.RecentDeltas {
+			if sd.Position != offset {
+				continue
+			}
+			d, err := codecs.DecodeDelta(sd.Record)
+			if err != nil {
+				ctx.Fail(fmt.Errorf("stored delta of %s: %w", key, err))
+				return
+			}
+			deltas = append(deltas, d)
+		}
+	}
+	var rejected []domain.RejectedCommand
+	for _, r := range agg.Rejections {
+		if r.Position == offset {
+			rejected = append(rejected, r)
+		}
+	}
+	if len(events) == 0 && len(rejected) == 0 && len(agg.Events) >= MaxRecentEvents && offset < agg.Events[0].Position {
+		// Older than what the state keeps for re-emission: if its outputs were lost, they
+		// stay lost. Counted, because it means the redelivery window outgrew the ring.
+		h.cfg.Metrics.ReemitSkipped.Inc()
+	}
+	h.store(ctx, st)
+	for _, d := range deltas {
+		h.emitDelta(ctx, d)
+	}
+	for _, e := range events {
 		h.emitEvent(ctx, key, e)
 		if e.Type == domain.EvtClosedWon {
 			for _, w := range agg.Won {
@@ -272,18 +374,16 @@ func (h *opportunityHandler) reemit(ctx goka.Context, st *stored, offset int64) 
 			}
 		}
 	}
-	for _, r := range agg.Rejections {
-		if r.Position == offset {
-			h.emitRejected(ctx, key, r)
-		}
+	for _, r := range rejected {
+		h.emitRejected(ctx, key, r)
 	}
 }
 
-// reemitDeltas publishes again the aggregation deltas of the record at offset. They are not
-// stored: the states before and after the record are rebuilt by replaying the stored events
-// (domain.Replay), which needs the history from version 1; a history trimmed past that point
-// cannot be replayed and is counted in crm_analytics_reemit_skipped_total.
-func (h *opportunityHandler) reemitDeltas(ctx goka.Context, agg *domain.Aggregate, offset int64) {
+// replayDeltas rebuilds the deltas of the record at offset from a previous-layout state, whose
+// events are the whole history: the states before and after the record come from replaying
+// them (domain.Replay). A history trimmed past version 1 cannot be replayed and is counted in
+// crm_analytics_reemit_skipped_total.
+func (h *opportunityHandler) replayDeltas(ctx goka.Context, agg *domain.Aggregate, offset int64) []analytics.Delta {
 	first, last := -1, -1
 	for i, e := range agg.Events {
 		if e.Position == offset {
@@ -294,11 +394,11 @@ func (h *opportunityHandler) reemitDeltas(ctx goka.Context, agg *domain.Aggregat
 		}
 	}
 	if first < 0 {
-		return
+		return nil
 	}
 	if agg.Events[0].Version != 1 {
 		h.cfg.Metrics.ReemitSkipped.Inc()
-		return
+		return nil
 	}
 	var prev *domain.Opportunity
 	if first > 0 {
@@ -306,7 +406,7 @@ func (h *opportunityHandler) reemitDeltas(ctx goka.Context, agg *domain.Aggregat
 		if err != nil {
 			h.cfg.Metrics.ReemitSkipped.Inc()
 			h.cfg.Logger.Error("replay for delta re-emission", "opportunityId", ctx.Key(), "err", err)
-			return
+			return nil
 		}
 		prev = &p
 	}
@@ -314,40 +414,78 @@ func (h *opportunityHandler) reemitDeltas(ctx goka.Context, agg *domain.Aggregat
 	if err != nil {
 		h.cfg.Metrics.ReemitSkipped.Inc()
 		h.cfg.Logger.Error("replay for delta re-emission", "opportunityId", ctx.Key(), "err", err)
-		return
+		return nil
 	}
-	h.emitDeltas(ctx, analytics.Deltas(prev, next, agg.Events[first:last+1], h.lookupPipelines(ctx)))
+	deltas := analytics.Deltas(prev, next, agg.Events[first:last+1], h.lookupPipelines(ctx))
+	source := strconv.Itoa(int(ctx.Partition()))
+	for i := range deltas {
+		deltas[i].Source, deltas[i].Position = source, offset
+	}
+	return deltas
 }
 
-// emitDeltas publishes a record's deltas stamped with the record's position (commands partition
-// and offset), which the aggregator's guard uses to apply each exactly once: a re-emission of
-// the same record carries the same position.
-func (h *opportunityHandler) emitDeltas(ctx goka.Context, deltas []analytics.Delta) {
+// stampDeltas stamps a record's deltas with the record's position (commands partition and
+// offset), which the aggregator's guard uses to apply each exactly once: a re-emission of the
+// same record carries the same position. It returns them encoded, as the state keeps them for
+// re-emission.
+func (h *opportunityHandler) stampDeltas(ctx goka.Context, deltas []analytics.Delta) (stampedDeltas, error) {
+	if len(deltas) == 0 {
+		return stampedDeltas{}, nil
+	}
 	source, position := strconv.Itoa(int(ctx.Partition())), ctx.Offset()
-	for _, d := range deltas {
+	out := stampedDeltas{buckets: make([]string, len(deltas)), records: make([]domain.StoredDelta, len(deltas))}
+	for i, d := range deltas {
 		d.Source, d.Position = source, position
-		h.emitEncoded(ctx, topics.AnalyticsDeltas, d.Bucket, "delta for "+d.Bucket, func() ([]byte, error) { return codecs.EncodeDelta(d) })
+		b, err := codecs.EncodeDelta(d)
+		if err != nil {
+			return stampedDeltas{}, fmt.Errorf("encode delta for %s: %w", d.Bucket, err)
+		}
+		out.buckets[i], out.records[i] = d.Bucket, domain.StoredDelta{Position: position, Record: b}
 	}
-	h.cfg.Metrics.Deltas.Add(float64(len(deltas)))
+	return out, nil
 }
 
-// store writes the aggregate, dropping the oldest stored events beyond MaxStoredEvents, and
-// more if the record would exceed the size limit (a permanently failing emit would stall the
-// partition). The older history stays encoded: only the new events are encoded.
+// stampedDeltas are one record's deltas, encoded, with the bucket each is keyed by.
+type stampedDeltas struct {
+	buckets []string
+	records []domain.StoredDelta
+}
+
+// emitDeltas publishes a record's stamped deltas, keyed by bucket.
+func (h *opportunityHandler) emitDeltas(ctx goka.Context, deltas stampedDeltas) {
+	for i, sd := range deltas.records {
+		h.emitEncoded(ctx, topics.AnalyticsDeltas, deltas.buckets[i], "delta for "+deltas.buckets[i], func() ([]byte, error) { return sd.Record, nil })
+	}
+	h.cfg.Metrics.Deltas.Add(float64(len(deltas.records)))
+}
+
+// emitDelta publishes one delta again (a re-emission).
+func (h *opportunityHandler) emitDelta(ctx goka.Context, d analytics.Delta) {
+	h.emitEncoded(ctx, topics.AnalyticsDeltas, d.Bucket, "delta for "+d.Bucket, func() ([]byte, error) { return codecs.EncodeDelta(d) })
+	h.cfg.Metrics.Deltas.Inc()
+}
+
+// store writes the aggregate, keeping MaxRecentEvents events and the deltas of their commands
+// (older ones are on the history topic), and fewer if the record would exceed the size limit
+// (a permanently failing emit would stall the partition). The kept events stay encoded: only
+// the new ones are encoded.
 func (h *opportunityHandler) store(ctx goka.Context, st *stored) {
 	agg := st.agg
-	if n := st.hist.Len() + len(agg.Events) - MaxStoredEvents; n > 0 {
+	if n := st.hist.Len() + len(agg.Events) - MaxRecentEvents; n > 0 {
 		k := min(n, st.hist.Len())
 		if err := st.hist.DropOldest(k); err != nil {
-			ctx.Fail(fmt.Errorf("trim stored history of %s: %w", ctx.Key(), err))
+			ctx.Fail(fmt.Errorf("trim stored events of %s: %w", ctx.Key(), err))
 			return
 		}
 		if n > k {
 			agg.Events = append([]domain.Event(nil), agg.Events[n-k:]...)
 		}
-		h.cfg.Metrics.Trimmed.Add(float64(n))
 	}
 	for {
+		if err := st.trimDeltas(); err != nil {
+			ctx.Fail(fmt.Errorf("stored events of %s: %w", ctx.Key(), err))
+			return
+		}
 		b, err := codecs.EncodeAggregateHistory(*agg, st.hist)
 		if err != nil {
 			ctx.Fail(fmt.Errorf("encode state of %s: %w", ctx.Key(), err))
@@ -360,17 +498,32 @@ func (h *opportunityHandler) store(ctx goka.Context, st *stored) {
 			return
 		}
 		if err := st.materialize(); err != nil {
-			ctx.Fail(fmt.Errorf("stored history of %s: %w", ctx.Key(), err))
+			ctx.Fail(fmt.Errorf("stored events of %s: %w", ctx.Key(), err))
 			return
 		}
-		drop := max(1, len(agg.Events)/10)
+		drop := max(1, len(agg.Events)/4)
 		agg.Events = append([]domain.Event(nil), agg.Events[drop:]...)
 		h.cfg.Metrics.Trimmed.Add(float64(drop))
 	}
 }
 
+// emitEvent publishes an event on the events topic (the stream) and on the history topic (the
+// audit trail the history endpoint reads, keyed by opportunity and version).
 func (h *opportunityHandler) emitEvent(ctx goka.Context, key string, e domain.Event) {
-	h.emitEncoded(ctx, topics.Events, key, "event "+e.EventID, func() ([]byte, error) { return codecs.EncodeEvent(e) })
+	b, err := codecs.EncodeEvent(e)
+	if err != nil {
+		ctx.Fail(fmt.Errorf("encode event %s: %w", e.EventID, err))
+		return
+	}
+	if h.emitEncoded(ctx, topics.Events, key, "event "+e.EventID, func() ([]byte, error) { return b, nil }) {
+		h.emitHistory(ctx, e, b)
+	}
+}
+
+// emitHistory publishes an encoded event on the history topic.
+func (h *opportunityHandler) emitHistory(ctx goka.Context, e domain.Event, b []byte) {
+	k := topics.HistoryKey(e.OpportunityID, e.Version)
+	h.emitEncoded(ctx, topics.History, k, "history "+e.EventID, func() ([]byte, error) { return b, nil })
 }
 
 func (h *opportunityHandler) emitClosedWon(ctx goka.Context, key string, w domain.ClosedWon) {
@@ -562,10 +715,41 @@ func (aggregateCodec) Decode(b []byte) (any, error) {
 // stored is the group-table value as the callback holds it: the aggregate, whose Events are
 // the events after hist (all of them once materialize has run), and the older history still
 // encoded. Profiles showed the decode and re-encode of the whole history at every command
-// (up to 1,000 events) as the processor's largest codec cost.
+// (then up to 1,000 events) as the processor's largest codec cost; the ring is small now, but
+// a state of the previous layout still holds its whole history until migrated.
 type stored struct {
 	agg  *domain.Aggregate
 	hist codecs.History
+}
+
+// trimDeltas drops the stored deltas of commands whose events the state no longer keeps.
+func (s *stored) trimDeltas() error {
+	a := s.agg
+	if len(a.RecentDeltas) == 0 {
+		return nil
+	}
+	if s.hist.Len()+len(a.Events) == 0 {
+		a.RecentDeltas = nil
+		return nil
+	}
+	oldest := int64(0)
+	if s.hist.Len() > 0 {
+		p, err := s.hist.FirstPosition()
+		if err != nil {
+			return err
+		}
+		oldest = p
+	} else {
+		oldest = a.Events[0].Position
+	}
+	i := 0
+	for i < len(a.RecentDeltas) && a.RecentDeltas[i].Position < oldest {
+		i++
+	}
+	if i > 0 {
+		a.RecentDeltas = append([]domain.StoredDelta(nil), a.RecentDeltas[i:]...)
+	}
+	return nil
 }
 
 // materialize decodes the encoded history in front of agg.Events, for the rare paths that

@@ -11,9 +11,12 @@ import (
 // Backend is what the HTTP layer needs from the stream side.
 type Backend interface {
 	Analytics
-	Ready() bool                                      // views recovered; gate all reads (503 problem) and /readyz on it
+	Ready() bool                                      // take traffic: recovered and every view partition consuming (/readyz)
+	Recovered() bool                                  // the views were complete once; gates all reads (503 problem before it)
 	Opportunity(id string) (*domain.Aggregate, error) // nil, nil when unknown; Events may be left out (a state read need not decode the history)
-	History(id string) (*domain.Aggregate, error)     // Opportunity with its event history; nil, nil when unknown
+	// History is a page of the opportunity's audit trail: up to limit events with versions
+	// after `after`, oldest first, whether more follow, and found false when it is unknown.
+	History(id string, after int64, limit int) (events []domain.Event, more, found bool, err error)
 	ListOpportunities(f ListFilter) (items []domain.Opportunity, nextCursor string, err error)
 	Pipelines() ([]domain.Pipeline, error)
 	Pipeline(id string) (*domain.Pipeline, error)             // nil, nil when unknown

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +20,8 @@ import (
 // rejections and states without Kafka.
 type fakeBackend struct {
 	mu        sync.Mutex
-	ready     bool
+	ready     bool // every view partition consuming
+	degraded  bool // recovered once, but a partition is reconnecting
 	now       func() time.Time
 	aggs      map[string]*domain.Aggregate
 	pipelines map[string]domain.Pipeline
@@ -63,9 +65,23 @@ func (f *fakeBackend) Ready() bool {
 	return f.ready
 }
 
+func (f *fakeBackend) Recovered() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ready || f.degraded
+}
+
+// setReady(false) is the first recovery still running: nothing may be read.
 func (f *fakeBackend) setReady(v bool) {
 	f.mu.Lock()
-	f.ready = v
+	f.ready, f.degraded = v, false
+	f.mu.Unlock()
+}
+
+// setDegraded is a view partition reconnecting after the first recovery.
+func (f *fakeBackend) setDegraded() {
+	f.mu.Lock()
+	f.ready, f.degraded = false, true
 	f.mu.Unlock()
 }
 
@@ -78,14 +94,6 @@ func cloneAgg(a *domain.Aggregate) *domain.Aggregate {
 // Opportunity leaves the history out, as the views do, so a handler that needs it must ask
 // History.
 func (f *fakeBackend) Opportunity(id string) (*domain.Aggregate, error) {
-	a, err := f.History(id)
-	if a != nil {
-		a.Events = nil
-	}
-	return a, err
-}
-
-func (f *fakeBackend) History(id string) (*domain.Aggregate, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.panicOnID != "" && id == f.panicOnID {
@@ -98,7 +106,35 @@ func (f *fakeBackend) History(id string) (*domain.Aggregate, error) {
 	if !ok {
 		return nil, nil
 	}
-	return cloneAgg(a), nil
+	c := cloneAgg(a)
+	c.Events = nil
+	return c, nil
+}
+
+func (f *fakeBackend) History(id string, after int64, limit int) ([]domain.Event, bool, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.panicOnID != "" && id == f.panicOnID {
+		panic("fake backend: boom")
+	}
+	if f.readErr != nil {
+		return nil, false, false, f.readErr
+	}
+	a, ok := f.aggs[id]
+	if !ok {
+		return nil, false, false, nil
+	}
+	var out []domain.Event
+	for _, e := range cloneAgg(a).Events {
+		if e.Version > after {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b domain.Event) int { return cmp.Compare(a.Version, b.Version) })
+	if len(out) > limit {
+		return out[:limit], true, true, nil
+	}
+	return out, false, true, nil
 }
 
 func (f *fakeBackend) ListOpportunities(lf ListFilter) ([]domain.Opportunity, string, error) {

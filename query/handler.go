@@ -203,8 +203,14 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
-	if !s.backend.Ready() {
+	if !s.backend.Recovered() {
 		writeProblem(w, r, notReadyProblem())
+		return
+	}
+	if !s.backend.Ready() {
+		writeProblem(w, r, newProblem(http.StatusServiceUnavailable, codeNotReady,
+			"A view has lost the broker and is reconnecting; reads are served from the local views as of the last record they consumed.").
+			withHeader("Retry-After", "1"))
 		return
 	}
 	writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})

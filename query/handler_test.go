@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -194,6 +195,22 @@ func TestReadsGatedOnReady(t *testing.T) {
 		"/api/v1/pipelines", "/api/v1/pipelines/default", "/api/v1/fx-rates",
 	} {
 		wantProblem(t, e.do(t, "GET", p, ""), 503, codeNotReady)
+	}
+}
+
+// TestReadsServedWhileDegraded: once the views have recovered, a reconnecting partition turns
+// /readyz to 503 (take this instance out of rotation) but reads keep being served from the
+// local views instead of failing.
+func TestReadsServedWhileDegraded(t *testing.T) {
+	e := newEnv(t)
+	e.fb.setDegraded()
+	rec := e.do(t, "GET", "/readyz", "")
+	p := wantProblem(t, rec, 503, codeNotReady)
+	if !strings.Contains(p.Detail, "reconnecting") {
+		t.Fatalf("degraded /readyz detail %q does not say a view is reconnecting", p.Detail)
+	}
+	for _, path := range []string{"/api/v1/pipelines", "/api/v1/pipelines/default", "/api/v1/fx-rates", "/api/v1/opportunities"} {
+		wantJSON(t, e.do(t, "GET", path, ""), 200)
 	}
 }
 
@@ -693,23 +710,47 @@ func TestGetOpportunityAndHistory(t *testing.T) {
 	}
 }
 
-func TestHistoryOldestFirst(t *testing.T) {
+// The history is paged: limit (1..1000, default 1000) and the cursor of the previous page
+// (nextCursor, null on the last page), oldest first throughout.
+func TestHistoryPaged(t *testing.T) {
 	e := newEnv(t)
-	e.fb.aggs["x"] = &domain.Aggregate{
-		State: domain.Opportunity{ID: "x", Currency: "USD"},
-		Events: []domain.Event{
-			{Version: 2, EventID: "x:2", Changes: []domain.Change{{Field: "probability", BeforeSet: false, After: "40", AfterSet: true}}},
-			{Version: 1, EventID: "x:1"},
-		},
+	agg := &domain.Aggregate{State: domain.Opportunity{ID: "x", Currency: "USD", Version: 5}}
+	for v := int64(5); v >= 1; v-- {
+		agg.Events = append(agg.Events, domain.Event{Version: v, EventID: fmt.Sprintf("x:%d", v)})
 	}
+	agg.Events[3].Changes = []domain.Change{{Field: "probability", BeforeSet: false, After: "40", AfterSet: true}}
+	e.fb.aggs["x"] = agg
 	m := wantJSON(t, e.do(t, "GET", "/api/v1/opportunities/x/history", ""), 200)
 	items := m["items"].([]any)
-	if items[0].(map[string]any)["version"] != 1.0 {
-		t.Fatalf("not oldest first: %v", items)
+	if len(items) != 5 || items[0].(map[string]any)["version"] != 1.0 || m["nextCursor"] != nil {
+		t.Fatalf("whole history: %v", m)
 	}
 	ch := items[1].(map[string]any)["changes"].(map[string]any)["probability"].(map[string]any)
 	if v, ok := ch["before"]; !ok || v != nil || ch["after"] != "40" {
 		t.Fatalf("before/after = %v", ch)
+	}
+	var got []float64
+	cursor := ""
+	for page := 0; page < 5; page++ {
+		path := "/api/v1/opportunities/x/history?limit=2"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		m := wantJSON(t, e.do(t, "GET", path, ""), 200)
+		for _, it := range m["items"].([]any) {
+			got = append(got, it.(map[string]any)["version"].(float64))
+		}
+		next, _ := m["nextCursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if !reflect.DeepEqual(got, []float64{1, 2, 3, 4, 5}) {
+		t.Fatalf("paged versions %v", got)
+	}
+	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "cursor=-1", "cursor=abc"} {
+		wantProblem(t, e.do(t, "GET", "/api/v1/opportunities/x/history?"+q, ""), 400, codeInvalidQuery)
 	}
 }
 

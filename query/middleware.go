@@ -236,11 +236,12 @@ func (s *server) limitBody(next http.Handler) http.Handler {
 	})
 }
 
-// requireReady answers 503 while the views are still recovering: serving reads from a
-// half-restored view would show clients partial state.
+// requireReady answers 503 until the views have first recovered: serving reads from a
+// half-restored view would show clients partial state. It gates on Recovered, not Ready: once
+// complete, the local views keep serving while a partition reconnects.
 func (s *server) requireReady(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.backend.Ready() {
+		if !s.backend.Recovered() {
 			writeProblem(w, r, notReadyProblem())
 			return
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 
 	"github.com/crm-pipeline/crm-pipeline/domain"
@@ -39,30 +38,71 @@ func (s *server) getOpportunity(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) history(w http.ResponseWriter, r *http.Request) {
 	id := pathParam(r, "id")
-	agg, err := s.backend.History(id)
-	if err != nil {
-		s.writeReadError(w, r, fmt.Errorf("read opportunity %q: %w", id, err))
+	after, limit, p := parseHistoryPage(r.URL.RawQuery)
+	if p != nil {
+		writeProblem(w, r, p)
 		return
 	}
-	if agg == nil {
+	events, more, found, err := s.backend.History(id, after, limit)
+	if err != nil {
+		s.writeReadError(w, r, fmt.Errorf("read history of %q: %w", id, err))
+		return
+	}
+	if !found {
 		writeProblem(w, r, notFoundProblem("opportunity", id))
 		return
 	}
-	events := slices.Clone(agg.Events)
-	slices.SortStableFunc(events, func(a, b domain.Event) int {
-		switch {
-		case a.Version < b.Version:
-			return -1
-		case a.Version > b.Version:
-			return 1
-		}
-		return 0
-	})
-	out := itemsJSON[eventJSON]{Items: make([]eventJSON, 0, len(events))}
+	out := historyJSON{Items: make([]eventJSON, 0, len(events))}
 	for _, e := range events {
 		out.Items = append(out.Items, eventOut(e))
 	}
+	if more && len(events) > 0 {
+		c := strconv.FormatInt(events[len(events)-1].Version, 10)
+		out.NextCursor = &c
+	}
 	writeJSON(w, r, http.StatusOK, out)
+}
+
+// History page limits: a page holds up to maxHistoryLimit events, which is also the default,
+// so a deal with fewer changes comes back whole as before paging existed.
+const maxHistoryLimit = 1000
+
+// historyJSON is a page of GET /opportunities/{id}/history.
+type historyJSON struct {
+	Items      []eventJSON `json:"items"`
+	NextCursor *string     `json:"nextCursor"`
+}
+
+// parseHistoryPage reads limit and cursor (the last version of the previous page) of the
+// history endpoint.
+func parseHistoryPage(rawQuery string) (after int64, limit int, p *problem) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return 0, 0, newProblem(http.StatusBadRequest, codeInvalidQuery, "The query string is malformed.",
+			fieldError{Field: "query", Message: "is not a valid URL query (bad escape or ';')"})
+	}
+	var errs []fieldError
+	limit = maxHistoryLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxHistoryLimit {
+			errs = append(errs, fieldError{Field: "limit", Message: fmt.Sprintf("must be an integer in 1..%d", maxHistoryLimit)})
+		} else {
+			limit = n
+		}
+	}
+	if v := q.Get("cursor"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || len(v) > 19 {
+			errs = append(errs, fieldError{Field: "cursor", Message: "is not a cursor this service produced"})
+		} else {
+			after = n
+		}
+	}
+	if len(errs) > 0 {
+		return 0, 0, newProblem(http.StatusBadRequest, codeInvalidQuery, "The query has invalid parameters.", errs...)
+	}
+	return after, limit, nil
 }
 
 // parseListFilter reads the query of GET /opportunities. Every bad parameter is reported at

@@ -5,7 +5,9 @@
 package topics
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,6 +22,10 @@ const (
 	Pipelines  = "crm.pipeline.pipelines"
 	FXRates    = "crm.pipeline.fx-rates"
 	Accounts   = "customer360.accounts"
+	// History is the audit trail as a table: every event again, keyed <id>|<version> (see
+	// HistoryKey), compacted, so the history endpoint reads one deal's events, oldest first,
+	// without the opportunity's state record carrying them.
+	History = "crm.pipeline.opportunity.history"
 
 	// OpportunityGroup is the consumer group of the opportunity processor; goka names its
 	// table topic after it.
@@ -82,7 +88,38 @@ func Catalog(partitions int32) []Spec {
 		{Name: FXRates, Partitions: 1, Compact: true},
 		{Name: Accounts, Partitions: partitions, Compact: true, External: true},
 		{Name: OpportunityTable, Partitions: partitions, Compact: true, Copartitioned: true},
+		{Name: History, Partitions: partitions, Compact: true},
 		{Name: AnalyticsDeltas, Partitions: partitions, Retention: 7 * 24 * time.Hour, Copartitioned: true},
 		{Name: AnalyticsTable, Partitions: partitions, Compact: true, Copartitioned: true},
 	}
+}
+
+// historySep separates the opportunity id from the version in a History key. It is outside the
+// id alphabet, so the key range of one id never holds another id's events.
+const historySep = "|"
+
+// HistoryKey is the History topic key of an opportunity's event at version: the version is
+// zero-padded to 10 digits, so byte order is version order and one deal's events are one
+// contiguous key range (HistoryRange).
+func HistoryKey(opportunityID string, version int64) string {
+	return fmt.Sprintf("%s%s%010d", opportunityID, historySep, version)
+}
+
+// HistoryRange is the key range [start, limit) of opportunityID's events at versions after
+// `after` (0: all of them).
+func HistoryRange(opportunityID string, after int64) (start, limit string) {
+	return HistoryKey(opportunityID, after+1), opportunityID + string(rune(historySep[0]+1))
+}
+
+// ParseHistoryKey splits a History key; ok is false for a key of another shape.
+func ParseHistoryKey(key string) (opportunityID string, version int64, ok bool) {
+	i := strings.LastIndex(key, historySep)
+	if i < 0 || len(key)-i-1 != 10 {
+		return "", 0, false
+	}
+	v, err := strconv.ParseInt(key[i+1:], 10, 64)
+	if err != nil || v < 0 {
+		return "", 0, false
+	}
+	return key[:i], v, true
 }

@@ -5,11 +5,13 @@
 package views
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -49,6 +51,7 @@ type Service struct {
 	pipelines *goka.View
 	fx        *goka.View
 	buckets   *goka.View
+	history   *goka.View       // the audit trail, keyed <id>|<version>
 	store     *analytics.Store // in-memory read model of every analytics bucket
 	commands  *goka.Emitter
 	pipeEmit  *goka.Emitter
@@ -57,6 +60,8 @@ type Service struct {
 	mu      sync.Mutex
 	waiters map[string]map[*waiter]struct{}
 	sent    sentOffsets // command id -> offset of its record, for Await
+
+	health readiness
 
 	viewLatency prometheus.Histogram
 	updates     prometheus.Counter
@@ -68,6 +73,7 @@ var _ query.Backend = (*Service)(nil)
 // exist: provision them first).
 func New(cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg, waiters: map[string]map[*waiter]struct{}{}, store: analytics.NewStore()}
+	s.health = readiness{now: time.Now, running: s.running}
 	s.viewLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "crm_command_to_view_seconds",
 		Help:    "Time from a command record's timestamp to its effect being applied to this instance's opportunity view.",
@@ -109,6 +115,9 @@ func New(cfg Config) (*Service, error) {
 	if s.fx, err = goka.NewView(cfg.Brokers, goka.Table(topics.FXRates), codecs.FXRateCodec{}, viewOpts("fx-rates", nil)...); err != nil {
 		return nil, fmt.Errorf("fx-rates view: %w", err)
 	}
+	if s.history, err = goka.NewView(cfg.Brokers, goka.Table(topics.History), new(codec.Bytes), viewOpts("history", nil)...); err != nil {
+		return nil, fmt.Errorf("history view: %w", err)
+	}
 	bucketOpts := append(viewOpts("analytics", nil),
 		goka.WithViewStorageBuilder(bucketBuilder(cfg.StorageBuilder, s.store, cfg.Logger)))
 	if s.buckets, err = goka.NewView(cfg.Brokers, goka.Table(topics.AnalyticsTable), codecs.BucketCodec{}, bucketOpts...); err != nil {
@@ -137,7 +146,7 @@ func New(cfg Config) (*Service, error) {
 // Run runs the views until ctx ends, then flushes the emitters.
 func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	for _, v := range []*goka.View{s.opps, s.pipelines, s.fx, s.buckets} {
+	for _, v := range []*goka.View{s.opps, s.pipelines, s.fx, s.buckets, s.history} {
 		g.Go(func() error { return v.Run(gctx) })
 	}
 	err := g.Wait()
@@ -165,20 +174,35 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 	return nil
 }
 
-// Ready reports whether every view has caught up with its table; reads before that would
-// serve partial state.
+// Ready reports whether this instance should take traffic (/readyz): the views have recovered
+// once and no partition of any view has been away from running for longer than readyGrace.
 //
-// It is also what "degraded" means for /readyz: Ready is false whenever a partition of any view
-// is not running, that is during the first recovery and again whenever a partition lost the
-// broker (goka's auto-reconnect puts it back to connecting on any consumer error, as a broker
-// outage or a failing fetch causes) until it is consuming again. While the broker is down this
-// is false within one fetch round trip (TestFaultBrokerRestart). The processors' health is
-// deliberately not part of it: their partitions belong to the consumer group, not to this
-// instance (a failing processor leaves the group and another member takes over), and their
-// state is in crm_processor_restarts_total and crm_consumer_lag_records; a write whose outcome
-// does not arrive in time is answered 202 as API.md says.
+// It is also what "degraded" means for /readyz: a partition leaves running whenever it lost
+// the broker (goka's auto-reconnect puts it back to connecting on any consumer error, as a
+// broker outage or a failing fetch causes) until it is consuming again; while the broker is
+// down this turns false within readyGrace plus one fetch round trip (TestFaultBrokerRestart).
+// The processors' health is deliberately not part of it: their partitions belong to the
+// consumer group, not to this instance (a failing processor leaves the group and another
+// member takes over), and their state is in crm_processor_restarts_total and
+// crm_consumer_lag_records; a write whose outcome does not arrive in time is answered 202 as
+// API.md says.
 func (s *Service) Ready() bool {
-	return s.opps.Recovered() && s.pipelines.Recovered() && s.fx.Recovered() && s.buckets.Recovered()
+	_, ready := s.health.poll()
+	return ready
+}
+
+// Recovered reports whether the views have been complete once. Reads are gated on it, not on
+// Ready: before it they would serve partial state, after it the local views hold everything
+// up to the last record they consumed, and a reconnecting partition (a moment after every
+// start, longer in a broker outage) must not turn reads into 503s.
+func (s *Service) Recovered() bool {
+	recovered, _ := s.health.poll()
+	return recovered
+}
+
+// running reports whether every partition of every view is in goka's running state now.
+func (s *Service) running() bool {
+	return s.opps.Recovered() && s.pipelines.Recovered() && s.fx.Recovered() && s.buckets.Recovered() && s.history.Recovered()
 }
 
 // WaitReady blocks until Ready or ctx ends.
@@ -198,14 +222,106 @@ func (s *Service) WaitReady(ctx context.Context) error {
 // Opportunity returns the stored aggregate without its event history, or nil when the
 // opportunity does not exist (a key that only holds refusals of commands for an unknown id does
 // not exist either). The view keeps raw table values and decodes per read, so a state read
-// skips the history block (up to 1,000 events) instead of decoding it.
+// skips the events block (the recent events, or a previous-layout state's whole history).
 func (s *Service) Opportunity(id string) (*domain.Aggregate, error) {
 	return s.readAggregate(id, codecs.DecodeAggregateState)
 }
 
-// History is Opportunity with the event history.
-func (s *Service) History(id string) (*domain.Aggregate, error) {
-	return s.readAggregate(id, codecs.DecodeAggregate)
+// History returns up to limit of the opportunity's events with versions after `after`, oldest
+// first, and whether more follow; found is false when the opportunity does not exist.
+//
+// The events come from the history view (the audit trail, one key per version) merged with the
+// recent events the state record keeps: the state is what Prefer: wait waited for, so a read
+// right after a write includes the write's event even if the history view is a moment behind;
+// a state of the previous layout, not yet migrated, holds its whole history and serves it.
+func (s *Service) History(id string, after int64, limit int) (events []domain.Event, more, found bool, err error) {
+	agg, err := s.readAggregate(id, codecs.DecodeAggregate)
+	if err != nil || agg == nil {
+		return nil, false, false, err
+	}
+	// The history view can lag the state; one deal's versions are contiguous, so a gap
+	// between what the view has and what the state knows is the lag, and is waited out briefly.
+	for attempt := 0; ; attempt++ {
+		events, more, err = s.mergeHistory(id, agg, after, limit)
+		if err != nil {
+			return nil, false, true, err
+		}
+		if contiguous(events, more, agg.State.Version) || attempt >= historyCatchUpTries {
+			return events, more, true, nil
+		}
+		time.Sleep(historyCatchUpPause)
+	}
+}
+
+// How long History waits for a history view that lags the state: 50 × 20 ms.
+const (
+	historyCatchUpTries = 50
+	historyCatchUpPause = 20 * time.Millisecond
+)
+
+// mergeHistory is the smallest limit+1 versions after `after` of the history view's events
+// and the state's, deduplicated, cut to limit.
+func (s *Service) mergeHistory(id string, agg *domain.Aggregate, after int64, limit int) ([]domain.Event, bool, error) {
+	start, end := topics.HistoryRange(id, after)
+	it, err := s.history.IteratorWithRange(start, end)
+	if err != nil {
+		return nil, false, fmt.Errorf("history of %s: %w", id, err)
+	}
+	defer it.Release()
+	byVersion := map[int64]domain.Event{}
+	taken := 0
+	for taken <= limit && it.Next() {
+		oid, _, ok := topics.ParseHistoryKey(it.Key())
+		if !ok || oid != id {
+			continue // another id's key inside the range (an id with the separator in it)
+		}
+		v, err := it.Value()
+		if err != nil {
+			return nil, false, fmt.Errorf("history of %s: %w", id, err)
+		}
+		raw, _ := v.([]byte)
+		if len(raw) == 0 {
+			continue
+		}
+		e, err := codecs.DecodeEvent(raw)
+		if err != nil {
+			return nil, false, fmt.Errorf("history of %s at %s: %w", id, it.Key(), err)
+		}
+		byVersion[e.Version] = e
+		taken++
+	}
+	if err := it.Err(); err != nil {
+		return nil, false, fmt.Errorf("history of %s: %w", id, err)
+	}
+	for _, e := range agg.Events {
+		if e.Version > after {
+			byVersion[e.Version] = e
+		}
+	}
+	out := make([]domain.Event, 0, len(byVersion))
+	for _, e := range byVersion {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b domain.Event) int { return cmp.Compare(a.Version, b.Version) })
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
+
+// contiguous reports whether events have no gap between them and, unless more follow, reach
+// the state's version. A gap before the first is allowed: a deal whose old history was trimmed
+// by an earlier layout begins its trail at the oldest version that layout kept.
+func contiguous(events []domain.Event, more bool, version int64) bool {
+	for i := 1; i < len(events); i++ {
+		if events[i].Version != events[i-1].Version+1 {
+			return false
+		}
+	}
+	if more || len(events) == 0 {
+		return true
+	}
+	return events[len(events)-1].Version >= version
 }
 
 func (s *Service) readAggregate(id string, decode func([]byte) (domain.Aggregate, error)) (*domain.Aggregate, error) {
@@ -559,4 +675,58 @@ func (s *sentOffsets) take(id string) (int64, bool) {
 	off, ok := s.m[id]
 	delete(s.m, id)
 	return off, ok
+}
+
+// MigrateHistory asks the opportunity processor to move the history of every state still in
+// the previous layout (its whole history inside the table record) to the history topic: one
+// empty command record with processors.HeaderMigrateHistory per such key, so that the key's
+// owner does the copy in order with its commands, whichever instance that is. It returns how
+// many it asked for. A repeat (another instance, another start before the processor got to
+// it) is a no-op for the processor, so this needs no coordination.
+func (s *Service) MigrateHistory(ctx context.Context) (int, error) {
+	it, err := s.opps.Iterator()
+	if err != nil {
+		return 0, fmt.Errorf("iterate opportunities: %w", err)
+	}
+	defer it.Release()
+	var promises []*goka.Promise
+	for it.Next() && ctx.Err() == nil {
+		v, err := it.Value()
+		if err != nil {
+			return 0, fmt.Errorf("read opportunity %s: %w", it.Key(), err)
+		}
+		raw, _ := v.([]byte)
+		if len(raw) == 0 {
+			continue
+		}
+		agg, err := codecs.DecodeAggregateState(raw)
+		if err != nil {
+			s.cfg.Logger.Warn("history migration: undecodable state left alone", "opportunityId", it.Key(), "err", err)
+			continue
+		}
+		if agg.HistoryOnTopic || agg.State.Version == 0 {
+			continue
+		}
+		p, err := s.commands.EmitWithHeaders(it.Key(), nil, goka.Headers{processors.HeaderMigrateHistory: []byte("1")})
+		if err != nil {
+			return len(promises), fmt.Errorf("ask migration of %s: %w", it.Key(), err)
+		}
+		promises = append(promises, p)
+	}
+	if err := it.Err(); err != nil {
+		return len(promises), fmt.Errorf("iterate opportunities: %w", err)
+	}
+	for _, p := range promises {
+		done := make(chan error, 1)
+		p.Then(func(err error) { done <- err })
+		select {
+		case err := <-done:
+			if err != nil {
+				return len(promises), fmt.Errorf("ask migration: %w", err)
+			}
+		case <-ctx.Done():
+			return len(promises), ctx.Err()
+		}
+	}
+	return len(promises), nil
 }

@@ -1122,7 +1122,16 @@ func (fp *fixturePart) run(ctx context.Context, l *loader, n, w, step int, r *ra
 			next := d.Next
 			cur = &next
 		}
-		v, err := codecs.EncodeAggregate(domain.Aggregate{State: *cur, Events: events, Position: -1})
+		for _, e := range events {
+			b, err := codecs.EncodeEvent(e)
+			if err != nil {
+				return err
+			}
+			if err := l.send(ctx, topics.History, topics.HistoryKey(id, e.Version), b); err != nil {
+				return err
+			}
+		}
+		v, err := codecs.EncodeAggregate(domain.Aggregate{State: *cur, Events: events, Position: -1, HistoryOnTopic: true})
 		if err != nil {
 			return err
 		}

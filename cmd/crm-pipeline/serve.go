@@ -249,6 +249,13 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			return fmt.Errorf("seed default pipeline: %w", err)
 		}
 		log.Info("views recovered; ready", "http", run.HTTPAddr)
+		if n, err := vs.MigrateHistory(gctx); err != nil && gctx.Err() == nil {
+			// Not fatal: an unmigrated state is served as it is and migrated by its next
+			// command; the next start asks again.
+			log.Warn("history migration", "asked", n, "err", err)
+		} else if n > 0 {
+			log.Info("history migration: states of the previous layout sent to the processor", "count", n)
+		}
 		return nil
 	})
 	g.Go(func() error {

@@ -8,10 +8,21 @@ import (
 // Limits on command text. Ids are keys and URL segments; free text is bounded so one command
 // always fits in a Kafka record with room to spare.
 const (
-	MaxIDLen   = 200  // commandId, opportunityId
+	MaxIDLen   = 128  // every id: opportunityId, accountId, ownerId, pipelineId, stageId, leadId, commandId
 	MaxTextLen = 1000 // every other text field except the name
 	MaxNameLen = 255  // opportunity name
 )
+
+// IDAlphabet is the README's stated set of an id's characters (besides a command id's, see
+// checkCommandID): ids are Kafka keys, URL path segments, log fields and parts of other keys
+// (the history topic's <id>|<version>), where a NUL, a newline, a slash or a bidi override
+// would each do harm.
+const IDAlphabet = "A-Z a-z 0-9 . _ : -"
+
+// isIDChar reports whether c is in IDAlphabet.
+func isIDChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-'
+}
 
 // ValidateCommand runs the checks that need no state: the HTTP gateway runs it to answer 422
 // before anything is sent, and Decide runs it again because commands also arrive from
@@ -22,8 +33,8 @@ const (
 // is checked here and Decide parses it in the opportunity's currency.
 func ValidateCommand(cmd Command) error {
 	var errs fieldErrors
-	checkID(&errs, "commandId", cmd.CommandID)
-	checkID(&errs, "opportunityId", cmd.OpportunityID)
+	checkCommandID(&errs, "commandId", cmd.CommandID)
+	checkID(&errs, "opportunityId", cmd.OpportunityID, true)
 	checkText(&errs, "actor", cmd.Actor, MaxTextLen, false)
 	if cmd.ExpectedVersion != nil && *cmd.ExpectedVersion < 0 {
 		errs.add("expectedVersion", "must be 0 or more, got %d", *cmd.ExpectedVersion)
@@ -35,15 +46,15 @@ func ValidateCommand(cmd Command) error {
 		case CmdUpdate:
 			validateUpdate(&errs, cmd.Update)
 		case CmdChangeStage:
-			checkText(&errs, "stageId", cmd.ChangeStage.StageID, MaxTextLen, true)
+			checkID(&errs, "stageId", cmd.ChangeStage.StageID, true)
 		case CmdCloseWon:
 			validateCloseWon(&errs, cmd.CloseWon)
 		case CmdCloseLost:
 			checkText(&errs, "reason", cmd.CloseLost.Reason, MaxTextLen, true)
 			checkText(&errs, "competitor", cmd.CloseLost.Competitor, MaxTextLen, false)
-			checkText(&errs, "note", cmd.CloseLost.Note, MaxTextLen, false)
+			checkNote(&errs, "note", cmd.CloseLost.Note, MaxTextLen)
 		case CmdReopen:
-			checkText(&errs, "stageId", cmd.Reopen.StageID, MaxTextLen, true)
+			checkID(&errs, "stageId", cmd.Reopen.StageID, true)
 		}
 	}
 	return errs.rejection(string(cmd.Type) + " command")
@@ -90,13 +101,13 @@ func checkBody(errs *fieldErrors, cmd Command) bool {
 
 func validateCreate(errs *fieldErrors, c *CreateOpportunity) {
 	checkText(errs, "name", c.Name, MaxNameLen, true)
-	checkText(errs, "accountId", c.AccountID, MaxTextLen, true)
-	checkText(errs, "ownerId", c.OwnerID, MaxTextLen, true)
-	checkText(errs, "pipelineId", c.PipelineID, MaxTextLen, false)
-	checkText(errs, "stageId", c.StageID, MaxTextLen, false)
-	checkText(errs, "leadId", c.LeadID, MaxTextLen, false)
+	checkID(errs, "accountId", c.AccountID, true)
+	checkID(errs, "ownerId", c.OwnerID, true)
+	checkID(errs, "pipelineId", c.PipelineID, false)
+	checkID(errs, "stageId", c.StageID, false)
+	checkID(errs, "leadId", c.LeadID, false)
 	checkText(errs, "source", c.Source, MaxTextLen, false)
-	checkText(errs, "nextStep", c.NextStep, MaxTextLen, false)
+	checkNote(errs, "nextStep", c.NextStep, MaxTextLen)
 	cur := c.Currency
 	checkAmount(errs, "amount", &c.Amount, &cur, true)
 	checkDate(errs, "closeDate", &c.CloseDate, true)
@@ -106,9 +117,15 @@ func validateCreate(errs *fieldErrors, c *CreateOpportunity) {
 
 func validateUpdate(errs *fieldErrors, u *UpdateOpportunity) {
 	checkOptText(errs, "name", u.Name, MaxNameLen, true)
-	checkOptText(errs, "accountId", u.AccountID, MaxTextLen, true)
-	checkOptText(errs, "ownerId", u.OwnerID, MaxTextLen, true)
-	checkOptText(errs, "nextStep", u.NextStep, MaxTextLen, false)
+	if u.AccountID != nil {
+		checkID(errs, "accountId", *u.AccountID, true)
+	}
+	if u.OwnerID != nil {
+		checkID(errs, "ownerId", *u.OwnerID, true)
+	}
+	if u.NextStep != nil {
+		checkNote(errs, "nextStep", *u.NextStep, MaxTextLen)
+	}
 	checkAmount(errs, "amount", u.Amount, u.Currency, false)
 	checkDate(errs, "closeDate", u.CloseDate, false)
 	checkProbability(errs, u.Probability, u.ClearProbability)
@@ -120,14 +137,58 @@ func validateCloseWon(errs *fieldErrors, c *CloseWon) {
 	checkAmount(errs, "amount", c.Amount, nil, false)
 }
 
-// checkID requires a non-empty id of at most MaxIDLen characters.
-func checkID(errs *fieldErrors, field, id string) {
-	checkText(errs, field, id, MaxIDLen, true)
+// checkID requires an id of 1..MaxIDLen characters of IDAlphabet (when not required, empty
+// is allowed too).
+func checkID(errs *fieldErrors, field, id string, required bool) {
+	switch {
+	case id == "":
+		if required {
+			errs.add(field, "is required")
+		}
+	case len(id) > MaxIDLen:
+		errs.add(field, "must be at most %d characters, has %d", MaxIDLen, len(id))
+	default:
+		for i := 0; i < len(id); i++ {
+			if !isIDChar(id[i]) {
+				errs.add(field, "may contain only letters, digits, '.', '_', ':' and '-' (%q at byte %d)", rune(id[i]), i)
+				return
+			}
+		}
+	}
 }
 
-// checkText checks UTF-8 validity (Avro and JSON strings must be UTF-8), length in
-// characters, and, when required, that the value is not blank.
+// checkCommandID requires a command id of 1..MaxIDLen printable ASCII characters without
+// spaces: wider than IDAlphabet because it is also the Idempotency-Key a client chose (base64
+// with '+', '/' and '=', say), but never a control, a space or a non-ASCII character.
+func checkCommandID(errs *fieldErrors, field, id string) {
+	switch {
+	case id == "":
+		errs.add(field, "is required")
+	case len(id) > MaxIDLen:
+		errs.add(field, "must be at most %d characters, has %d", MaxIDLen, len(id))
+	default:
+		for i := 0; i < len(id); i++ {
+			if id[i] <= ' ' || id[i] > '~' {
+				errs.add(field, "may contain only printable ASCII characters without spaces (%q at byte %d)", rune(id[i]), i)
+				return
+			}
+		}
+	}
+}
+
+// checkText checks UTF-8 validity (Avro and JSON strings must be UTF-8), that the text holds
+// no control or bidi-control character, its length in characters, and, when required, that
+// the value is not blank.
 func checkText(errs *fieldErrors, field, v string, maxLen int, required bool) {
+	checkTextWith(errs, field, v, maxLen, required, false)
+}
+
+// checkNote is checkText for multi-line free text, which may hold tabs and line breaks.
+func checkNote(errs *fieldErrors, field, v string, maxLen int) {
+	checkTextWith(errs, field, v, maxLen, false, true)
+}
+
+func checkTextWith(errs *fieldErrors, field, v string, maxLen int, required, multiline bool) {
 	switch {
 	case !utf8.ValidString(v):
 		errs.add(field, "must be valid UTF-8")
@@ -135,7 +196,28 @@ func checkText(errs *fieldErrors, field, v string, maxLen int, required bool) {
 		errs.add(field, "is required")
 	case utf8.RuneCountInString(v) > maxLen:
 		errs.add(field, "must be at most %d characters, has %d", maxLen, utf8.RuneCountInString(v))
+	default:
+		if r, ok := forbiddenRune(v, multiline); ok {
+			errs.add(field, "must not contain control or bidi-control characters (U+%04X)", r)
+		}
 	}
+}
+
+// forbiddenRune finds the first character a text must not hold: C0 and C1 controls and DEL
+// (a NUL, an escape sequence that rewrites a terminal, a line break that forges a log line;
+// tab, LF and CR are allowed in multi-line text) and the bidi embeddings, overrides and
+// isolates (U+202A..U+202E, U+2066..U+2069), which make text display other than it reads
+// ("Trojan Source"). Plain direction marks (U+200E, U+200F) stay allowed: right-to-left
+// names need them.
+func forbiddenRune(s string, multiline bool) (rune, bool) {
+	for _, r := range s {
+		switch {
+		case multiline && (r == '\t' || r == '\n' || r == '\r'):
+		case r < 0x20, r >= 0x7f && r < 0xa0, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 // checkOptText checks a field of a partial update; nil means "leave alone".

@@ -112,3 +112,79 @@ func TestValidateCommandCountsCharacters(t *testing.T) {
 		t.Fatal("256-character name accepted")
 	}
 }
+
+// Ids are 1..128 characters of IDAlphabet; a command id is any printable ASCII without spaces
+// (an Idempotency-Key); texts refuse controls and bidi controls, notes allow line breaks.
+func TestIDsAndTextCharacters(t *testing.T) {
+	refused := func(cmd Command) []string {
+		t.Helper()
+		r, ok := AsRejection(ValidateCommand(cmd))
+		if !ok {
+			return nil
+		}
+		var fs []string
+		for _, f := range r.Fields {
+			fs = append(fs, f.Field)
+		}
+		return fs
+	}
+	for _, id := range []string{"opp-1", "a", "A.b_c:d-9", strings.Repeat("z", 128), "018f2c1e-7b7a-7cc3-9c1e-2b8f6f0a9d11"} {
+		if fs := refused(stageCmd(id, "c", "s")); fs != nil {
+			t.Errorf("opportunity id %q refused: %v", id, fs)
+		}
+		if fs := refused(createCmd("o", "c", func(c *CreateOpportunity) { c.AccountID, c.OwnerID, c.LeadID = id, id, id })); fs != nil {
+			t.Errorf("account/owner/lead id %q refused: %v", id, fs)
+		}
+	}
+	for _, id := range []string{"a b", "a/b", "a\x00b", "a\nb", "é", "a|b", "a?b", "\u202eabc", strings.Repeat("z", 129), "a%2F"} {
+		if fs := refused(stageCmd(id, "c", "s")); len(fs) != 1 || fs[0] != "opportunityId" {
+			t.Errorf("opportunity id %q: refused fields %v", id, fs)
+		}
+		if fs := refused(stageCmd("o", "c", id)); len(fs) != 1 || fs[0] != "stageId" {
+			t.Errorf("stage id %q: refused fields %v", id, fs)
+		}
+		if fs := refused(createCmd("o", "c", func(c *CreateOpportunity) { c.OwnerID, c.PipelineID = id, id })); len(fs) != 2 {
+			t.Errorf("owner/pipeline id %q: refused fields %v", id, fs)
+		}
+	}
+	for _, cid := range []string{"c", "k+/=base64", "~!@#$%^&*()"} {
+		if fs := refused(stageCmd("o", cid, "s")); fs != nil {
+			t.Errorf("command id %q refused: %v", cid, fs)
+		}
+	}
+	for _, cid := range []string{"a b", "a\x00", "é", "\x7f"} {
+		if fs := refused(stageCmd("o", cid, "s")); len(fs) != 1 || fs[0] != "commandId" {
+			t.Errorf("command id %q: refused fields %v", cid, fs)
+		}
+	}
+	for _, name := range []string{"Acme\x00", "Acme\x1b[31mred", "two\nlines", "tab\there", "\u202eevil", "iso\u2066late", "del\x7f", "c1\u0085"} {
+		if fs := refused(createCmd("o", "c", func(c *CreateOpportunity) { c.Name = name })); len(fs) != 1 || fs[0] != "name" {
+			t.Errorf("name %q: refused fields %v", name, fs)
+		}
+		lost := Command{Type: CmdCloseLost, CommandID: "c", OpportunityID: "o", Actor: name, CloseLost: &CloseLost{Reason: "price"}}
+		if fs := refused(lost); len(fs) != 1 || fs[0] != "actor" {
+			t.Errorf("actor %q: refused fields %v", name, fs)
+		}
+	}
+	for _, name := range []string{"شركة\u200f", "Zürich AG", "東京"} {
+		if fs := refused(createCmd("o", "c", func(c *CreateOpportunity) { c.Name = name })); fs != nil {
+			t.Errorf("name %q refused: %v", name, fs)
+		}
+	}
+	note := Command{Type: CmdCloseLost, CommandID: "c", OpportunityID: "o", CloseLost: &CloseLost{Reason: "price", Note: "line 1\nline 2\r\n\tindented"}}
+	if fs := refused(note); fs != nil {
+		t.Errorf("multi-line note refused: %v", fs)
+	}
+	note.CloseLost.Note = "nul\x00"
+	if fs := refused(note); len(fs) != 1 || fs[0] != "note" {
+		t.Errorf("note with NUL: refused fields %v", fs)
+	}
+	if fs := refused(createCmd("o", "c", func(c *CreateOpportunity) { c.NextStep = "call\nthen mail" })); fs != nil {
+		t.Errorf("multi-line next step refused: %v", fs)
+	}
+	p := DefaultPipeline()
+	p.Stages[0].Name = "Quali\u202efication"
+	if r, ok := AsRejection(p.Validate()); !ok || len(r.Fields) != 1 {
+		t.Errorf("stage name with a bidi override: %v", p.Validate())
+	}
+}

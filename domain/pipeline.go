@@ -140,6 +140,10 @@ func checkConfigName(errs *fieldErrors, field, name string) {
 		errs.add(field, "is required")
 	case utf8.RuneCountInString(name) > maxNameLen:
 		errs.add(field, "must be at most %d characters", maxNameLen)
+	default:
+		if r, ok := forbiddenRune(name, false); ok {
+			errs.add(field, "must not contain control or bidi-control characters (U+%04X)", r)
+		}
 	}
 }
 

@@ -32,6 +32,10 @@ type RunConfig struct {
 	// Ready, when set, is called with the processor once it is built, so that callers can
 	// watch its state.
 	Started func(p *goka.Processor)
+	// Trusted, when set, is asked at a clean stop whether the caches may be kept: false (an
+	// fsync failed during the run, so pages may be lost) leaves them unmarked, and the next
+	// start rebuilds them from the changelog.
+	Trusted func() bool
 }
 
 // Run runs the processor until ctx ends, restarting it with backoff after a failure. goka
@@ -56,6 +60,11 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		started := time.Now()
 		err = runOnce(ctx, cfg)
 		if err == nil && ctx.Err() != nil {
+			if cfg.Trusted != nil && !cfg.Trusted() {
+				cfg.Logger.Warn("an fsync failed during this run: local processor state left unmarked, it will be rebuilt",
+					"group", cfg.Graph.Group())
+				return nil
+			}
 			if merr := state.EndRunClean(cfg.StateDir); merr != nil {
 				return fmt.Errorf("processor %s: mark clean stop: %w", cfg.Graph.Group(), merr)
 			}

@@ -92,7 +92,7 @@ func BenchmarkWinLossHandler(b *testing.B) {
 
 // benchGET serves GET path through the whole handler in a loop, after checking it answers 200.
 func benchGET(b *testing.B, e *env, path string) {
-	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req := newTestRequest(http.MethodGet, path, nil)
 	if rec := e.do(b, http.MethodGet, path, ""); rec.Code != http.StatusOK {
 		b.Fatalf("%s: %d %s", path, rec.Code, rec.Body)
 	}

@@ -544,7 +544,7 @@ func FuzzAnalyticsQuery(f *testing.F) {
 	f.Fuzz(func(t *testing.T, q string) {
 		for _, path := range []string{"/api/v1/forecast", "/api/v1/forecast/rolling", "/api/v1/analytics/win-loss",
 			"/api/v1/analytics/funnel", "/api/v1/analytics/velocity", "/api/v1/analytics/changes", "/api/v1/analytics/stale"} {
-			req := httptest.NewRequest("GET", path, nil)
+			req := newTestRequest("GET", path, nil)
 			req.URL.RawQuery = q
 			rec := httptest.NewRecorder()
 			e.h.ServeHTTP(rec, req)

@@ -357,7 +357,7 @@ func TestAuthMiddlewareHidesCredentials(t *testing.T) {
 		seen = r.Header.Clone()
 		got, _ = principalFrom(r.Context())
 	})
-	req := httptest.NewRequest("POST", "/api/v1/opportunities", nil)
+	req := newTestRequest("POST", "/api/v1/opportunities", nil)
 	req.Header.Set("Authorization", "Bearer "+writeTok)
 	req.Header.Add("X-Actor", "mallory")
 	req.Header.Add("X-Actor", "eve")

@@ -11,8 +11,11 @@ import (
 // Backend is what the HTTP layer needs from the stream side.
 type Backend interface {
 	Analytics
-	Ready() bool                                      // take traffic: recovered and every view partition consuming (/readyz)
-	Recovered() bool                                  // the views were complete once; gates all reads (503 problem before it)
+	Ready() bool     // take traffic: recovered and every view partition consuming (/readyz)
+	Recovered() bool // the views were complete once; gates all reads (503 problem before it)
+	// StorageDegraded names what the local disk refuses while local stores wait for it
+	// ("" when it writes): writes are then refused with 503, reads are served.
+	StorageDegraded() string
 	Opportunity(id string) (*domain.Aggregate, error) // nil, nil when unknown; Events may be left out (a state read need not decode the history)
 	// History is a page of the opportunity's audit trail: up to limit events with versions
 	// after `after`, oldest first, whether more follow, and found false when it is unknown.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -19,7 +20,7 @@ import (
 
 // Header limits: both values end up in Kafka records and logs, so they are bounded.
 const (
-	maxIdempotencyKeyLen = 200
+	maxIdempotencyKeyLen = domain.MaxIDLen // it becomes the command id
 	maxActorLen          = 200
 	defaultActor         = "api"
 )
@@ -68,8 +69,8 @@ func (s *server) parseMeta(r *http.Request) (commandMeta, *problem) {
 		case len(k) == 0 || len(k) > maxIdempotencyKeyLen:
 			errs = append(errs, fieldError{Field: "Idempotency-Key",
 				Message: fmt.Sprintf("must be 1..%d characters", maxIdempotencyKeyLen)})
-		case !printableASCII(k):
-			errs = append(errs, fieldError{Field: "Idempotency-Key", Message: "must be printable ASCII"})
+		case !printableASCII(k) || strings.ContainsRune(k, ' '):
+			errs = append(errs, fieldError{Field: "Idempotency-Key", Message: "must be printable ASCII without spaces"})
 		default:
 			m.idempotencyKey = k
 		}

@@ -20,8 +20,9 @@ import (
 // rejections and states without Kafka.
 type fakeBackend struct {
 	mu        sync.Mutex
-	ready     bool // every view partition consuming
-	degraded  bool // recovered once, but a partition is reconnecting
+	ready     bool   // every view partition consuming
+	degraded  bool   // recovered once, but a partition is reconnecting
+	storage   string // StorageDegraded's cause
 	now       func() time.Time
 	aggs      map[string]*domain.Aggregate
 	pipelines map[string]domain.Pipeline
@@ -63,6 +64,12 @@ func (f *fakeBackend) Ready() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.ready
+}
+
+func (f *fakeBackend) StorageDegraded() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.storage
 }
 
 func (f *fakeBackend) Recovered() bool {

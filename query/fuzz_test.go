@@ -18,7 +18,7 @@ func FuzzCreateBody(f *testing.F) {
 	e := newEnv(f, quiet)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, prefer := range []string{"", "wait=1"} {
-			req := httptest.NewRequest("POST", "/api/v1/opportunities", strings.NewReader(string(body)))
+			req := newTestRequest("POST", "/api/v1/opportunities", strings.NewReader(string(body)))
 			if prefer != "" {
 				req.Header.Set("Prefer", prefer)
 			}
@@ -38,7 +38,7 @@ func FuzzListQuery(f *testing.F) {
 	e := newEnv(f, quiet)
 	e.create(f, "fz-1")
 	f.Fuzz(func(t *testing.T, q string) {
-		req := httptest.NewRequest("GET", "/api/v1/opportunities", nil)
+		req := newTestRequest("GET", "/api/v1/opportunities", nil)
 		req.URL.RawQuery = q
 		rec := httptest.NewRecorder()
 		e.h.ServeHTTP(rec, req)

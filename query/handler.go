@@ -46,6 +46,9 @@ type Config struct {
 	// /readyz then needs a token with a sufficient role, and a command's actor is the token's
 	// name. nil or empty disables authentication: the caller must then bind loopback only.
 	Tokens *Tokens
+	// Hosts are the Host headers answered (origin.go); the zero value answers loopback
+	// names only.
+	Hosts HostPolicy
 }
 
 // server is the state shared by the handlers of one NewHandler call.
@@ -57,6 +60,7 @@ type server struct {
 	maxBody int64
 	maxWait time.Duration
 	tokens  *Tokens
+	hosts   HostPolicy
 	metrics *httpMetrics
 	mux     *chi.Mux
 }
@@ -78,6 +82,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		newID:   cfg.NewID,
 		maxBody: cfg.MaxBodyBytes,
 		maxWait: cfg.MaxWait,
+		hosts:   cfg.Hosts,
 		tokens:  cfg.Tokens,
 	}
 	if s.log == nil {
@@ -125,7 +130,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 func (s *server) routes(gath prometheus.Gatherer) {
 	r := chi.NewRouter()
 	s.mux = r
-	r.Use(s.requestID, s.observe, s.recoverer, s.authenticate, s.limitBody)
+	r.Use(s.requestID, s.observe, s.recoverer, s.checkHost, s.refuseCrossSite, s.authenticate, s.limitBody)
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 
@@ -139,14 +144,17 @@ func (s *server) routes(gath prometheus.Gatherer) {
 	// Flat routes (no sub-router) so that an unmatched request has no route pattern at all and
 	// is labelled "unmatched" in metrics, rather than with a mount wildcard.
 	const b = BasePath
-	r.Post(b+"/opportunities", s.createOpportunity)
-	r.Patch(b+"/opportunities/{id}", s.updateOpportunity)
-	r.Post(b+"/opportunities/{id}/stage", s.changeStage)
-	r.Post(b+"/opportunities/{id}/close-won", s.closeWon)
-	r.Post(b+"/opportunities/{id}/close-lost", s.closeLost)
-	r.Post(b+"/opportunities/{id}/reopen", s.reopen)
-	r.Put(b+"/pipelines/{id}", s.putPipeline)
-	r.Put(b+"/fx-rates/{currency}", s.putFXRate)
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireJSON, s.refuseWhileStorageFails)
+		r.Post(b+"/opportunities", s.createOpportunity)
+		r.Patch(b+"/opportunities/{id}", s.updateOpportunity)
+		r.Post(b+"/opportunities/{id}/stage", s.changeStage)
+		r.Post(b+"/opportunities/{id}/close-won", s.closeWon)
+		r.Post(b+"/opportunities/{id}/close-lost", s.closeLost)
+		r.Post(b+"/opportunities/{id}/reopen", s.reopen)
+		r.Put(b+"/pipelines/{id}", s.putPipeline)
+		r.Put(b+"/fx-rates/{currency}", s.putFXRate)
+	})
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.requireReady)
@@ -205,6 +213,10 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !s.backend.Recovered() {
 		writeProblem(w, r, notReadyProblem())
+		return
+	}
+	if cause := s.backend.StorageDegraded(); cause != "" {
+		writeProblem(w, r, storageProblem(cause))
 		return
 	}
 	if !s.backend.Ready() {

@@ -236,6 +236,25 @@ func (s *server) limitBody(next http.Handler) http.Handler {
 	})
 }
 
+// refuseWhileStorageFails answers writes 503 while the local stores wait for the disk: the
+// processors cannot store what they apply, so a write would only queue up behind the disk
+// (and a Prefer: wait would time out) instead of being told to come back.
+func (s *server) refuseWhileStorageFails(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cause := s.backend.StorageDegraded(); cause != "" {
+			writeProblem(w, r, storageProblem(cause))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func storageProblem(cause string) *problem {
+	return newProblem(http.StatusServiceUnavailable, codeStorageUnavailable,
+		"Local storage refuses writes ("+cause+"); writes are refused until it recovers, reads are served from what is stored.").
+		withHeader("Retry-After", "5")
+}
+
 // requireReady answers 503 until the views have first recovered: serving reads from a
 // half-restored view would show clients partial state. It gates on Recovered, not Ready: once
 // complete, the local views keep serving while a partition reconnects.

@@ -21,6 +21,9 @@ const (
 	codeInternal         = "internal_error"
 	codeRouteNotFound    = "route_not_found"
 	codeMethodNotAllowed = "method_not_allowed"
+	// codeStorageUnavailable: the local stores cannot write (disk full, read-only, out of
+	// descriptors); the detail names the cause.
+	codeStorageUnavailable = "storage_unavailable"
 )
 
 // problemTypePrefix makes every problem `type` a stable URI (RFC 9457 §3.1.1) without
@@ -76,6 +79,10 @@ var titles = map[string]string{
 	codeInternal:                         "Internal server error",
 	codeRouteNotFound:                    "No such resource",
 	codeMethodNotAllowed:                 "Method not allowed",
+	codeHostNotAllowed:                   "Host not allowed",
+	codeCrossSiteRefused:                 "Cross-site request refused",
+	codeUnsupportedMediaType:             "Unsupported media type",
+	codeStorageUnavailable:               "Local storage unavailable",
 	string(domain.CodeConflict):          "Version conflict",
 	string(domain.CodeNotFound):          "Not found",
 	string(domain.CodeAlreadyExists):     "Already exists",

@@ -53,7 +53,24 @@ type Options struct {
 	// wiped) and pebble's own log lines (pebble's info lines at Debug level).
 	// Nil means slog.Default().
 	Logger *slog.Logger
+
+	// Disk, if set, is the file system of every store (one DiskGuard for the
+	// process, so that one disk's trouble is one cause): a full, read-only or
+	// descriptor-starved disk then makes writes wait instead of crashing the
+	// process inside pebble. Nil uses the plain file system.
+	Disk *DiskGuard
+
+	// MaxOpenFiles caps the files each store keeps open (pebble's table
+	// cache; its own default is 1,000 per store, which times dozens of
+	// partition stores could take every descriptor the process has). Zero
+	// means DefaultMaxOpenFiles.
+	MaxOpenFiles int
 }
+
+// DefaultMaxOpenFiles is Options.MaxOpenFiles when unset: a partition's store
+// holds tens of tables, so 64 keeps every table open while the process's
+// stores together stay far below the connection reserve.
+const DefaultMaxOpenFiles = 64
 
 // Validator returns what the broker says about a table partition. It is
 // called with the topic and partition goka passed to the builder, before the

@@ -250,6 +250,13 @@ func (s *Store) openDB() (*pebble.DB, error) {
 		MemTableSize:       s.memTableSize(),
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{s.log},
+		MaxOpenFiles:       s.opts.MaxOpenFiles,
+	}
+	if po.MaxOpenFiles == 0 {
+		po.MaxOpenFiles = DefaultMaxOpenFiles
+	}
+	if s.opts.Disk != nil {
+		po.FS = s.opts.Disk
 	}
 	setFilters(po)
 	db, err := pebble.Open(s.path, po)

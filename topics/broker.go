@@ -41,8 +41,71 @@ type BrokerOptions struct {
 	// crash (a process crash loses nothing: the page cache survives it); its cost is in
 	// BENCHMARKS.md. The zero value syncs.
 	NoSync bool
+	// SASL, when set, makes every client authenticate with SASL/SCRAM-SHA-512 as this user
+	// (a superuser) before any request. Without it the broker must listen on loopback only:
+	// anyone who reaches the port could write any record (an opportunity change as any
+	// actor, say).
+	SASL *Credentials
 	// Extra options, such as SASL users, TLS or fault injection in tests.
 	Extra []kfake.Opt
+}
+
+// Credentials are a SASL/SCRAM user name and password.
+type Credentials struct {
+	User, Password string
+}
+
+// SCRAMMechanism is the SASL mechanism of the embedded broker's users, the one ClientOptions
+// speaks.
+const SCRAMMechanism = "SCRAM-SHA-512"
+
+// CredentialsFile is where serve keeps the embedded broker's credentials, under the broker's
+// data directory: the one place the emit and accounts commands can read them from
+// (--kafka-sasl-credentials), readable by the owner only.
+const CredentialsFile = "sasl-credentials"
+
+// LoadCredentials reads a credentials file: one line "<user> <password>".
+func LoadCredentials(path string) (Credentials, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("read broker credentials: %w", err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return Credentials{}, fmt.Errorf("broker credentials %s: want one line \"<user> <password>\"", path)
+	}
+	return Credentials{User: f[0], Password: f[1]}, nil
+}
+
+// LoadOrCreateCredentials reads path, or creates it (mode 0600) with the user "crm-pipeline"
+// and a random 256-bit password.
+func LoadOrCreateCredentials(path string) (Credentials, error) {
+	c, err := LoadCredentials(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return c, err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return Credentials{}, fmt.Errorf("generate broker password: %w", err)
+	}
+	c = Credentials{User: "crm-pipeline", Password: hex.EncodeToString(raw)}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return Credentials{}, fmt.Errorf("create broker data dir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(c.User+" "+c.Password+"\n"), 0o600); err != nil {
+		return Credentials{}, fmt.Errorf("write broker credentials: %w", err)
+	}
+	return c, nil
+}
+
+// loopbackHost reports whether host (of a listen address) is a loopback name or address; an
+// empty host listens on every interface.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // DefaultCompactionInterval is kfake's own default, an hour. An earlier minute made the
@@ -61,6 +124,9 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 	port, err := strconv.Atoi(portText)
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker port %q: %w", portText, err)
+	}
+	if o.SASL == nil && !loopbackHost(host) {
+		return nil, fmt.Errorf("embedded broker on %s: a non-loopback address needs SASL (configure HTTP tokens, which turn it on, or listen on 127.0.0.1)", o.Listen)
 	}
 	if port == 0 {
 		// kfake needs the port up front; reserve a free one.
@@ -96,6 +162,9 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 	}
 	if !o.NoSync {
 		opts = append(opts, kfake.SyncWrites())
+	}
+	if o.SASL != nil {
+		opts = append(opts, kfake.EnableSASL(), kfake.Superuser(SCRAMMechanism, o.SASL.User, o.SASL.Password))
 	}
 	if o.Logger != nil {
 		opts = append(opts, kfake.WithLogger(kfakeLogger{o.Logger}))

@@ -6,6 +6,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -370,5 +373,81 @@ func TestSecureBrokerGoka(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// The embedded broker with BrokerOptions.SASL (what serve starts when HTTP tokens are
+// configured) refuses clients without its credentials, so nobody who reaches the port can
+// write a record; with them, the service's client provisions and produces as before. Without
+// SASL it refuses to listen beyond loopback.
+func TestEmbeddedBrokerSASL(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, topics.CredentialsFile)
+	creds, err := topics.LoadOrCreateCredentials(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := topics.LoadOrCreateCredentials(path); err != nil || again != creds {
+		t.Fatalf("credentials not kept: %v %v", again, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file mode: %v %v", fi, err)
+	}
+	if len(creds.Password) < 32 {
+		t.Fatalf("weak generated password %q", creds.Password)
+	}
+	b, err := topics.StartBroker(topics.BrokerOptions{DataDir: dir, Listen: "127.0.0.1:0", SASL: &creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+
+	for _, c := range []struct {
+		name string
+		opts topics.ClientOptions
+	}{
+		{"no credentials", topics.ClientOptions{Brokers: []string{b.Addr()}}},
+		{"wrong password", topics.ClientOptions{Brokers: []string{b.Addr()}, SASLUser: creds.User, SASLPassword: "guess"}},
+		{"unknown user", topics.ClientOptions{Brokers: []string{b.Addr()}, SASLUser: "boss", SASLPassword: creds.Password}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := failFast(topics.SaramaConfig(c.opts))
+			c, err := sarama.NewClient([]string{b.Addr()}, cfg)
+			if err != nil {
+				return // refused at connect
+			}
+			defer c.Close()
+			// Connected without authenticating: no request may succeed.
+			if admin, err := sarama.NewClusterAdminFromClient(c); err == nil {
+				if err := topics.Provision(admin, topics.Catalog(1), 1, slog.New(slog.DiscardHandler)); err == nil {
+					t.Fatal("an unauthenticated client provisioned topics")
+				}
+			}
+			p, err := sarama.NewSyncProducerFromClient(c)
+			if err == nil {
+				defer p.Close()
+				if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topics.Commands, Value: sarama.StringEncoder("x")}); err == nil {
+					t.Fatal("an unauthenticated client produced a record")
+				}
+			}
+		})
+	}
+	ok := topics.ClientOptions{Brokers: []string{b.Addr()}, SASLUser: creds.User, SASLPassword: creds.Password}
+	c, err := topics.NewClient(ok)
+	if err != nil {
+		t.Fatalf("client with the credentials: %v", err)
+	}
+	admin, err := sarama.NewClusterAdminFromClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := topics.Provision(admin, topics.Catalog(1), 1, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("provision with the credentials: %v", err)
+	}
+
+	if _, err := topics.StartBroker(topics.BrokerOptions{DataDir: t.TempDir(), Listen: "0.0.0.0:0"}); err == nil ||
+		!strings.Contains(err.Error(), "needs SASL") {
+		t.Fatalf("embedded broker on 0.0.0.0 without SASL: %v", err)
 	}
 }

@@ -42,6 +42,9 @@ type Config struct {
 	ReportingCurrency string
 	// Clock gives "today" for default periods and staleness; nil is time.Now.
 	Clock func() time.Time
+	// StorageDegraded names what the local disk refuses while stores wait for it (the
+	// state.DiskGuard's Degraded); nil means never.
+	StorageDegraded func() string
 }
 
 // Service owns the views and the emitters.
@@ -198,6 +201,14 @@ func (s *Service) Ready() bool {
 func (s *Service) Recovered() bool {
 	recovered, _ := s.health.poll()
 	return recovered
+}
+
+// StorageDegraded implements query.Backend.
+func (s *Service) StorageDegraded() string {
+	if s.cfg.StorageDegraded == nil {
+		return ""
+	}
+	return s.cfg.StorageDegraded()
 }
 
 // running reports whether every partition of every view is in goka's running state now.

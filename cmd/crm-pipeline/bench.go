@@ -1404,7 +1404,7 @@ func httpDo(ctx context.Context, c *http.Client, method, url string, body string
 	if err != nil {
 		return err
 	}
-	if body != "" {
+	if method != http.MethodGet {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range hdr {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
@@ -18,10 +19,20 @@ func runBroker(ctx context.Context, args []string, log *slog.Logger, stdout, std
 	listen := fs.String("listen", "127.0.0.1:9092", "listen address")
 	sync := fs.Bool("sync", true, "fsync every produced batch before acknowledging it (false risks acknowledged records on a power cut)")
 	compaction := fs.Duration("compaction-interval", topics.DefaultCompactionInterval, "how often the broker compacts table topics (it stalls every client while it does)")
+	sasl := fs.Bool("sasl", false, "require SASL/SCRAM-SHA-512 with the credentials in <data>/broker/sasl-credentials (created when missing); needed to listen beyond loopback")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	b, err := topics.StartBroker(topics.BrokerOptions{DataDir: *data + "/broker", Listen: *listen, Logger: log, CompactionInterval: *compaction, NoSync: !*sync})
+	var creds *topics.Credentials
+	if *sasl {
+		c, err := topics.LoadOrCreateCredentials(filepath.Join(*data, "broker", topics.CredentialsFile))
+		if err != nil {
+			return err
+		}
+		creds = &c
+	}
+	b, err := topics.StartBroker(topics.BrokerOptions{DataDir: filepath.Join(*data, "broker"), Listen: *listen, Logger: log,
+		CompactionInterval: *compaction, NoSync: !*sync, SASL: creds})
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,8 @@ type kafkaSecurity struct {
 	insecure bool
 	user     string
 	password string
+	// credentials is a file holding user and password (--kafka-sasl-credentials).
+	credentials string
 	// compression is not a security setting, but it is a client setting every Kafka-facing
 	// subcommand shares.
 	compression string
@@ -72,6 +74,7 @@ func addKafkaSecurityFlags(fs *flag.FlagSet) *kafkaSecurity {
 	fs.StringVar(&k.caFile, "kafka-tls-ca", "", "PEM file of the CA that signed the brokers' certificates (implies --kafka-tls; default: system roots)")
 	fs.StringVar(&k.user, "kafka-sasl-user", "", "SASL/SCRAM-SHA-512 user name")
 	fs.StringVar(&k.password, "kafka-sasl-password", "", "SASL/SCRAM-SHA-512 password (prefer the env var CRM_PIPELINE_KAFKA_SASL_PASSWORD)")
+	fs.StringVar(&k.credentials, "kafka-sasl-credentials", "", "file with a line '<user> <password>' for SASL/SCRAM-SHA-512, such as <data>/broker/sasl-credentials of an embedded broker with tokens")
 	fs.StringVar(&k.compression, "kafka-compression", "none", "compression of produced record batches: none, gzip, snappy, lz4 or zstd")
 	return k
 }
@@ -83,6 +86,16 @@ func (k *kafkaSecurity) apply(o *topics.ClientOptions) error {
 		return fmt.Errorf("--kafka-compression: %w", err)
 	}
 	o.Compression = codec
+	if k.credentials != "" {
+		if k.user != "" {
+			return fmt.Errorf("--kafka-sasl-credentials and --kafka-sasl-user exclude each other")
+		}
+		c, err := topics.LoadCredentials(k.credentials)
+		if err != nil {
+			return fmt.Errorf("--kafka-sasl-credentials: %w", err)
+		}
+		k.user, k.password = c.User, c.Password
+	}
 	if k.user != "" {
 		if k.password == "" {
 			return fmt.Errorf("--kafka-sasl-user needs --kafka-sasl-password")

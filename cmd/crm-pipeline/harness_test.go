@@ -30,6 +30,9 @@ type service struct {
 	cancel context.CancelFunc
 	done   chan error
 	base   string
+	root   string       // scheme and host: http://127.0.0.1:port
+	client *http.Client // trusts the test certificate when the service serves TLS
+	token  string       // sent as a bearer token when set
 }
 
 type serviceOpts struct {
@@ -42,6 +45,10 @@ type serviceOpts struct {
 	// maxConns and maxConnsPerClient are --max-connections and --max-connections-per-client
 	// (0: no cap, the tests' default).
 	maxConns, maxConnsPerClient int
+	// tokens is --tokens; the harness sends the first one's token with every request.
+	tokens string
+	// tls serves HTTPS with this test certificate.
+	tls *testCert
 }
 
 func startService(t *testing.T, o serviceOpts) *service {
@@ -52,13 +59,25 @@ func startService(t *testing.T, o serviceOpts) *service {
 		Brokers: o.brokers, Data: o.data, HTTP: "127.0.0.1:0", EmbeddedBroker: "127.0.0.1:0",
 		Partitions: 4, ReportingCurrency: "USD", CacheMiB: 8, ShutdownTimeout: 10 * time.Second,
 		clock: o.clock, started: func(r *running) { started <- r }, InstanceID: o.instanceID,
-		MaxConns: o.maxConns, MaxConnsPerClient: o.maxConnsPerClient,
+		MaxConns: o.maxConns, MaxConnsPerClient: o.maxConnsPerClient, TokenList: o.tokens,
+	}
+	client := http.DefaultClient
+	scheme := "http"
+	if o.tls != nil {
+		cfg.TLSCert, cfg.TLSKey = o.tls.certFile, o.tls.keyFile
+		client, scheme = o.tls.client(), "https"
 	}
 	logw := &testLogWriter{t: t}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, log, io.Discard) }()
-	s := &service{t: t, cancel: cancel, done: done}
+	s := &service{t: t, cancel: cancel, done: done, client: client}
+	if o.tokens != "" {
+		// role:token[:name]
+		if parts := strings.SplitN(strings.Split(o.tokens, ",")[0], ":", 3); len(parts) >= 2 {
+			s.token = parts[1]
+		}
+	}
 	select {
 	case s.run = <-started:
 	case err := <-done:
@@ -68,7 +87,8 @@ func startService(t *testing.T, o serviceOpts) *service {
 		cancel()
 		t.Fatal("serve did not start within 60s")
 	}
-	s.base = "http://" + s.run.HTTPAddr + "/api/v1"
+	s.root = scheme + "://" + s.run.HTTPAddr
+	s.base = s.root + "/api/v1"
 	t.Cleanup(func() { s.stop(); logw.close() })
 	s.waitReady()
 	return s
@@ -91,11 +111,19 @@ func (s *service) stop() {
 	}
 }
 
+// httpClient is the client the harness talks to the service with.
+func (s *service) httpClient() *http.Client {
+	if s.client == nil {
+		return http.DefaultClient
+	}
+	return s.client
+}
+
 func (s *service) waitReady() {
 	s.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + s.run.HTTPAddr + "/readyz")
+		resp, err := s.httpClient().Get(strings.TrimSuffix(s.base, "/api/v1") + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -143,13 +171,20 @@ func (s *service) do(method, path string, body any, hdr map[string]string) respo
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	if rd != nil {
+	if method != http.MethodGet && method != http.MethodHead {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.httpClient().Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -171,7 +206,15 @@ func (s *service) mustStatus(r response, want int) {
 // readAll reads every record of topic from the beginning to its current end.
 func readAll(t *testing.T, broker, topic string) []*sarama.ConsumerMessage {
 	t.Helper()
-	cfg := topics.SaramaConfig(topics.ClientOptions{Brokers: []string{broker}, ClientID: "test-reader"})
+	return readAllAs(t, topics.ClientOptions{Brokers: []string{broker}}, topic)
+}
+
+// readAllAs is readAll with client options (SASL credentials, say).
+func readAllAs(t *testing.T, o topics.ClientOptions, topic string) []*sarama.ConsumerMessage {
+	t.Helper()
+	o.ClientID = "test-reader"
+	broker := o.Brokers[0]
+	cfg := topics.SaramaConfig(o)
 	client, err := sarama.NewClient([]string{broker}, cfg)
 	if err != nil {
 		t.Fatal(err)

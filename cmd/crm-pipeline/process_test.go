@@ -66,7 +66,17 @@ var upLine = regexp.MustCompile(`HTTP on http://([0-9.:]+)/api/v1, Kafka at ([0-
 // execCommand starts `crm-pipeline <args>` with its stderr captured.
 func execCommand(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return execCommandWith(t, nil, args...)
+}
+
+// execCommandWith is execCommand with a last change to the command before it starts (another
+// user, another binary path).
+func execCommandWith(t *testing.T, prepare func(*exec.Cmd), args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(buildBinary(t), args...)
+	if prepare != nil {
+		prepare(cmd)
+	}
 	p := &proc{t: t, cmd: cmd, logs: &lockedBuffer{}, exited: make(chan error, 1), done: make(chan struct{}), up: make(chan []string, 1)}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -97,7 +107,13 @@ func execCommand(t *testing.T, args ...string) *proc {
 // startProc runs `crm-pipeline <args>` and waits for its "up" line and readiness.
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := execCommand(t, args...)
+	return startProcWith(t, nil, args...)
+}
+
+// startProcWith is startProc with execCommandWith's prepare.
+func startProcWith(t *testing.T, prepare func(*exec.Cmd), args ...string) *proc {
+	t.Helper()
+	p := execCommandWith(t, prepare, args...)
 	select {
 	case m := <-p.up:
 		p.http, p.broker = m[1], m[2]

@@ -57,6 +57,12 @@ type serveConfig struct {
 	MaxConnsPerClient int
 	TokensFile        string
 	TokenList         string
+	// AllowedHosts are Host names answered besides loopback names (--allowed-hosts).
+	AllowedHosts []string
+	// TLSCert and TLSKey serve HTTPS (and HTTP/2) instead of plain HTTP.
+	TLSCert, TLSKey string
+	// InsecureHTTP allows tokens over plain HTTP on a non-loopback address.
+	InsecureHTTP bool
 
 	clock   func() time.Time
 	started func(s *running) // test hook: called once the HTTP listener is up
@@ -67,7 +73,10 @@ type running struct {
 	HTTPAddr   string
 	BrokerAddr string
 	Broker     *topics.Broker // nil with --brokers
-	Views      *views.Service
+	// BrokerCredentials are the embedded broker's SASL credentials; nil when it is open
+	// (no tokens) or external.
+	BrokerCredentials *topics.Credentials
+	Views             *views.Service
 }
 
 func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
@@ -90,10 +99,18 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.IntVar(&cfg.MaxConnsPerClient, "max-connections-per-client", 1024, "HTTP connections held open at most per client IP address (0: no cap)")
 	fs.StringVar(&cfg.TokensFile, "tokens-file", "", "file of HTTP bearer tokens, lines '<role> <token> [name]' (roles read, write, admin)")
 	fs.StringVar(&cfg.TokenList, "tokens", "", "HTTP bearer tokens as 'role:token[:name],...' (prefer the env var CRM_PIPELINE_TOKENS)")
+	allowedHosts := fs.String("allowed-hosts", "", "comma-separated Host names the HTTP API answers besides loopback names ('*': any); default: loopback only without tokens, any with tokens")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, with HTTP/2 (needs --tls-key)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
+	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "allow bearer tokens over plain HTTP on a non-loopback address (behind a TLS-terminating proxy)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return cfg, err
 	}
 	cfg.Brokers = splitList(*brokers)
+	cfg.AllowedHosts = splitList(*allowedHosts)
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return cfg, errors.New("--tls-cert and --tls-key go together")
+	}
 	cfg.EmbeddedNoSync = !*embeddedSync
 	if err := sec.apply(&cfg.Kafka); err != nil {
 		return cfg, err
@@ -117,20 +134,35 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	if err != nil {
 		return err
 	}
-	if tokens.Len() == 0 && !loopbackOnly(cfg.HTTP) {
-		return fmt.Errorf("--http %s is not a loopback address and no tokens are configured: "+
-			"give --tokens-file or CRM_PIPELINE_TOKENS, or listen on 127.0.0.1", cfg.HTTP)
+	if err := checkHTTPExposure(cfg, tokens.Len() > 0); err != nil {
+		return err
 	}
 	stateRoot := filepath.Join(cfg.Data, "state")
 	if err := os.MkdirAll(stateRoot, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	if err := dropDistrustedCaches(stateRoot, log); err != nil {
+		return err
+	}
 	run := &running{}
 	brokers := cfg.Brokers
+	var brokerCreds *topics.Credentials
+	if len(brokers) == 0 && tokens.Len() > 0 {
+		// The HTTP API needs tokens, so the broker behind it must not take records from
+		// anyone who reaches its port: SASL/SCRAM with credentials kept beside its log.
+		path := filepath.Join(cfg.Data, "broker", topics.CredentialsFile)
+		c, err := topics.LoadOrCreateCredentials(path)
+		if err != nil {
+			return err
+		}
+		brokerCreds = &c
+		run.BrokerCredentials = brokerCreds
+		log.Info("embedded broker requires SASL/SCRAM-SHA-512", "credentials", path)
+	}
 	if len(brokers) == 0 {
 		b, err := topics.StartBroker(topics.BrokerOptions{
 			DataDir: filepath.Join(cfg.Data, "broker"), Listen: cfg.EmbeddedBroker, Logger: log,
-			CompactionInterval: cfg.EmbeddedCompaction, NoSync: cfg.EmbeddedNoSync,
+			CompactionInterval: cfg.EmbeddedCompaction, NoSync: cfg.EmbeddedNoSync, SASL: brokerCreds,
 		})
 		if err != nil {
 			return err
@@ -144,6 +176,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	client := topics.ClientOptions{Brokers: brokers, InstanceID: instanceID(cfg)}
 	if len(cfg.Brokers) > 0 {
 		client.TLS, client.SASLUser, client.SASLPassword = cfg.Kafka.TLS, cfg.Kafka.SASLUser, cfg.Kafka.SASLPassword
+	} else if brokerCreds != nil {
+		client.SASLUser, client.SASLPassword = brokerCreds.User, brokerCreds.Password
 	}
 
 	sc, err := connect(ctx, client)
@@ -167,14 +201,32 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		}
 		return state.Expect{TopicID: f.TopicID, HighWaterMark: f.HighWaterMark}, nil
 	}
-	storeOpts := state.Options{Cache: cache, Validate: validate, Logger: log}
+	storageErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crm_storage_errors_total", Help: "Failed attempts of local-store file operations that are retried until the disk takes them (disk full, read-only, out of descriptors), by operation and errno.",
+	}, []string{"op", "errno"})
+	reg.MustRegister(storageErrors)
+	disk := state.NewDiskGuard(nil, log, func(op, errno string) { storageErrors.WithLabelValues(op, errno).Inc() })
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "crm_storage_degraded", Help: "1 while local-store writes wait for the disk (writes are then refused with 503), else 0.",
+	}, func() float64 {
+		if disk.Degraded() != "" {
+			return 1
+		}
+		return 0
+	}))
+	defer func() {
+		if disk.SyncFailed() {
+			markDistrusted(stateRoot, log)
+		}
+	}()
+	storeOpts := state.Options{Cache: cache, Validate: validate, Logger: log, Disk: disk}
 	if cfg.MemTableMiB > 0 {
 		storeOpts.MemTableSize = uint64(cfg.MemTableMiB) << 20
 	}
 
 	vs, err := views.New(views.Config{
 		Brokers: brokers, Client: client, Logger: log, Registerer: reg,
-		ReportingCurrency: cfg.ReportingCurrency, Clock: cfg.clock,
+		ReportingCurrency: cfg.ReportingCurrency, Clock: cfg.clock, StorageDegraded: disk.Degraded,
 		StorageBuilder: state.NewBuilder(filepath.Join(stateRoot, "views"), storeOpts),
 	})
 	if err != nil {
@@ -193,11 +245,22 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 
 	handler, err := query.NewHandler(query.Config{
 		Backend: vs, Logger: log, Registerer: reg, Gatherer: reg, Clock: cfg.clock, Tokens: tokens,
+		// With tokens a rebinding page has no credential to send, so any Host is answered
+		// unless the operator lists them.
+		Hosts: query.HostPolicy{Allowed: cfg.AllowedHosts, Any: tokens.Len() > 0 && len(cfg.AllowedHosts) == 0},
 	})
 	if err != nil {
 		return fmt.Errorf("build HTTP handler: %w", err)
 	}
-	raiseFileLimit(log)
+	maxConns, perClient := cfg.MaxConns, cfg.MaxConnsPerClient
+	if limit := raiseFileLimit(log); limit > 0 {
+		var reserve int
+		maxConns, perClient, reserve = connectionCaps(limit, int(partitions), maxConns, perClient)
+		if maxConns != cfg.MaxConns {
+			log.Warn("HTTP connection cap lowered to leave the local stores and Kafka their descriptors",
+				"open_file_limit", limit, "reserved", reserve, "max_connections", maxConns, "max_connections_per_client", perClient)
+		}
+	}
 	rawLn, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTP, err)
@@ -206,7 +269,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		Name: "crm_http_connections_refused_total", Help: "HTTP connections closed at accept because a connection cap (total or per client) was reached.",
 	})
 	reg.MustRegister(refusedConns)
-	ln := connlimit.New(rawLn, cfg.MaxConns, cfg.MaxConnsPerClient, refusedConns.Inc)
+	ln := connlimit.New(rawLn, maxConns, perClient, refusedConns.Inc)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "crm_http_connections_open", Help: "HTTP connections held open now.",
 	}, func() float64 { return float64(ln.Open()) }))
@@ -238,6 +301,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 				Brokers: brokers, Client: client, Logger: log, Graph: graph,
 				StateDir: dir, Storage: state.NewBuilder(dir, storeOpts),
 				OnRestart: func(error) { restarts.WithLabelValues(string(graph.Group())).Inc() },
+				Trusted:   func() bool { return !disk.SyncFailed() },
 			})
 		})
 	}
@@ -259,7 +323,12 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		return nil
 	})
 	g.Go(func() error {
-		err := srv.Serve(ln)
+		var err error
+		if cfg.TLSCert != "" {
+			err = srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) // HTTP/2 is negotiated by ALPN
+		} else {
+			err = srv.Serve(ln)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
 		}
@@ -277,14 +346,18 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	})
 
 	log.Info("crm-pipeline serving", "http", run.HTTPAddr, "brokers", brokers, "partitions", partitions)
-	fmt.Fprintf(stdout, "crm-pipeline is up: HTTP on http://%s/api/v1, Kafka at %s\n", run.HTTPAddr, run.BrokerAddr)
-	fmt.Fprintf(stdout, "send a first command:\n  curl -s -X POST http://%s/api/v1/opportunities -H 'Content-Type: application/json' -H 'Prefer: wait=5' \\\n"+
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "crm-pipeline is up: HTTP on %s://%s/api/v1, Kafka at %s\n", scheme, run.HTTPAddr, run.BrokerAddr)
+	fmt.Fprintf(stdout, "send a first command:\n  curl -s -X POST %s://%s/api/v1/opportunities -H 'Content-Type: application/json' -H 'Prefer: wait=5' \\\n"+
 		"    -d '{\"name\":\"First deal\",\"accountId\":\"acc-1\",\"ownerId\":\"owner-1\",\"amount\":\"12500.00\",\"currency\":\"USD\",\"closeDate\":\"%s\"}'\n",
-		run.HTTPAddr, cfg.clock().AddDate(0, 1, 0).Format(time.DateOnly))
+		scheme, run.HTTPAddr, cfg.clock().AddDate(0, 1, 0).Format(time.DateOnly))
 	if cfg.started != nil {
 		cfg.started(run)
 	}
-	err = g.Wait()
+	err = waitStopped(ctx, g, cfg.ShutdownTimeout, disk, log)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -292,25 +365,108 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	return nil
 }
 
+// waitStopped waits for the service's goroutines. Once a stop is asked for it waits at most
+// timeout more if a local store is blocked on the disk: such a write only returns when the
+// disk takes it, and a stop must not hang on it. The caches are then left unmarked (rebuilt at
+// the next start) and the process can exit.
+func waitStopped(ctx context.Context, g *errgroup.Group, timeout time.Duration, disk *state.DiskGuard, log *slog.Logger) error {
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+	}
+	if cause := disk.Degraded(); cause != "" {
+		log.Error("stopped with local-store writes still waiting for the disk; the caches will be rebuilt at the next start", "cause", cause)
+		return fmt.Errorf("stopped while local storage refused writes: %s", cause)
+	}
+	return <-done
+}
+
+// distrustFile, in the state directory, says a run saw an fsync fail: the caches may have lost
+// pages a later fsync did not report, so the next start rebuilds all of them.
+const distrustFile = ".fsync-failed"
+
+// markDistrusted leaves distrustFile (best effort: if the disk refuses it too, the processors'
+// missing clean-stop markers still rebuild theirs).
+func markDistrusted(stateRoot string, log *slog.Logger) {
+	if err := os.WriteFile(filepath.Join(stateRoot, distrustFile), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+		log.Error("could not mark the local caches as untrusted", "err", err)
+	}
+}
+
+// dropDistrustedCaches wipes every local cache when the last run left distrustFile.
+func dropDistrustedCaches(stateRoot string, log *slog.Logger) error {
+	if _, err := os.Stat(filepath.Join(stateRoot, distrustFile)); err != nil {
+		return nil
+	}
+	log.Warn("the last run saw an fsync fail: rebuilding every local cache from Kafka", "dir", stateRoot)
+	if err := state.WipeDir(stateRoot); err != nil {
+		return fmt.Errorf("drop untrusted caches: %w", err)
+	}
+	return nil
+}
+
 // raiseFileLimit raises the soft limit of open files to the hard limit, as servers do at
 // start (Kafka's own scripts and systemd units set it high): pebble and the Kafka clients need
 // descriptors besides the HTTP connections, which the connection caps keep below it.
-func raiseFileLimit(log *slog.Logger) {
+//
+// It returns the soft limit in force afterwards (0 when unknown).
+func raiseFileLimit(log *slog.Logger) uint64 {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		log.Warn("read the open-file limit", "err", err)
-		return
+		return 0
 	}
 	if lim.Cur >= lim.Max {
-		return
+		return lim.Cur
 	}
 	old := lim.Cur
 	lim.Cur = lim.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		log.Warn("raise the open-file limit", "from", old, "to", lim.Max, "err", err)
-		return
+		return old
 	}
 	log.Debug("raised the open-file limit", "from", old, "to", lim.Max)
+	return lim.Cur
+}
+
+// Descriptors kept for everything but HTTP connections: per local store (the views' and the
+// processors' tables and lookups, about six per partition) its WAL, manifest, lock, directory
+// and open tables, and a base for the Kafka connections, the log and the process itself.
+const (
+	descriptorsPerStore = 32
+	descriptorsBase     = 256
+	minConnections      = 16
+)
+
+// connectionCaps fits the HTTP connection caps under the open-file limit, so that a flood of
+// connections, refused at the cap, can never take the descriptors a store or a Kafka client
+// needs. A lowered total lowers the per-client cap in proportion, so one address still cannot
+// take every slot. A cap of 0 (none) stays 0: the operator asked for it.
+func connectionCaps(limit uint64, partitions, maxConns, perClient int) (int, int, int) {
+	stores := 6*partitions + 3
+	reserve := stores*descriptorsPerStore + descriptorsBase
+	avail := minConnections
+	if limit > uint64(reserve+minConnections) {
+		avail = int(min(limit-uint64(reserve), 1<<30))
+	}
+	if maxConns > avail {
+		if perClient > 0 {
+			perClient = max(1, int(int64(perClient)*int64(avail)/int64(maxConns)))
+		}
+		maxConns = avail
+	}
+	if maxConns > 0 && perClient > maxConns {
+		perClient = maxConns
+	}
+	return maxConns, perClient, reserve
 }
 
 // connect opens a sarama client, retrying while the brokers come up.
@@ -372,6 +528,25 @@ func loadTokens(cfg serveConfig) (*query.Tokens, error) {
 		return t, nil
 	}
 	return nil, nil
+}
+
+// checkHTTPExposure refuses the two ways of exposing the API by mistake: without tokens on a
+// non-loopback address (anyone on the network could write), and with tokens over plain HTTP
+// on a non-loopback address (the tokens would cross the network in clear) unless
+// --insecure-http says a TLS-terminating proxy is in front.
+func checkHTTPExposure(cfg serveConfig, tokens bool) error {
+	if loopbackOnly(cfg.HTTP) {
+		return nil
+	}
+	if !tokens {
+		return fmt.Errorf("--http %s is not a loopback address and no tokens are configured: "+
+			"give --tokens-file or CRM_PIPELINE_TOKENS, or listen on 127.0.0.1", cfg.HTTP)
+	}
+	if cfg.TLSCert == "" && !cfg.InsecureHTTP {
+		return fmt.Errorf("--http %s is not a loopback address and would carry bearer tokens in clear: "+
+			"give --tls-cert and --tls-key, or --insecure-http behind a TLS-terminating proxy", cfg.HTTP)
+	}
+	return nil
 }
 
 // loopbackOnly reports whether addr binds only loopback interfaces, the one place the service

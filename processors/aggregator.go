@@ -43,11 +43,11 @@ func (a *aggregator) process(ctx goka.Context, msg any) {
 		// Only our own processor writes this topic; an undecodable record is a bug, but it
 		// must not stop the partition: park it in the DLQ with the reason.
 		key, value, hdr := fitDLQ(ctx.Key(), raw, goka.Headers{
-			HeaderDLQException: []byte(fmt.Sprintf("%T", err)),
-			HeaderDLQMessage:   []byte(err.Error()),
-			HeaderDLQTopic:     []byte(string(ctx.Topic())),
-			HeaderDLQPartition: []byte(strconv.Itoa(int(ctx.Partition()))),
-			HeaderDLQOffset:    []byte(strconv.FormatInt(ctx.Offset(), 10)),
+			topics.HeaderDLQException: []byte(fmt.Sprintf("%T", err)),
+			topics.HeaderDLQMessage:   []byte(err.Error()),
+			topics.HeaderDLQTopic:     []byte(string(ctx.Topic())),
+			topics.HeaderDLQPartition: []byte(strconv.Itoa(int(ctx.Partition()))),
+			topics.HeaderDLQOffset:    []byte(strconv.FormatInt(ctx.Offset(), 10)),
 		})
 		ctx.Emit(goka.Stream(topics.DLQ), key, value, goka.WithCtxEmitHeaders(hdr))
 		a.cfg.Metrics.DLQ.WithLabelValues("delta").Inc()

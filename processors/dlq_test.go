@@ -13,7 +13,7 @@ import (
 // producer's limit, keeps the headers that name its cause, and says what it cut.
 func TestFitDLQ(t *testing.T) {
 	cause := func() goka.Headers {
-		return goka.Headers{HeaderDLQMessage: []byte("decode: bad"), HeaderDLQOffset: []byte("7"), HeaderDLQTopic: []byte("t")}
+		return goka.Headers{topics.HeaderDLQMessage: []byte("decode: bad"), topics.HeaderDLQOffset: []byte("7"), topics.HeaderDLQTopic: []byte("t")}
 	}
 	cases := []struct {
 		name    string
@@ -39,32 +39,20 @@ func TestFitDLQ(t *testing.T) {
 		if !topics.FitsRecord(key, value, out) {
 			t.Fatalf("%s: DLQ record of %d bytes does not fit", c.name, topics.RecordSize(key, value, out))
 		}
-		if string(out[HeaderDLQMessage]) != "decode: bad" || string(out[HeaderDLQOffset]) != "7" {
+		if string(out[topics.HeaderDLQMessage]) != "decode: bad" || string(out[topics.HeaderDLQOffset]) != "7" {
 			t.Fatalf("%s: cause headers lost: %v", c.name, out)
 		}
-		if got := out[HeaderDLQTruncated] != nil; got != c.cutVal {
+		if got := out[topics.HeaderDLQTruncated] != nil; got != c.cutVal {
 			t.Fatalf("%s: truncated marker %v, want %v", c.name, got, c.cutVal)
 		}
-		if got := out[HeaderDLQHeadersDropped] != nil; got != c.dropHdr {
+		if got := out[topics.HeaderDLQHeadersDropped] != nil; got != c.dropHdr {
 			t.Fatalf("%s: headers-dropped marker %v, want %v", c.name, got, c.dropHdr)
 		}
-		if got := out[HeaderDLQKeyTruncated] != nil; got != c.cutKey {
+		if got := out[topics.HeaderDLQKeyTruncated] != nil; got != c.cutKey {
 			t.Fatalf("%s: key-truncated marker %v, want %v", c.name, got, c.cutKey)
 		}
 		if !c.cutVal && len(value) != c.value {
 			t.Fatalf("%s: value cut from %d to %d without need", c.name, c.value, len(value))
 		}
-	}
-}
-
-// TestBoundText cuts on a rune boundary and marks the cut.
-func TestBoundText(t *testing.T) {
-	s := strings.Repeat("é", 2000)
-	b := boundText(s)
-	if len(b) > 1000 || !strings.HasSuffix(b, "…") || !strings.HasPrefix(s, strings.TrimSuffix(b, "…")) {
-		t.Fatalf("boundText: %d bytes, suffix %q", len(b), b[len(b)-6:])
-	}
-	if boundText("short") != "short" {
-		t.Fatal("a short text changed")
 	}
 }

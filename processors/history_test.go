@@ -113,7 +113,7 @@ func TestStateKeepsRecentEventsHistoryGoesToTopic(t *testing.T) {
 }
 
 // A state of the previous layout (its whole history in the state) is migrated by a
-// HeaderMigrateHistory record: its events go to the history topic once, the state keeps only
+// topics.HeaderMigrateHistory record: its events go to the history topic once, the state keeps only
 // the recent ones, and a repeat does nothing.
 func TestMigrateHistoryRecord(t *testing.T) {
 	tt := tester.New(t)
@@ -168,7 +168,7 @@ func TestMigrateHistoryRecord(t *testing.T) {
 	tt.SetTableValue(goka.Table(topics.OpportunityTable), "opp-1", b)
 
 	migrate := func() {
-		tt.Consume(topics.Commands, "opp-1", []byte{}, tester.WithHeaders(goka.Headers{HeaderMigrateHistory: []byte("1")}))
+		tt.Consume(topics.Commands, "opp-1", []byte{}, tester.WithHeaders(goka.Headers{topics.HeaderMigrateHistory: []byte("1")}))
 	}
 	migrate()
 	for v := int64(1); v <= n; v++ {

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -18,6 +17,7 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/step"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
@@ -30,23 +30,6 @@ const (
 	// redelivered from the last committed offset, about a second back). Every event is also
 	// on the history topic, the audit trail, which is where the history endpoint reads it.
 	MaxRecentEvents = 16
-	// MaxStoredRejections and MaxStoredWon bound the re-emission rings.
-	MaxStoredRejections = 32
-	MaxStoredWon        = 4
-)
-
-// Header names of the records we write. The DLQ headers follow Kafka Streams' KIP-1034.
-const (
-	HeaderCommandTime = "crm-command-ts" // unix nanos of the command record, for view latency
-	// HeaderMigrateHistory marks an empty command record that asks the processor to copy a
-	// previous-layout state's history to the history topic (sent at start for each such key,
-	// so that the key's owner does it; a repeat is a no-op).
-	HeaderMigrateHistory = "crm-migrate-history"
-	HeaderDLQException   = "__streams.errors.exception"
-	HeaderDLQMessage     = "__streams.errors.message"
-	HeaderDLQTopic       = "__streams.errors.topic"
-	HeaderDLQPartition   = "__streams.errors.partition"
-	HeaderDLQOffset      = "__streams.errors.offset"
 )
 
 // OpportunityConfig configures the opportunity processor's callback.
@@ -105,7 +88,7 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 		h.cfg.Metrics.Forwarded.Inc()
 		return
 	}
-	if _, ok := ctx.Headers()[HeaderMigrateHistory]; ok && len(raw) == 0 {
+	if _, ok := ctx.Headers()[topics.HeaderMigrateHistory]; ok && len(raw) == 0 {
 		h.migrate(ctx)
 		return
 	}
@@ -134,53 +117,54 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 		h.reemit(ctx, st, offset, migrated)
 		return
 	}
-	now := DecisionTime(cmd, ctx.Timestamp(), &agg.State)
-	dec, err := h.decide(ctx, agg, cmd, key, now)
-	agg.Position = offset
-	if err != nil {
-		h.refuse(ctx, st, cmd, err, now, offset)
+	pos := step.Position{Source: strconv.Itoa(int(ctx.Partition())), Offset: offset}
+	res := step.Apply(*agg, cmd, ctx.Timestamp(), pos, h.env(ctx, key))
+	*agg = res.Aggregate
+	if res.Rejected != nil {
+		if res.Internal != nil {
+			h.cfg.Logger.Error("decide failed", "opportunityId", cmd.OpportunityID, "commandId", cmd.CommandID, "err", res.Internal)
+		}
+		h.cfg.Metrics.Refused.WithLabelValues(string(cmd.Type), res.Rejected.Code).Inc()
+		h.store(ctx, st)
+		h.emitRejected(ctx, key, *res.Rejected)
 		h.cfg.Metrics.Latency.WithLabelValues(string(cmd.Type)).Observe(time.Since(start).Seconds())
 		return
 	}
-	if dec.Duplicate {
+	if res.Duplicate {
 		h.cfg.Metrics.Duplicates.WithLabelValues(string(cmd.Type)).Inc()
 	} else {
 		h.cfg.Metrics.Processed.WithLabelValues(string(cmd.Type)).Inc()
 	}
-	for i := range dec.Events {
-		dec.Events[i].Position = offset
-	}
-	var prev *domain.Opportunity
-	if agg.State.Version > 0 {
-		p := agg.State
-		prev = &p
-	}
-	deltas, err := h.stampDeltas(ctx, analytics.Deltas(prev, dec.Next, dec.Events, h.lookupPipelines(ctx)))
+	deltas, err := encodeDeltas(res.Deltas)
 	if err != nil {
 		ctx.Fail(err)
 		return
 	}
-	agg.State = dec.Next
-	if len(dec.Events) > 0 {
+	if len(res.Events) > 0 {
 		agg.RecentDeltas = append(agg.RecentDeltas, deltas.records...)
 	}
-	agg.Events = append(agg.Events, dec.Events...)
-	var won []domain.ClosedWon
-	for _, e := range dec.Events {
-		if e.Type == domain.EvtClosedWon {
-			won = append(won, closedWonRecord(e, dec.Next))
-		}
-	}
-	agg.Won = keepLast(append(agg.Won, won...), MaxStoredWon)
 	h.store(ctx, st)
-	for _, e := range dec.Events {
+	for _, e := range res.Events {
 		h.emitEvent(ctx, key, e)
 	}
-	for _, w := range won {
+	for _, w := range res.Won {
 		h.emitClosedWon(ctx, key, w)
 	}
 	h.emitDeltas(ctx, deltas)
 	h.cfg.Metrics.Latency.WithLabelValues(string(cmd.Type)).Observe(time.Since(start).Seconds())
+}
+
+// env is what step.Apply may look up for key: the pipelines and Customer 360 accounts tables.
+func (h *opportunityHandler) env(ctx goka.Context, key string) step.Env {
+	return step.Env{
+		Key: key, Pipelines: h.lookupPipelines(ctx), CheckPipeline: h.pipelines.check,
+		Account: func(id string) *domain.Account {
+			if a, ok := ctx.Lookup(goka.Table(topics.Accounts), id).(*domain.Account); ok && a != nil {
+				return a
+			}
+			return nil
+		},
+	}
 }
 
 // copyHistory moves a previous-layout state's history (the whole of it in the state) to the
@@ -207,7 +191,7 @@ func (h *opportunityHandler) copyHistory(ctx goka.Context, st *stored) (bool, er
 	return true, nil
 }
 
-// migrate handles a HeaderMigrateHistory record: the state, if it has the previous layout,
+// migrate handles a topics.HeaderMigrateHistory record: the state, if it has the previous layout,
 // gets its history copied out and is stored in the new layout. The input position is left
 // alone (the record changes nothing a command could see).
 func (h *opportunityHandler) migrate(ctx goka.Context) {
@@ -226,44 +210,6 @@ func (h *opportunityHandler) migrate(ctx goka.Context) {
 	}
 }
 
-// DecisionTime is the "now" a command is decided at: its issuedAt (event time, as Kafka
-// Streams uses record timestamps), or the record's timestamp when the command carries none,
-// never earlier than the opportunity's last change. It depends only on the record and the
-// state, never on the processing clock, so a command decided again after a crash (its state
-// write lost, its event already published) yields byte-identical events, and an oracle can
-// replay the command log to the same states.
-func DecisionTime(cmd domain.Command, recordTime time.Time, cur *domain.Opportunity) time.Time {
-	now := cmd.IssuedAt
-	if now.IsZero() {
-		now = recordTime
-	}
-	now = now.UTC().Truncate(time.Microsecond) // the precision Avro keeps
-	if cur != nil && cur.Version > 0 && now.Before(cur.UpdatedAt) {
-		now = cur.UpdatedAt
-	}
-	return now
-}
-
-// decide gathers what the domain needs (pipelines, the account snapshot) and asks it.
-func (h *opportunityHandler) decide(ctx goka.Context, agg *domain.Aggregate, cmd domain.Command, key string, now time.Time) (domain.Decision, error) {
-	if cmd.OpportunityID != key {
-		return domain.Decision{}, &domain.Rejection{Code: domain.CodeInvalid,
-			Message: fmt.Sprintf("opportunityId %q differs from the record key %q", cmd.OpportunityID, key),
-			Fields:  []domain.FieldError{{Field: "opportunityId", Message: "must equal the record key"}}}
-	}
-	var cur *domain.Opportunity
-	if agg.State.Version > 0 {
-		cur = &agg.State
-	}
-	dc := domain.DecideContext{Now: now, Pipelines: h.lookupPipelines(ctx), CheckPipeline: h.pipelines.check}
-	if accountID := accountOf(cur, cmd); accountID != "" {
-		if a, ok := ctx.Lookup(goka.Table(topics.Accounts), accountID).(*domain.Account); ok && a != nil {
-			dc.Account = a
-		}
-	}
-	return domain.Decide(cur, cmd, dc)
-}
-
 // lookupPipelines looks pipeline configurations up in the pipelines table.
 func (h *opportunityHandler) lookupPipelines(ctx goka.Context) func(id string) (*domain.Pipeline, bool) {
 	return func(id string) (*domain.Pipeline, bool) {
@@ -272,44 +218,6 @@ func (h *opportunityHandler) lookupPipelines(ctx goka.Context) func(id string) (
 		}
 		return nil, false
 	}
-}
-
-// accountOf is the account a command leaves the opportunity with, whose Customer 360 snapshot
-// is refreshed onto the state.
-func accountOf(cur *domain.Opportunity, cmd domain.Command) string {
-	switch {
-	case cmd.Create != nil:
-		return cmd.Create.AccountID
-	case cmd.Update != nil && cmd.Update.AccountID != nil:
-		return *cmd.Update.AccountID
-	case cur != nil:
-		return cur.AccountID
-	}
-	return ""
-}
-
-// refuse records and publishes a refusal. The state keeps it (with the input position), so a
-// redelivery re-publishes it and a waiting HTTP caller can read the outcome from the view.
-func (h *opportunityHandler) refuse(ctx goka.Context, st *stored, cmd domain.Command, err error, now time.Time, offset int64) {
-	agg := st.agg
-	rej := domain.RejectedCommand{
-		CommandID: cmd.CommandID, OpportunityID: cmd.OpportunityID, CommandType: cmd.Type,
-		Actor: cmd.Actor, At: now, Position: offset,
-	}
-	if r, ok := domain.AsRejection(err); ok {
-		rej.Code, rej.Message, rej.Fields = string(r.Code), r.Message, boundFields(r.Fields)
-	} else {
-		rej.Code, rej.Message = "internal", err.Error()
-		h.cfg.Logger.Error("decide failed", "opportunityId", cmd.OpportunityID, "commandId", cmd.CommandID, "err", err)
-	}
-	// A refusal may quote the bad input; the input can be as large as the topic allows, and
-	// the state keeps the last refusals, so their texts are bounded like the domain's.
-	rej.Message = boundText(rej.Message)
-	rej.CommandID, rej.Actor = boundText(rej.CommandID), boundText(rej.Actor)
-	h.cfg.Metrics.Refused.WithLabelValues(string(cmd.Type), rej.Code).Inc()
-	agg.Rejections = keepLast(append(agg.Rejections, rej), MaxStoredRejections)
-	h.store(ctx, st)
-	h.emitRejected(ctx, ctx.Key(), rej)
 }
 
 // reemit handles a record at or below the last applied position: its effect is already in the
@@ -424,23 +332,20 @@ func (h *opportunityHandler) replayDeltas(ctx goka.Context, agg *domain.Aggregat
 	return deltas
 }
 
-// stampDeltas stamps a record's deltas with the record's position (commands partition and
-// offset), which the aggregator's guard uses to apply each exactly once: a re-emission of the
-// same record carries the same position. It returns them encoded, as the state keeps them for
-// re-emission.
-func (h *opportunityHandler) stampDeltas(ctx goka.Context, deltas []analytics.Delta) (stampedDeltas, error) {
+// encodeDeltas encodes a record's deltas (stamped by step.Apply with the record's position,
+// which the aggregator's guard uses to apply each exactly once: a re-emission of the same
+// record carries the same position), as the state keeps them for re-emission.
+func encodeDeltas(deltas []analytics.Delta) (stampedDeltas, error) {
 	if len(deltas) == 0 {
 		return stampedDeltas{}, nil
 	}
-	source, position := strconv.Itoa(int(ctx.Partition())), ctx.Offset()
 	out := stampedDeltas{buckets: make([]string, len(deltas)), records: make([]domain.StoredDelta, len(deltas))}
 	for i, d := range deltas {
-		d.Source, d.Position = source, position
 		b, err := codecs.EncodeDelta(d)
 		if err != nil {
 			return stampedDeltas{}, fmt.Errorf("encode delta for %s: %w", d.Bucket, err)
 		}
-		out.buckets[i], out.records[i] = d.Bucket, domain.StoredDelta{Position: position, Record: b}
+		out.buckets[i], out.records[i] = d.Bucket, domain.StoredDelta{Position: d.Position, Record: b}
 	}
 	return out, nil
 }
@@ -493,7 +398,7 @@ func (h *opportunityHandler) store(ctx goka.Context, st *stored) {
 		}
 		if len(b) <= topics.MaxMessageBytes || st.hist.Len()+len(agg.Events) == 0 {
 			ctx.SetValue(b, goka.WithCtxEmitHeaders(goka.Headers{
-				HeaderCommandTime: []byte(strconv.FormatInt(ctx.Timestamp().UnixNano(), 10)),
+				topics.HeaderCommandTime: []byte(strconv.FormatInt(ctx.Timestamp().UnixNano(), 10)),
 			}))
 			return
 		}
@@ -583,24 +488,16 @@ func (h *opportunityHandler) toDLQ(ctx goka.Context, raw []byte, cause error) {
 	case errors.Is(cause, codecs.ErrUnknownSchema):
 		reason = "unknown_schema"
 	}
-	hdr[HeaderDLQException] = []byte(fmt.Sprintf("%T", errors.Unwrap(cause)))
-	hdr[HeaderDLQMessage] = []byte(cause.Error())
-	hdr[HeaderDLQTopic] = []byte(string(ctx.Topic()))
-	hdr[HeaderDLQPartition] = []byte(strconv.Itoa(int(ctx.Partition())))
-	hdr[HeaderDLQOffset] = []byte(strconv.FormatInt(ctx.Offset(), 10))
+	hdr[topics.HeaderDLQException] = []byte(fmt.Sprintf("%T", errors.Unwrap(cause)))
+	hdr[topics.HeaderDLQMessage] = []byte(cause.Error())
+	hdr[topics.HeaderDLQTopic] = []byte(string(ctx.Topic()))
+	hdr[topics.HeaderDLQPartition] = []byte(strconv.Itoa(int(ctx.Partition())))
+	hdr[topics.HeaderDLQOffset] = []byte(strconv.FormatInt(ctx.Offset(), 10))
 	key, raw, hdr := fitDLQ(ctx.Key(), raw, hdr)
 	ctx.Emit(goka.Stream(topics.DLQ), key, raw, goka.WithCtxEmitHeaders(hdr))
 	h.cfg.Metrics.DLQ.WithLabelValues(reason).Inc()
 	h.cfg.Logger.Warn("command record sent to DLQ", "partition", ctx.Partition(), "offset", ctx.Offset(), "reason", reason, "err", cause)
 }
-
-// Headers the DLQ adds when it had to shorten a record to produce it.
-const (
-	HeaderDLQTruncated      = "crm-dlq-truncated"       // the value was cut to fit
-	HeaderDLQKeyTruncated   = "crm-dlq-key-truncated"   // the key was cut to fit
-	HeaderDLQHeadersDropped = "crm-dlq-headers-dropped" // the input's own headers were left out
-	HeaderDLQOriginalBytes  = "crm-dlq-original-bytes"  // the value's size before it was cut
-)
 
 // maxDLQKey is the longest key a DLQ record keeps; longer keys are cut.
 const maxDLQKey = 4096
@@ -612,78 +509,29 @@ const maxDLQKey = 4096
 func fitDLQ(key string, raw []byte, hdr goka.Headers) (string, []byte, goka.Headers) {
 	if len(key) > maxDLQKey {
 		key = key[:maxDLQKey]
-		hdr[HeaderDLQKeyTruncated] = []byte("true")
+		hdr[topics.HeaderDLQKeyTruncated] = []byte("true")
 	}
 	if topics.RecordSize(key, nil, hdr)+64 > topics.MaxMessageBytes {
-		own := goka.Headers{HeaderDLQHeadersDropped: []byte("true")}
-		for _, k := range []string{HeaderDLQException, HeaderDLQMessage, HeaderDLQTopic, HeaderDLQPartition,
-			HeaderDLQOffset, HeaderDLQKeyTruncated} {
+		own := goka.Headers{topics.HeaderDLQHeadersDropped: []byte("true")}
+		for _, k := range []string{topics.HeaderDLQException, topics.HeaderDLQMessage, topics.HeaderDLQTopic, topics.HeaderDLQPartition,
+			topics.HeaderDLQOffset, topics.HeaderDLQKeyTruncated} {
 			if v, ok := hdr[k]; ok {
 				own[k] = v
 			}
 		}
-		if m := own[HeaderDLQMessage]; len(m) > 4096 {
-			own[HeaderDLQMessage] = m[:4096]
+		if m := own[topics.HeaderDLQMessage]; len(m) > 4096 {
+			own[topics.HeaderDLQMessage] = m[:4096]
 		}
 		hdr = own
 	}
 	// Room for the two headers a cut adds, with their values.
-	room := topics.MaxMessageBytes - topics.RecordSize(key, nil, hdr) - 2*(len(HeaderDLQTruncated)+len(HeaderDLQOriginalBytes)+10+20)
+	room := topics.MaxMessageBytes - topics.RecordSize(key, nil, hdr) - 2*(len(topics.HeaderDLQTruncated)+len(topics.HeaderDLQOriginalBytes)+10+20)
 	if len(raw) > room {
-		hdr[HeaderDLQOriginalBytes] = []byte(strconv.Itoa(len(raw)))
-		hdr[HeaderDLQTruncated] = []byte("true")
+		hdr[topics.HeaderDLQOriginalBytes] = []byte(strconv.Itoa(len(raw)))
+		hdr[topics.HeaderDLQTruncated] = []byte("true")
 		raw = raw[:max(room, 0)]
 	}
 	return key, raw, hdr
-}
-
-// closedWonRecord is the hand-off to Sales for a win, from the state right after it.
-func closedWonRecord(e domain.Event, o domain.Opportunity) domain.ClosedWon {
-	w := domain.ClosedWon{
-		EventID: e.EventID, OpportunityID: o.ID, Version: e.Version, Name: o.Name,
-		AccountID: o.AccountID, Account: o.Account, OwnerID: o.OwnerID, PipelineID: o.PipelineID,
-		Amount: o.Amount, Currency: o.Currency, CloseDate: o.CloseDate, Actor: e.Actor, CommandID: e.CommandID,
-	}
-	if o.ClosedAt != nil {
-		w.ClosedAt = *o.ClosedAt
-	} else {
-		w.ClosedAt = e.At
-	}
-	return w
-}
-
-// maxRejectionFields bounds the field errors one stored refusal keeps.
-const maxRejectionFields = 64
-
-// boundText cuts s to domain.MaxTextLen bytes on a rune boundary, marking the cut.
-func boundText(s string) string {
-	if len(s) <= domain.MaxTextLen {
-		return s
-	}
-	cut := domain.MaxTextLen - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-// boundFields bounds the count and the texts of a refusal's field errors.
-func boundFields(fs []domain.FieldError) []domain.FieldError {
-	if len(fs) > maxRejectionFields {
-		fs = fs[:maxRejectionFields]
-	}
-	out := make([]domain.FieldError, len(fs))
-	for i, f := range fs {
-		out[i] = domain.FieldError{Field: boundText(f.Field), Message: boundText(f.Message)}
-	}
-	return out
-}
-
-func keepLast[T any](s []T, n int) []T {
-	if len(s) <= n {
-		return s
-	}
-	return append([]T(nil), s[len(s)-n:]...)
 }
 
 // aggregateCodec is the group table codec. Encode passes pre-encoded bytes through, because

@@ -2,10 +2,10 @@ package query
 
 import (
 	"context"
-	"errors"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/views"
 )
 
 // Backend is what the HTTP layer needs from the stream side.
@@ -30,29 +30,6 @@ type Backend interface {
 	Await(ctx context.Context, cmd domain.Command) (Outcome, error) // blocks until the processor applied or refused cmd, or ctx ends (then ctx.Err())
 }
 
-// Outcome is what became of a command the processor has handled: exactly one of the two
-// fields is set. It exists so that Await can report a business refusal as data rather than as
-// an error, which keeps transport failures and rule refusals apart.
-type Outcome struct {
-	Aggregate *domain.Aggregate       // set when applied (also for a duplicate command id: the current state)
-	Rejected  *domain.RejectedCommand // set when refused
-}
-
-// ListFilter selects opportunities for GET /opportunities. The HTTP layer has already
-// validated every field, so a backend can trust Status, the dates and Limit.
-type ListFilter struct {
-	PipelineID, OwnerID, AccountID, StageID string
-	Status                                  domain.Status // "" = any
-	CloseFrom, CloseTo                      *domain.Date  // inclusive
-	Limit                                   int           // 1..500, default 50
-	Cursor                                  string        // opaque; the backend produces and parses it
-}
-
-// ErrInvalidCursor is what a Backend wraps when ListFilter.Cursor cannot be parsed. The cursor
-// is opaque to the HTTP layer, so only the backend can tell that it is bad; wrapping this
-// sentinel lets the handler answer 400 naming "cursor" instead of a 500.
-var ErrInvalidCursor = errors.New("invalid list cursor")
-
 // Analytics is what the analytics endpoints (GET /forecast, /forecast/rolling and
 // /analytics/...) need from the stream side: the aggregates of package analytics answered over
 // the backend's read model and FX table, plus the clock and reporting currency that the HTTP
@@ -71,6 +48,19 @@ type Analytics interface {
 	Stale(pipelineID, ownerID string) ([]analytics.StaleDeal, error) // "" = all; most stale first
 }
 
-// ErrUnknownPipeline is what an Analytics backend wraps when a query names a pipeline it does
-// not know (Funnel needs the pipeline's stage order), so the handler can answer 404.
-var ErrUnknownPipeline = errors.New("unknown pipeline")
+// The types and errors the backend and the handlers share are the views' own: query depends
+// on views, never the reverse (views.Service is the Backend's read side).
+type (
+	// Outcome is views.Outcome.
+	Outcome = views.Outcome
+	// ListFilter is views.ListFilter.
+	ListFilter = views.ListFilter
+)
+
+// Errors a Backend wraps, so that handlers can answer 400 and 404 instead of 500.
+var (
+	ErrInvalidCursor   = views.ErrInvalidCursor
+	ErrUnknownPipeline = views.ErrUnknownPipeline
+)
+
+var _ Backend = (*views.Service)(nil)

@@ -6,7 +6,6 @@ import (
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/domain"
-	"github.com/crm-pipeline/crm-pipeline/query"
 )
 
 // Today is the clock's UTC date, for default periods and rolling horizons.
@@ -61,7 +60,7 @@ func (s *Service) Funnel(q analytics.FunnelQuery) (analytics.FunnelResult, error
 		return analytics.FunnelResult{}, err
 	}
 	if p == nil {
-		return analytics.FunnelResult{}, fmt.Errorf("pipeline %q: %w", q.PipelineID, query.ErrUnknownPipeline)
+		return analytics.FunnelResult{}, fmt.Errorf("pipeline %q: %w", q.PipelineID, ErrUnknownPipeline)
 	}
 	return s.store.Funnel(q, *p)
 }
@@ -90,7 +89,7 @@ func (s *Service) Stale(pipelineID, ownerID string) ([]analytics.StaleDeal, erro
 	var opps []domain.Opportunity
 	cursor := ""
 	for {
-		page, next, err := s.ListOpportunities(query.ListFilter{
+		page, next, err := s.ListOpportunities(ListFilter{
 			PipelineID: pipelineID, OwnerID: ownerID, Status: domain.StatusOpen, Limit: 500, Cursor: cursor,
 		})
 		if err != nil {

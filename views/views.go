@@ -26,8 +26,6 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
-	"github.com/crm-pipeline/crm-pipeline/processors"
-	"github.com/crm-pipeline/crm-pipeline/query"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
@@ -69,8 +67,6 @@ type Service struct {
 	viewLatency prometheus.Histogram
 	updates     prometheus.Counter
 }
-
-var _ query.Backend = (*Service)(nil)
 
 // New connects the views and emitters (goka connects in the constructors, so the topics must
 // exist: provision them first).
@@ -170,7 +166,7 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 		return err
 	}
 	s.updates.Inc()
-	if ts, err := strconv.ParseInt(string(ctx.Headers()[processors.HeaderCommandTime]), 10, 64); err == nil && ts > 0 {
+	if ts, err := strconv.ParseInt(string(ctx.Headers()[topics.HeaderCommandTime]), 10, 64); err == nil && ts > 0 {
 		s.viewLatency.Observe(time.Since(time.Unix(0, ts)).Seconds())
 	}
 	s.notify(key, value)
@@ -203,7 +199,7 @@ func (s *Service) Recovered() bool {
 	return recovered
 }
 
-// StorageDegraded implements query.Backend.
+// StorageDegraded names what the local disk refuses while stores wait for it, "" otherwise.
 func (s *Service) StorageDegraded() string {
 	if s.cfg.StorageDegraded == nil {
 		return ""
@@ -369,7 +365,7 @@ func decodeValue(raw []byte, decode func([]byte) (domain.Aggregate, error)) (*do
 }
 
 // ListOpportunities scans the view in key order from the cursor and returns the matching page.
-func (s *Service) ListOpportunities(f query.ListFilter) ([]domain.Opportunity, string, error) {
+func (s *Service) ListOpportunities(f ListFilter) ([]domain.Opportunity, string, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 50
@@ -413,7 +409,7 @@ func (s *Service) ListOpportunities(f query.ListFilter) ([]domain.Opportunity, s
 	return items, "", nil
 }
 
-func matches(o domain.Opportunity, f query.ListFilter) bool {
+func matches(o domain.Opportunity, f ListFilter) bool {
 	switch {
 	case f.PipelineID != "" && o.PipelineID != f.PipelineID,
 		f.OwnerID != "" && o.OwnerID != f.OwnerID,
@@ -532,7 +528,7 @@ func (s *Service) Send(ctx context.Context, cmd domain.Command) error {
 // command id may have been refused before and accepted now). It reads the view once; after
 // that each update of the key hands the waiter the value just stored, so a wake-up costs a
 // decode, not another pebble read.
-func (s *Service) Await(ctx context.Context, cmd domain.Command) (query.Outcome, error) {
+func (s *Service) Await(ctx context.Context, cmd domain.Command) (Outcome, error) {
 	minPos := int64(-1)
 	if off, ok := s.sent.take(cmd.CommandID); ok {
 		minPos = off
@@ -542,23 +538,23 @@ func (s *Service) Await(ctx context.Context, cmd domain.Command) (query.Outcome,
 	agg, err := s.getAggregate(cmd.OpportunityID, codecs.DecodeAggregateState)
 	for {
 		if err != nil {
-			return query.Outcome{}, fmt.Errorf("await %s: %w", cmd.CommandID, err)
+			return Outcome{}, fmt.Errorf("await %s: %w", cmd.CommandID, err)
 		}
 		if agg != nil {
 			if agg.State.Version > 0 && agg.State.ContainsCommand(cmd.CommandID) {
-				return query.Outcome{Aggregate: agg}, nil
+				return Outcome{Aggregate: agg}, nil
 			}
 			for i := len(agg.Rejections) - 1; i >= 0; i-- {
 				r := agg.Rejections[i]
 				if r.CommandID == cmd.CommandID && r.Position >= minPos {
-					return query.Outcome{Rejected: &r}, nil
+					return Outcome{Rejected: &r}, nil
 				}
 			}
 		}
 		select {
 		case <-w.ch:
 		case <-ctx.Done():
-			return query.Outcome{}, ctx.Err()
+			return Outcome{}, ctx.Err()
 		}
 		if raw, ok := w.take(); ok {
 			agg, err = decodeValue(raw, codecs.DecodeAggregateState)
@@ -690,7 +686,7 @@ func (s *sentOffsets) take(id string) (int64, bool) {
 
 // MigrateHistory asks the opportunity processor to move the history of every state still in
 // the previous layout (its whole history inside the table record) to the history topic: one
-// empty command record with processors.HeaderMigrateHistory per such key, so that the key's
+// empty command record with topics.HeaderMigrateHistory per such key, so that the key's
 // owner does the copy in order with its commands, whichever instance that is. It returns how
 // many it asked for. A repeat (another instance, another start before the processor got to
 // it) is a no-op for the processor, so this needs no coordination.
@@ -718,7 +714,7 @@ func (s *Service) MigrateHistory(ctx context.Context) (int, error) {
 		if agg.HistoryOnTopic || agg.State.Version == 0 {
 			continue
 		}
-		p, err := s.commands.EmitWithHeaders(it.Key(), nil, goka.Headers{processors.HeaderMigrateHistory: []byte("1")})
+		p, err := s.commands.EmitWithHeaders(it.Key(), nil, goka.Headers{topics.HeaderMigrateHistory: []byte("1")})
 		if err != nil {
 			return len(promises), fmt.Errorf("ask migration of %s: %w", it.Key(), err)
 		}

@@ -37,6 +37,7 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/state"
+	"github.com/crm-pipeline/crm-pipeline/step"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
@@ -1081,14 +1082,14 @@ type fixturePart struct {
 // run simulates opportunities w, w+step, ... below n: a create and up to four further
 // commands each, decided by the domain at times within the past year, and sends the final
 // aggregates to the opportunity table.
-func (fp *fixturePart) run(ctx context.Context, l *loader, n, w, step int, r *rand.Rand, now time.Time) error {
-	dc := domain.DecideContext{Pipelines: benchPipelines}
+func (fp *fixturePart) run(ctx context.Context, l *loader, n, w, stride int, r *rand.Rand, now time.Time) error {
 	keepEvery := max(1, n/fixtureKeepIDs)
-	for i := w; i < n; i += step {
+	for i := w; i < n; i += stride {
 		id := fmt.Sprintf("opp-%07d", i)
 		at := now.Add(-time.Duration(r.Int64N(int64(365 * 24 * time.Hour))))
 		var cur *domain.Opportunity
-		var events []domain.Event
+		agg := domain.Aggregate{Position: -1, HistoryOnTopic: true}
+		env := step.Env{Key: id, Pipelines: benchPipelines}
 		more := r.IntN(5)
 		for k := 0; k <= more; k++ {
 			var cmd domain.Command
@@ -1102,15 +1103,13 @@ func (fp *fixturePart) run(ctx context.Context, l *loader, n, w, step int, r *ra
 				}
 				cmd, _ = benchNext(r, id, cmdID, cur.Status, cur.StageID, at, now)
 			}
-			dc.Now = at
-			d, err := domain.Decide(cur, cmd, dc)
-			if err != nil {
-				return fmt.Errorf("fixture %s: %w", cmdID, err)
+			// The processor's own step, at the record's time; position -1 and no source: the
+			// fixture's deltas go straight into the buckets, unguarded.
+			res := step.Apply(agg, cmd, at, step.Position{Offset: -1}, env)
+			if res.Rejected != nil {
+				return fmt.Errorf("fixture %s: %s: %s", cmdID, res.Rejected.Code, res.Rejected.Message)
 			}
-			for j := range d.Events {
-				d.Events[j].Position = -1
-			}
-			for _, dl := range analytics.Deltas(cur, d.Next, d.Events, benchPipelines) {
+			for _, dl := range res.Deltas {
 				bk := fp.buckets[dl.Bucket]
 				if bk == nil {
 					bk = &analytics.Bucket{}
@@ -1118,10 +1117,11 @@ func (fp *fixturePart) run(ctx context.Context, l *loader, n, w, step int, r *ra
 				}
 				bk.Apply(dl)
 			}
-			events = append(events, d.Events...)
-			next := d.Next
+			agg = res.Aggregate
+			next := agg.State
 			cur = &next
 		}
+		events := agg.Events // the fixture's table holds states and events, not re-emission rings
 		for _, e := range events {
 			b, err := codecs.EncodeEvent(e)
 			if err != nil {
@@ -1143,7 +1143,7 @@ func (fp *fixturePart) run(ctx context.Context, l *loader, n, w, step int, r *ra
 			fp.ids = append(fp.ids, id)
 		}
 		if cur.Status == domain.StatusOpen {
-			if p := topics.PartitionOf(id, benchPartitions); len(fp.open[p]) < fixtureKeepIDs/benchPartitions/step {
+			if p := topics.PartitionOf(id, benchPartitions); len(fp.open[p]) < fixtureKeepIDs/benchPartitions/stride {
 				fp.open[p] = append(fp.open[p], id)
 			}
 		}

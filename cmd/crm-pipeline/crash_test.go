@@ -20,7 +20,7 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
-	"github.com/crm-pipeline/crm-pipeline/processors"
+	"github.com/crm-pipeline/crm-pipeline/step"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
@@ -309,30 +309,33 @@ func replayCommandLog(t *testing.T, broker string) (map[string]domain.Opportunit
 		}
 		return nil, false
 	}
-	states := map[string]domain.Opportunity{}
+	aggs := map[string]domain.Aggregate{}
 	aggregates := analytics.NewOracle()
 	for _, m := range msgs {
 		cmd, err := codecs.DecodeCommand(m.Value)
 		if err != nil || cmd.OpportunityID != string(m.Key) {
 			continue
 		}
-		cur, ok := states[cmd.OpportunityID]
+		agg, ok := aggs[cmd.OpportunityID]
+		if !ok {
+			agg = domain.Aggregate{Position: -1}
+		}
 		var curp *domain.Opportunity
-		if ok && cur.Version > 0 {
+		if agg.State.Version > 0 {
+			cur := agg.State
 			curp = &cur
 		}
-		now := processors.DecisionTime(cmd, m.Timestamp, curp)
-		dec, err := domain.Decide(curp, cmd, domain.DecideContext{Now: now, Pipelines: pipelines})
-		if err != nil {
-			if !ok {
-				states[cmd.OpportunityID] = domain.Opportunity{}
-			}
-			continue
+		// The processor's own step (step.Apply), replayed over the log.
+		res := step.Apply(agg, cmd, m.Timestamp, step.Position{Source: strconv.Itoa(int(m.Partition)), Offset: m.Offset},
+			step.Env{Key: string(m.Key), Pipelines: pipelines})
+		aggs[cmd.OpportunityID] = res.Aggregate
+		if res.Rejected == nil && !res.Duplicate {
+			aggregates.Observe(curp, res.Aggregate.State, res.Events)
 		}
-		if !dec.Duplicate {
-			aggregates.Observe(curp, dec.Next, dec.Events)
-		}
-		states[cmd.OpportunityID] = dec.Next
+	}
+	states := map[string]domain.Opportunity{}
+	for id, a := range aggs {
+		states[id] = a.State
 	}
 	if err := aggregates.Err(); err != nil {
 		t.Fatalf("analytics oracle: %v", err)

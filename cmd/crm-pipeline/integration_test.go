@@ -14,7 +14,6 @@ import (
 
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
-	"github.com/crm-pipeline/crm-pipeline/processors"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
@@ -322,8 +321,8 @@ func TestKafkaCommandsDLQAndForwarding(t *testing.T) {
 		hdr[string(h.Key)] = string(h.Value)
 	}
 	want := topics.PartitionOf("kafka-1", 4)
-	if hdr[processors.HeaderDLQTopic] != topics.Commands || hdr[processors.HeaderDLQPartition] != fmt.Sprint(want) ||
-		hdr[processors.HeaderDLQOffset] != "1" || hdr[processors.HeaderDLQMessage] == "" || hdr["origin"] != "test" {
+	if hdr[topics.HeaderDLQTopic] != topics.Commands || hdr[topics.HeaderDLQPartition] != fmt.Sprint(want) ||
+		hdr[topics.HeaderDLQOffset] != "1" || hdr[topics.HeaderDLQMessage] == "" || hdr["origin"] != "test" {
 		t.Fatalf("DLQ headers: %v", hdr)
 	}
 

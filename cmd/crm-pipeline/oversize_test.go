@@ -12,7 +12,6 @@ import (
 
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
-	"github.com/crm-pipeline/crm-pipeline/processors"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
@@ -117,12 +116,12 @@ func TestOversizeRecordsNeverStopAPartition(t *testing.T) {
 		for _, h := range m.Headers {
 			hdr[string(h.Key)] = string(h.Value)
 		}
-		if hdr[processors.HeaderDLQMessage] == "" || hdr[processors.HeaderDLQOffset] == "" {
+		if hdr[topics.HeaderDLQMessage] == "" || hdr[topics.HeaderDLQOffset] == "" {
 			t.Fatalf("DLQ record of %s without its cause: %v", m.Key, hdr)
 		}
-		if strings.Contains(hdr[processors.HeaderDLQMessage], "too large to produce") {
+		if strings.Contains(hdr[topics.HeaderDLQMessage], "too large to produce") {
 			tooLarge++
-			if hdr[processors.HeaderDLQTruncated] != "true" || hdr[processors.HeaderDLQOriginalBytes] == "" {
+			if hdr[topics.HeaderDLQTruncated] != "true" || hdr[topics.HeaderDLQOriginalBytes] == "" {
 				t.Fatalf("unforwardable record %s not marked truncated: %v", m.Key, hdr)
 			}
 		}

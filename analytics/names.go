@@ -49,7 +49,8 @@ const (
 	numCats
 )
 
-// catNames are the JSON and value-name spellings of the forecast categories.
+// catNames are the spellings of the forecast categories in value names and as the group keys
+// of groupBy category (the same spellings query gives the figures on the wire).
 var catNames = [numCats]string{"open", "pipeline", "bestCase", "commit", "closedWon", "closedLost"}
 
 // catCountNames are the constant count names "<cat>/count".

@@ -17,8 +17,9 @@ import (
 // each opportunity and the full event history, and answers each query by recomputing it from
 // them directly, with no buckets, no deltas and its own arithmetic (big.Rat conversion and
 // rounding, its own calendar keys, its own funnel classification). Tests (this package's
-// property test and the service's end-to-end test) compare the Store's answers with it,
-// marshalled to JSON, so every figure must agree to the minor unit.
+// property test and the service's end-to-end test) compare the Store's answers with it as
+// JSON (the service's test renders the Oracle's answers with query.MarshalAnalytics, as the
+// HTTP layer does), so every figure must agree to the minor unit.
 //
 // Feed it either with Observe (what the opportunity processor sees per command) or with
 // ObserveEvent (the events topic alone: states are rebuilt with domain.Apply). Duplicated

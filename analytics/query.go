@@ -4,6 +4,10 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
+// The result types below are plain Go values: their wire names (the JSON of API.md) live in
+// package query, which converts them, so that a field renamed here for the code's sake cannot
+// change the HTTP answers, and the aggregation does not depend on a transport.
+
 // GroupBy values of the forecast and win/loss queries (API.md). "" means GroupNone.
 const (
 	GroupNone     = "none"
@@ -28,9 +32,9 @@ type ForecastQuery struct {
 // Measure is API.md's M: a count and two money figures in the result currency. Weighted is
 // the sum over deals of amount × probability / 100, each deal rounded half up first.
 type Measure struct {
-	Count    int64  `json:"count"`
-	Amount   string `json:"amount"`
-	Weighted string `json:"weighted"`
+	Count    int64
+	Amount   string
+	Weighted string
 }
 
 // ForecastFigures are the exclusive categories and the two cumulative rollups. An open deal
@@ -39,37 +43,35 @@ type Measure struct {
 // of the figures shown beside them (CommitForecast = Commit + ClosedWon, BestCaseForecast =
 // BestCase + Commit + ClosedWon, field by field), so a reader can always add them up.
 type ForecastFigures struct {
-	Open             Measure `json:"open"`
-	Pipeline         Measure `json:"pipeline"`
-	BestCase         Measure `json:"bestCase"`
-	Commit           Measure `json:"commit"`
-	ClosedWon        Measure `json:"closedWon"`
-	ClosedLost       Measure `json:"closedLost"`
-	CommitForecast   Measure `json:"commitForecast"`
-	BestCaseForecast Measure `json:"bestCaseForecast"`
+	Open             Measure
+	Pipeline         Measure
+	BestCase         Measure
+	Commit           Measure
+	ClosedWon        Measure
+	ClosedLost       Measure
+	CommitForecast   Measure
+	BestCaseForecast Measure
 }
 
 // ForecastGroup is one group of a grouped forecast.
 type ForecastGroup struct {
-	Key string `json:"key"`
+	Key string
 	ForecastFigures
 }
 
-// ForecastResult is the body of GET /forecast:
-//
-//	{"currency","from","to","groups":[{"key", <ForecastFigures>}],"total":{<ForecastFigures>}}
-//
-// Groups are sorted by key and hold only keys with at least one deal ([] for groupBy none).
-// Money converts per API.md: within each group (and the total), each category's sum per
-// currency is converted once and rounded half up; the figure is the sum of those. The total is
-// computed the same way from all selected deals, so it does not depend on groupBy (it may
-// differ from the sum of the groups by the rounding of the conversions).
+// ForecastResult is the answer to a ForecastQuery, what GET /forecast and /forecast/rolling
+// send (query renders it). Groups are sorted by key and hold only keys with at least one deal
+// (empty for groupBy none). Money converts per API.md: within each group (and the total),
+// each category's sum per currency is converted once and rounded half up; the figure is the
+// sum of those. The total is computed the same way from all selected deals, so it does not
+// depend on groupBy (it may differ from the sum of the groups by the rounding of the
+// conversions).
 type ForecastResult struct {
-	Currency string          `json:"currency"`
-	From     string          `json:"from"`
-	To       string          `json:"to"`
-	Groups   []ForecastGroup `json:"groups"`
-	Total    ForecastFigures `json:"total"`
+	Currency string
+	From     string
+	To       string
+	Groups   []ForecastGroup
+	Total    ForecastFigures
 }
 
 // WinLossQuery selects deals closed (closedAt, as a UTC day) in [From, To].
@@ -83,8 +85,8 @@ type WinLossQuery struct {
 
 // CountAmount is a count with one money figure in the result currency.
 type CountAmount struct {
-	Count  int64  `json:"count"`
-	Amount string `json:"amount"`
+	Count  int64
+	Amount string
 }
 
 // WinLossFigures are the win/loss measures of a set of closed deals.
@@ -97,53 +99,49 @@ type CountAmount struct {
 //   - AvgCycleDaysWon = mean over won deals of closedAt - createdAt (whole milliseconds) in
 //     days, 1 decimal, half up ("0.0" when nothing was won).
 type WinLossFigures struct {
-	Won             CountAmount `json:"won"`
-	Lost            CountAmount `json:"lost"`
-	WinRateByCount  string      `json:"winRateByCount"`
-	WinRateByAmount string      `json:"winRateByAmount"`
-	AvgDealSizeWon  string      `json:"avgDealSizeWon"`
-	AvgCycleDaysWon string      `json:"avgCycleDaysWon"`
+	Won             CountAmount
+	Lost            CountAmount
+	WinRateByCount  string
+	WinRateByAmount string
+	AvgDealSizeWon  string
+	AvgCycleDaysWon string
 }
 
 // ReasonFigure counts lost deals with one loss reason.
 type ReasonFigure struct {
-	Reason string `json:"reason"`
-	Count  int64  `json:"count"`
-	Amount string `json:"amount"`
+	Reason string
+	Count  int64
+	Amount string
 }
 
 // CompetitorFigure counts lost deals that named one competitor (deals naming none are left
 // out).
 type CompetitorFigure struct {
-	Competitor string `json:"competitor"`
-	Count      int64  `json:"count"`
-	Amount     string `json:"amount"`
+	Competitor string
+	Count      int64
+	Amount     string
 }
 
 // WinLossGroup is one group of a grouped win/loss answer. With groupBy reason each group holds
 // the lost deals of one reason (won deals have no reason: they appear only in the total, and
 // the group's rates are 0).
 type WinLossGroup struct {
-	Key string `json:"key"`
+	Key string
 	WinLossFigures
 }
 
-// WinLossResult is the body of GET /analytics/win-loss:
-//
-//	{"currency","from","to","won":{"count","amount"},"lost":{...},"winRateByCount",
-//	 "winRateByAmount","avgDealSizeWon","avgCycleDaysWon","lossReasons":[{"reason","count","amount"}],
-//	 "competitors":[{"competitor","count","amount"}],"groups":[{"key", <WinLossFigures>}]}
-//
-// lossReasons and competitors are sorted by count (descending), then name; groups by key.
-// Money converts per API.md (each currency's sum once per figure).
+// WinLossResult is the answer to a WinLossQuery, what GET /analytics/win-loss sends (query
+// renders it): the figures of the whole period, the loss reasons and competitors of its lost
+// deals, and the groups. LossReasons and Competitors are sorted by count (descending), then
+// name; Groups by key. Money converts per API.md (each currency's sum once per figure).
 type WinLossResult struct {
-	Currency string `json:"currency"`
-	From     string `json:"from"`
-	To       string `json:"to"`
+	Currency string
+	From     string
+	To       string
 	WinLossFigures
-	LossReasons []ReasonFigure     `json:"lossReasons"`
-	Competitors []CompetitorFigure `json:"competitors"`
-	Groups      []WinLossGroup     `json:"groups"`
+	LossReasons []ReasonFigure
+	Competitors []CompetitorFigure
+	Groups      []WinLossGroup
 }
 
 // FunnelQuery selects stage moves by the UTC day of the event in [From, To].
@@ -173,27 +171,28 @@ type FunnelQuery struct {
 // Moves are classified against the stage order of the pipeline given to the query; a move to
 // a stage that pipeline no longer has is counted for neither stage.
 type FunnelStage struct {
-	StageID        string `json:"stageId"`
-	StageName      string `json:"stageName"`
-	Status         string `json:"status"`
-	Entered        int64  `json:"entered"`
-	Advanced       int64  `json:"advanced"`
-	Won            int64  `json:"won"`
-	Lost           int64  `json:"lost"`
-	Regressed      int64  `json:"regressed"`
-	Reopened       int64  `json:"reopened"`
-	ConversionRate string `json:"conversionRate"`
-	StaysEnded     int64  `json:"staysEnded"`
-	AvgDaysInStage string `json:"avgDaysInStage"`
+	StageID        string
+	StageName      string
+	Status         string
+	Entered        int64
+	Advanced       int64
+	Won            int64
+	Lost           int64
+	Regressed      int64
+	Reopened       int64
+	ConversionRate string
+	StaysEnded     int64
+	AvgDaysInStage string
 }
 
-// FunnelResult is the body of GET /analytics/funnel: {"pipelineId","from","to","stages":[...]},
-// one entry per stage of the pipeline in stage order.
+// FunnelResult is the answer to a FunnelQuery, what GET /analytics/funnel sends (query renders
+// it): one entry per stage of the pipeline in stage order, so a reader can draw the funnel
+// without knowing the pipeline.
 type FunnelResult struct {
-	PipelineID string        `json:"pipelineId"`
-	From       string        `json:"from"`
-	To         string        `json:"to"`
-	Stages     []FunnelStage `json:"stages"`
+	PipelineID string
+	From       string
+	To         string
+	Stages     []FunnelStage
 }
 
 // ChangesQuery selects pipeline changes by the UTC day of the event in [From, To].
@@ -206,7 +205,7 @@ type ChangesQuery struct {
 
 // CountOnly is a count without money.
 type CountOnly struct {
-	Count int64 `json:"count"`
+	Count int64
 }
 
 // ChangesResult is what happened to the pipeline in a period, one count per accepted event
@@ -224,18 +223,18 @@ type CountOnly struct {
 //
 // Money converts per API.md (each currency's sum once per figure).
 type ChangesResult struct {
-	Currency        string      `json:"currency"`
-	From            string      `json:"from"`
-	To              string      `json:"to"`
-	Created         CountAmount `json:"created"`
-	Won             CountAmount `json:"won"`
-	Lost            CountAmount `json:"lost"`
-	Reopened        CountAmount `json:"reopened"`
-	CloseDatePushed CountAmount `json:"closeDatePushed"`
-	CloseDatePulled CountAmount `json:"closeDatePulled"`
-	AmountIncreased CountAmount `json:"amountIncreased"`
-	AmountDecreased CountAmount `json:"amountDecreased"`
-	CurrencyChanged CountOnly   `json:"currencyChanged"`
+	Currency        string
+	From            string
+	To              string
+	Created         CountAmount
+	Won             CountAmount
+	Lost            CountAmount
+	Reopened        CountAmount
+	CloseDatePushed CountAmount
+	CloseDatePulled CountAmount
+	AmountIncreased CountAmount
+	AmountDecreased CountAmount
+	CurrencyChanged CountOnly
 }
 
 // VelocityQuery asks for the sales velocity of a pipeline (or all) and owner (or all), with
@@ -258,17 +257,17 @@ type VelocityQuery struct {
 // won amount shown. When nothing was won or the won deals' cycles sum to zero, velocity is 0.
 // The components carry the same formats as win/loss.
 type VelocityResult struct {
-	Currency        string `json:"currency"`
-	From            string `json:"from"`
-	To              string `json:"to"`
-	OpenCount       int64  `json:"openCount"`
-	WonCount        int64  `json:"wonCount"`
-	LostCount       int64  `json:"lostCount"`
-	WinRate         string `json:"winRate"`
-	WonAmount       string `json:"wonAmount"`
-	AvgDealSizeWon  string `json:"avgDealSizeWon"`
-	AvgCycleDaysWon string `json:"avgCycleDaysWon"`
-	VelocityPerDay  string `json:"velocityPerDay"`
+	Currency        string
+	From            string
+	To              string
+	OpenCount       int64
+	WonCount        int64
+	LostCount       int64
+	WinRate         string
+	WonAmount       string
+	AvgDealSizeWon  string
+	AvgCycleDaysWon string
+	VelocityPerDay  string
 }
 
 // checkPeriod refuses an empty or inverted period.

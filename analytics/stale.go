@@ -8,23 +8,22 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
-// StaleDeal is an open opportunity that has sat in its stage longer than the stage allows:
-//
-//	{"id","name","ownerId","pipelineId","stageId","stageName","daysInStage","staleAfterDays",
-//	 "stageEnteredAt","amount","currency","closeDate"}
+// StaleDeal is an open opportunity that has sat in its stage longer than the stage allows, one
+// item of GET /analytics/stale (query renders it). It carries the deal's identity and money
+// already formatted, so that the answer needs no second read of the opportunity.
 type StaleDeal struct {
-	ID             string `json:"id"`
-	Name           string `json:"name"`
-	OwnerID        string `json:"ownerId"`
-	PipelineID     string `json:"pipelineId"`
-	StageID        string `json:"stageId"`
-	StageName      string `json:"stageName"`
-	DaysInStage    int64  `json:"daysInStage"`
-	StaleAfterDays int    `json:"staleAfterDays"`
-	StageEnteredAt string `json:"stageEnteredAt"`
-	Amount         string `json:"amount"`
-	Currency       string `json:"currency"`
-	CloseDate      string `json:"closeDate"`
+	ID             string
+	Name           string
+	OwnerID        string
+	PipelineID     string
+	StageID        string
+	StageName      string
+	DaysInStage    int64
+	StaleAfterDays int
+	StageEnteredAt string
+	Amount         string
+	Currency       string
+	CloseDate      string
 }
 
 // Stale lists the open opportunities whose time in the current stage, in whole days

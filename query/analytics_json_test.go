@@ -32,7 +32,7 @@ func TestForecastJSONMatchesMarshal(t *testing.T) {
 		results = append(results, res)
 	}
 	for _, res := range results {
-		want, err := json.Marshal(res)
+		want, err := json.Marshal(forecastOut(&res))
 		if err != nil {
 			t.Fatal(err)
 		}

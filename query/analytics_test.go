@@ -66,12 +66,12 @@ func getAs[T any](t testing.TB, e *env, path string) T {
 	return v
 }
 
-func meas(count int64, amount, weighted string) analytics.Measure {
-	return analytics.Measure{Count: count, Amount: amount, Weighted: weighted}
+func meas(count int64, amount, weighted string) measureJSON {
+	return measureJSON{Count: count, Amount: amount, Weighted: weighted}
 }
 
-func ca(count int64, amount string) analytics.CountAmount {
-	return analytics.CountAmount{Count: count, Amount: amount}
+func ca(count int64, amount string) countAmountJSON {
+	return countAmountJSON{Count: count, Amount: amount}
 }
 
 func groupKeys[G any](gs []G, key func(G) string) []string {
@@ -82,8 +82,8 @@ func groupKeys[G any](gs []G, key func(G) string) []string {
 	return out
 }
 
-func forecastKeys(r analytics.ForecastResult) []string {
-	return groupKeys(r.Groups, func(g analytics.ForecastGroup) string { return g.Key })
+func forecastKeys(r forecastJSON) []string {
+	return groupKeys(r.Groups, func(g forecastGroupJSON) string { return g.Key })
 }
 
 func TestForecastDefaults(t *testing.T) {
@@ -99,14 +99,14 @@ func TestForecastDefaults(t *testing.T) {
 	if g, ok := raw["groups"].([]any); !ok || len(g) != 0 {
 		t.Errorf("groups = %#v, want []", raw["groups"])
 	}
-	var r analytics.ForecastResult
+	var r forecastJSON
 	if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil {
 		t.Fatal(err)
 	}
 	if r.Currency != "USD" || r.From != "2025-01-01" || r.To != "2025-03-31" {
 		t.Fatalf("period/currency = %s %s..%s", r.Currency, r.From, r.To)
 	}
-	want := analytics.ForecastFigures{
+	want := forecastFiguresJSON{
 		Open:             meas(2, "11082.30", "5108.23"), // a + b (EUR 1000.00 → 1082.30, weighted 100.00 → 108.23)
 		Pipeline:         meas(1, "1082.30", "108.23"),
 		BestCase:         meas(1, "10000.00", "5000.00"),
@@ -126,52 +126,52 @@ func TestForecastParameters(t *testing.T) {
 	seedDeals(t, e)
 	const f = "/api/v1/forecast?"
 
-	r := getAs[analytics.ForecastResult](t, e, f+"groupBy=owner")
+	r := getAs[forecastJSON](t, e, f+"groupBy=owner")
 	if !slices.Equal(forecastKeys(r), []string{"u-1", "u-2"}) || r.Groups[0].Open != meas(1, "10000.00", "5000.00") ||
 		r.Groups[1].ClosedLost != meas(1, "500.00", "0.00") {
 		t.Errorf("groupBy owner: %+v", r.Groups)
 	}
-	r = getAs[analytics.ForecastResult](t, e, f+"from=2025-01-01&to=2025-06-30&groupBy=month")
+	r = getAs[forecastJSON](t, e, f+"from=2025-01-01&to=2025-06-30&groupBy=month")
 	if !slices.Equal(forecastKeys(r), []string{"2025-02", "2025-03", "2025-06"}) || r.Total.Open.Count != 3 {
 		t.Errorf("groupBy month: %v, open %+v", forecastKeys(r), r.Total.Open)
 	}
-	r = getAs[analytics.ForecastResult](t, e, f+"from=2025-01-01&to=2025-06-30&groupBy=quarter")
+	r = getAs[forecastJSON](t, e, f+"from=2025-01-01&to=2025-06-30&groupBy=quarter")
 	if !slices.Equal(forecastKeys(r), []string{"2025-Q1", "2025-Q2"}) || r.Groups[1].Open != meas(1, "999.00", "99.90") {
 		t.Errorf("groupBy quarter: %+v", r.Groups)
 	}
-	r = getAs[analytics.ForecastResult](t, e, f+"groupBy=category")
+	r = getAs[forecastJSON](t, e, f+"groupBy=category")
 	if !slices.Equal(forecastKeys(r), []string{"bestCase", "closedLost", "closedWon", "open", "pipeline"}) {
 		t.Errorf("groupBy category: %v", forecastKeys(r))
 	}
 	// from alone keeps the default to; the period is inclusive at both ends
-	r = getAs[analytics.ForecastResult](t, e, f+"from=2025-03-20")
+	r = getAs[forecastJSON](t, e, f+"from=2025-03-20")
 	if r.From != "2025-03-20" || r.To != "2025-03-31" || r.Total.Open.Count != 1 || r.Total.ClosedWon.Count != 1 {
 		t.Errorf("from only: %s..%s %+v", r.From, r.To, r.Total)
 	}
-	r = getAs[analytics.ForecastResult](t, e, f+"to=2025-03-20&from=2025-03-20")
+	r = getAs[forecastJSON](t, e, f+"to=2025-03-20&from=2025-03-20")
 	if r.Total.Open != meas(1, "10000.00", "5000.00") {
 		t.Errorf("one-day period: %+v", r.Total.Open)
 	}
 	// filters
-	r = getAs[analytics.ForecastResult](t, e, f+"ownerId=u-2")
+	r = getAs[forecastJSON](t, e, f+"ownerId=u-2")
 	if r.Total.Open != meas(1, "1082.30", "108.23") || r.Total.ClosedWon.Count != 0 {
 		t.Errorf("ownerId: %+v", r.Total)
 	}
-	r = getAs[analytics.ForecastResult](t, e, f+"pipelineId=enterprise")
+	r = getAs[forecastJSON](t, e, f+"pipelineId=enterprise")
 	if r.Total.Open.Count != 0 || r.Total.ClosedLost.Count != 0 {
 		t.Errorf("other pipeline: %+v", r.Total)
 	}
 	// another currency: each currency's sum converted once (USD 2000.00 / 1.0823 = 1847.92)
-	r = getAs[analytics.ForecastResult](t, e, f+"currency=EUR")
+	r = getAs[forecastJSON](t, e, f+"currency=EUR")
 	if r.Currency != "EUR" || r.Total.ClosedWon != meas(1, "1847.92", "1847.92") || r.Total.Pipeline != meas(1, "1000.00", "100.00") {
 		t.Errorf("currency EUR: %+v", r.Total)
 	}
 	// empty values are absent; unknown parameters are ignored; none is explicit
-	r = getAs[analytics.ForecastResult](t, e, f+"currency=&groupBy=&from=&_=1")
+	r = getAs[forecastJSON](t, e, f+"currency=&groupBy=&from=&_=1")
 	if r.Currency != "USD" || r.From != "2025-01-01" || len(r.Groups) != 0 {
 		t.Errorf("empty parameters: %+v", r)
 	}
-	getAs[analytics.ForecastResult](t, e, f+"groupBy=none")
+	getAs[forecastJSON](t, e, f+"groupBy=none")
 }
 
 func TestForecastQuarterDefaults(t *testing.T) {
@@ -187,7 +187,7 @@ func TestForecastQuarterDefaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.fb.setNow(today.Time().Add(23*time.Hour + 59*time.Minute)) // late in the UTC day
-		r := getAs[analytics.ForecastResult](t, e, "/api/v1/forecast")
+		r := getAs[forecastJSON](t, e, "/api/v1/forecast")
 		if r.From != tc.from || r.To != tc.to {
 			t.Errorf("today %s: %s..%s, want %s..%s", tc.today, r.From, r.To, tc.from, tc.to)
 		}
@@ -198,19 +198,19 @@ func TestRollingForecast(t *testing.T) {
 	e := newEnv(t)
 	seedDeals(t, e)
 	// [today, today+N): a closes on 2025-03-20, the 7th day
-	r := getAs[analytics.ForecastResult](t, e, "/api/v1/forecast/rolling?days=7")
+	r := getAs[forecastJSON](t, e, "/api/v1/forecast/rolling?days=7")
 	if r.From != "2025-03-14" || r.To != "2025-03-20" || r.Currency != "USD" || r.Total.Open != meas(1, "10000.00", "5000.00") {
 		t.Fatalf("days=7: %s..%s %+v", r.From, r.To, r.Total.Open)
 	}
-	r = getAs[analytics.ForecastResult](t, e, "/api/v1/forecast/rolling?days=6")
+	r = getAs[forecastJSON](t, e, "/api/v1/forecast/rolling?days=6")
 	if r.To != "2025-03-19" || r.Total.Open.Count != 0 {
 		t.Fatalf("days=6: %s %+v", r.To, r.Total.Open)
 	}
-	r = getAs[analytics.ForecastResult](t, e, "/api/v1/forecast/rolling?days=1")
+	r = getAs[forecastJSON](t, e, "/api/v1/forecast/rolling?days=1")
 	if r.From != "2025-03-14" || r.To != "2025-03-14" {
 		t.Fatalf("days=1: %s..%s", r.From, r.To)
 	}
-	r = getAs[analytics.ForecastResult](t, e, "/api/v1/forecast/rolling?days=3660&groupBy=owner&ownerId=u-1&currency=EUR")
+	r = getAs[forecastJSON](t, e, "/api/v1/forecast/rolling?days=3660&groupBy=owner&ownerId=u-1&currency=EUR")
 	if r.To != "2035-03-21" || r.Currency != "EUR" || !slices.Equal(forecastKeys(r), []string{"u-1"}) ||
 		r.Total.Open.Count != 2 || r.Total.ClosedWon.Count != 1 {
 		t.Fatalf("days=3660 grouped: %s %v %+v", r.To, forecastKeys(r), r.Total)
@@ -228,38 +228,38 @@ func TestWinLoss(t *testing.T) {
 			t.Errorf("win/loss lacks %q", k)
 		}
 	}
-	var r analytics.WinLossResult
+	var r winLossJSON
 	if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil {
 		t.Fatal(err)
 	}
 	if r.Currency != "USD" || r.From != "2025-01-01" || r.To != "2025-03-31" {
 		t.Fatalf("defaults: %s %s..%s", r.Currency, r.From, r.To)
 	}
-	want := analytics.WinLossFigures{Won: ca(1, "2000.00"), Lost: ca(1, "500.00"), WinRateByCount: "0.500000",
+	want := winLossFiguresJSON{Won: ca(1, "2000.00"), Lost: ca(1, "500.00"), WinRateByCount: "0.500000",
 		WinRateByAmount: "0.800000", AvgDealSizeWon: "2000.00", AvgCycleDaysWon: "30.0"}
-	if r.WinLossFigures != want {
-		t.Fatalf("figures %+v, want %+v", r.WinLossFigures, want)
+	if r.winLossFiguresJSON != want {
+		t.Fatalf("figures %+v, want %+v", r.winLossFiguresJSON, want)
 	}
-	if !slices.Equal(r.LossReasons, []analytics.ReasonFigure{{Reason: "price", Count: 1, Amount: "500.00"}}) ||
-		!slices.Equal(r.Competitors, []analytics.CompetitorFigure{{Competitor: "Globex", Count: 1, Amount: "500.00"}}) ||
+	if !slices.Equal(r.LossReasons, []reasonFigureJSON{{Reason: "price", Count: 1, Amount: "500.00"}}) ||
+		!slices.Equal(r.Competitors, []competitorFigureJSON{{Competitor: "Globex", Count: 1, Amount: "500.00"}}) ||
 		len(r.Groups) != 0 {
 		t.Fatalf("lists %+v %+v %+v", r.LossReasons, r.Competitors, r.Groups)
 	}
-	key := func(g analytics.WinLossGroup) string { return g.Key }
-	r = getAs[analytics.WinLossResult](t, e, "/api/v1/analytics/win-loss?groupBy=reason")
+	key := func(g winLossGroupJSON) string { return g.Key }
+	r = getAs[winLossJSON](t, e, "/api/v1/analytics/win-loss?groupBy=reason")
 	if !slices.Equal(groupKeys(r.Groups, key), []string{"price"}) || r.Groups[0].Lost != ca(1, "500.00") || r.Groups[0].Won.Count != 0 {
 		t.Fatalf("groupBy reason %+v", r.Groups)
 	}
-	r = getAs[analytics.WinLossResult](t, e, "/api/v1/analytics/win-loss?groupBy=owner&currency=EUR")
+	r = getAs[winLossJSON](t, e, "/api/v1/analytics/win-loss?groupBy=owner&currency=EUR")
 	if !slices.Equal(groupKeys(r.Groups, key), []string{"u-1", "u-2"}) || r.Won != ca(1, "1847.92") || r.Currency != "EUR" {
 		t.Fatalf("groupBy owner in EUR %+v", r)
 	}
-	r = getAs[analytics.WinLossResult](t, e, "/api/v1/analytics/win-loss?groupBy=month")
+	r = getAs[winLossJSON](t, e, "/api/v1/analytics/win-loss?groupBy=month")
 	if !slices.Equal(groupKeys(r.Groups, key), []string{"2025-03"}) {
 		t.Fatalf("groupBy month %+v", r.Groups)
 	}
 	// closed on 2025-03-14: a period ending the day before sees nothing
-	r = getAs[analytics.WinLossResult](t, e, "/api/v1/analytics/win-loss?to=2025-03-13&ownerId=u-1")
+	r = getAs[winLossJSON](t, e, "/api/v1/analytics/win-loss?to=2025-03-13&ownerId=u-1")
 	if r.Won.Count != 0 || r.WinRateByCount != "0.000000" || r.AvgDealSizeWon != "0.00" {
 		t.Fatalf("empty period %+v", r)
 	}
@@ -268,7 +268,7 @@ func TestWinLoss(t *testing.T) {
 func TestFunnel(t *testing.T) {
 	e := newEnv(t)
 	seedDeals(t, e)
-	r := getAs[analytics.FunnelResult](t, e, "/api/v1/analytics/funnel")
+	r := getAs[funnelJSON](t, e, "/api/v1/analytics/funnel")
 	if r.PipelineID != "default" || r.From != "2025-01-01" || r.To != "2025-03-31" || len(r.Stages) != 6 {
 		t.Fatalf("defaults: %+v", r)
 	}
@@ -280,13 +280,13 @@ func TestFunnel(t *testing.T) {
 	if r.Stages[2].Entered != 1 || r.Stages[4].Entered != 1 || r.Stages[5].Entered != 1 {
 		t.Fatalf("stages %+v", r.Stages)
 	}
-	r = getAs[analytics.FunnelResult](t, e, "/api/v1/analytics/funnel?pipelineId=default&ownerId=u-2&from=2025-03-14&to=2025-03-14")
+	r = getAs[funnelJSON](t, e, "/api/v1/analytics/funnel?pipelineId=default&ownerId=u-2&from=2025-03-14&to=2025-03-14")
 	if r.Stages[0].Entered != 1 || r.Stages[0].Lost != 1 || r.Stages[0].StaysEnded != 1 {
 		t.Fatalf("owner u-2 on one day: %+v", r.Stages[0])
 	}
 	// a pipeline with no moves has every stage at zero
 	wantJSON(t, e.do(t, "PUT", "/api/v1/pipelines/enterprise", customPipeline), 200)
-	r = getAs[analytics.FunnelResult](t, e, "/api/v1/analytics/funnel?pipelineId=enterprise")
+	r = getAs[funnelJSON](t, e, "/api/v1/analytics/funnel?pipelineId=enterprise")
 	if r.PipelineID != "enterprise" || len(r.Stages) != 3 || r.Stages[0].Entered != 0 || r.Stages[0].ConversionRate != "0.000000" {
 		t.Fatalf("enterprise %+v", r)
 	}
@@ -299,24 +299,24 @@ func TestFunnel(t *testing.T) {
 func TestVelocity(t *testing.T) {
 	e := newEnv(t)
 	seedDeals(t, e)
-	r := getAs[analytics.VelocityResult](t, e, "/api/v1/analytics/velocity")
+	r := getAs[velocityJSON](t, e, "/api/v1/analytics/velocity")
 	// 3 open × (1 won / 2 closed) × 2000.00 / 30 days = 100.00 a day
-	want := analytics.VelocityResult{Currency: "USD", From: "2024-12-15", To: "2025-03-14", OpenCount: 3, WonCount: 1,
+	want := velocityJSON{Currency: "USD", From: "2024-12-15", To: "2025-03-14", OpenCount: 3, WonCount: 1,
 		LostCount: 1, WinRate: "0.500000", WonAmount: "2000.00", AvgDealSizeWon: "2000.00", AvgCycleDaysWon: "30.0",
 		VelocityPerDay: "100.00"}
 	if r != want {
 		t.Fatalf("velocity\n%+v\nwant\n%+v", r, want)
 	}
-	r = getAs[analytics.VelocityResult](t, e, "/api/v1/analytics/velocity?days=1&to=2025-03-13")
+	r = getAs[velocityJSON](t, e, "/api/v1/analytics/velocity?days=1&to=2025-03-13")
 	if r.From != "2025-03-13" || r.To != "2025-03-13" || r.WonCount != 0 || r.OpenCount != 3 || r.VelocityPerDay != "0.00" {
 		t.Fatalf("nothing closed: %+v", r)
 	}
-	r = getAs[analytics.VelocityResult](t, e, "/api/v1/analytics/velocity?days=3660&ownerId=u-1&currency=EUR")
+	r = getAs[velocityJSON](t, e, "/api/v1/analytics/velocity?days=3660&ownerId=u-1&currency=EUR")
 	if r.From != "2015-03-08" || r.OpenCount != 2 || r.LostCount != 0 || r.WonAmount != "1847.92" || r.Currency != "EUR" {
 		t.Fatalf("u-1 in EUR: %+v", r)
 	}
 	// a window reaching before 1900 starts at 1900-01-01: nothing closes earlier
-	r = getAs[analytics.VelocityResult](t, e, "/api/v1/analytics/velocity?to=1900-01-10")
+	r = getAs[velocityJSON](t, e, "/api/v1/analytics/velocity?to=1900-01-10")
 	if r.From != "1900-01-01" || r.To != "1900-01-10" {
 		t.Fatalf("clamped window: %s..%s", r.From, r.To)
 	}
@@ -325,17 +325,17 @@ func TestVelocity(t *testing.T) {
 func TestChanges(t *testing.T) {
 	e := newEnv(t)
 	seedDeals(t, e)
-	r := getAs[analytics.ChangesResult](t, e, "/api/v1/analytics/changes")
+	r := getAs[changesJSON](t, e, "/api/v1/analytics/changes")
 	// the last 7 days: a, b, e created (USD 10999.00 + EUR 1000.00 → 1082.30), c won, d lost
 	if r.Currency != "USD" || r.From != "2025-03-08" || r.To != "2025-03-14" || r.Created != ca(3, "12081.30") ||
 		r.Won != ca(1, "2000.00") || r.Lost != ca(1, "500.00") || r.Reopened != ca(0, "0.00") || r.CurrencyChanged.Count != 0 {
 		t.Fatalf("defaults: %+v", r)
 	}
-	r = getAs[analytics.ChangesResult](t, e, "/api/v1/analytics/changes?from=2025-02-01")
+	r = getAs[changesJSON](t, e, "/api/v1/analytics/changes?from=2025-02-01")
 	if r.Created != ca(5, "14581.30") || r.To != "2025-03-14" {
 		t.Fatalf("from 2025-02-01: %+v", r)
 	}
-	r = getAs[analytics.ChangesResult](t, e, "/api/v1/analytics/changes?ownerId=u-2&currency=EUR")
+	r = getAs[changesJSON](t, e, "/api/v1/analytics/changes?ownerId=u-2&currency=EUR")
 	if r.Created != ca(1, "1000.00") || r.Lost != ca(1, "461.98") { // 500.00 / 1.0823
 		t.Fatalf("u-2 in EUR: %+v", r)
 	}
@@ -351,12 +351,12 @@ func TestStale(t *testing.T) {
 	// 20 days later: b and e have sat in qualification (stale after 14) too long; a (proposal,
 	// 30) has not
 	e.fb.setNow(testNow.AddDate(0, 0, 20))
-	type items struct{ Items []analytics.StaleDeal }
+	type items struct{ Items []staleDealJSON }
 	r := getAs[items](t, e, "/api/v1/analytics/stale")
-	if ids := groupKeys(r.Items, func(s analytics.StaleDeal) string { return s.ID }); !slices.Equal(ids, []string{"b", "e"}) {
+	if ids := groupKeys(r.Items, func(s staleDealJSON) string { return s.ID }); !slices.Equal(ids, []string{"b", "e"}) {
 		t.Fatalf("stale ids %v", ids)
 	}
-	want := analytics.StaleDeal{ID: "b", Name: "Deal b", OwnerID: "u-2", PipelineID: "default", StageID: "qualification",
+	want := staleDealJSON{ID: "b", Name: "Deal b", OwnerID: "u-2", PipelineID: "default", StageID: "qualification",
 		StageName: "Qualification", DaysInStage: 20, StaleAfterDays: 14, StageEnteredAt: "2025-03-14T09:26:53Z",
 		Amount: "1000.00", Currency: "EUR", CloseDate: "2025-02-10"}
 	if r.Items[0] != want {
@@ -452,13 +452,13 @@ func TestAnalyticsMissingRate(t *testing.T) {
 		}
 	}
 	// figures that need no conversion need no rate: JPY alone, or only USD deals
-	if r := getAs[analytics.ForecastResult](t, e, "/api/v1/forecast?ownerId=u-3&currency=JPY"); r.Total.Open != meas(1, "150000", "15000") {
+	if r := getAs[forecastJSON](t, e, "/api/v1/forecast?ownerId=u-3&currency=JPY"); r.Total.Open != meas(1, "150000", "15000") {
 		t.Fatalf("JPY alone: %+v", r.Total.Open)
 	}
-	getAs[analytics.ForecastResult](t, e, "/api/v1/forecast?ownerId=u-1")
+	getAs[forecastJSON](t, e, "/api/v1/forecast?ownerId=u-1")
 	// once the rate exists, the same query converts
 	wantJSON(t, e.do(t, "PUT", "/api/v1/fx-rates/JPY", `{"rate":"0.0067"}`), 200)
-	if r := getAs[analytics.ForecastResult](t, e, "/api/v1/forecast?ownerId=u-3"); r.Total.Open != meas(1, "1005.00", "100.50") {
+	if r := getAs[forecastJSON](t, e, "/api/v1/forecast?ownerId=u-3"); r.Total.Open != meas(1, "1005.00", "100.50") {
 		t.Fatalf("JPY converted: %+v", r.Total.Open)
 	}
 }

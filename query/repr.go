@@ -7,9 +7,10 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
-// This file holds the JSON representations of API.md. They are separate structs rather than
-// JSON tags on domain types so that the domain stays transport-free and the wire names cannot
-// change by accident when a domain field is renamed.
+// This file holds the JSON representations of API.md (those of the analytics answers are in
+// analytics_repr.go). They are separate structs rather than JSON tags on domain or analytics
+// types so that those packages stay transport-free and the wire names cannot change by
+// accident when a field there is renamed.
 
 // formatTime writes t as RFC 3339 in UTC, with sub-second digits only when present.
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -35,6 +35,7 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/query"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
@@ -549,7 +550,7 @@ func (r *faultRig) forecastMatches(o *analytics.Oracle) bool {
 	if resp.status != 200 {
 		return false
 	}
-	wantJSON, _ := json.Marshal(want)
+	wantJSON, _ := query.MarshalAnalytics(want)
 	var got, exp any
 	_ = json.Unmarshal(resp.body, &got)
 	_ = json.Unmarshal(wantJSON, &exp)

@@ -22,6 +22,7 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/query"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
@@ -797,7 +798,7 @@ func scaleAnalyticsExpectations(t *testing.T, o *analytics.Oracle) []pathWant {
 		if err != nil {
 			t.Fatalf("oracle %s: %v", path, err)
 		}
-		b, err := json.Marshal(want)
+		b, err := query.MarshalAnalytics(want) // the body the handler sends for the oracle's answer
 		if err != nil {
 			t.Fatal(err)
 		}

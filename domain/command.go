@@ -140,17 +140,22 @@ func validateCloseWon(errs *fieldErrors, c *CloseWon) {
 // checkID requires an id of 1..MaxIDLen characters of IDAlphabet (when not required, empty
 // is allowed too).
 func checkID(errs *fieldErrors, field, id string, required bool) {
+	checkIDChars(errs, field, id, required, MaxIDLen, isIDChar, "letters, digits, '.', '_', ':' and '-'")
+}
+
+// checkIDChars requires 1..maxLen bytes of id, each accepted by ok, which alphabet names.
+func checkIDChars(errs *fieldErrors, field, id string, required bool, maxLen int, ok func(byte) bool, alphabet string) {
 	switch {
 	case id == "":
 		if required {
 			errs.add(field, "is required")
 		}
-	case len(id) > MaxIDLen:
-		errs.add(field, "must be at most %d characters, has %d", MaxIDLen, len(id))
+	case len(id) > maxLen:
+		errs.add(field, "must be at most %d characters, has %d", maxLen, len(id))
 	default:
 		for i := 0; i < len(id); i++ {
-			if !isIDChar(id[i]) {
-				errs.add(field, "may contain only letters, digits, '.', '_', ':' and '-' (%q at byte %d)", rune(id[i]), i)
+			if !ok(id[i]) {
+				errs.add(field, "may contain only %s (%q at byte %d)", alphabet, rune(id[i]), i)
 				return
 			}
 		}

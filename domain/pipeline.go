@@ -113,23 +113,13 @@ func (p Pipeline) Validate() error {
 	return errs.rejection(fmt.Sprintf("pipeline %q", p.ID))
 }
 
-// checkConfigID accepts 1..100 characters of [A-Za-z0-9_.-]: ids appear in URLs, Kafka keys and
-// metric labels, where anything else needs escaping.
+// checkConfigID accepts 1..100 characters of [A-Za-z0-9_.-], a stricter set than IDAlphabet
+// (no ':'): pipeline and stage ids also appear in bucket keys and metric labels.
 func checkConfigID(errs *fieldErrors, field, id string) {
-	switch {
-	case id == "":
-		errs.add(field, "is required")
-	case len(id) > maxPipelineIDLen:
-		errs.add(field, "must be at most %d characters, has %d", maxPipelineIDLen, len(id))
-	default:
-		for _, c := range id {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-				errs.add(field, "may contain only letters, digits, '_', '-' and '.', got %q", id)
-				return
-			}
-		}
-	}
+	checkIDChars(errs, field, id, true, maxPipelineIDLen, isConfigIDChar, "letters, digits, '_', '-' and '.'")
 }
+
+func isConfigIDChar(c byte) bool { return isIDChar(c) && c != ':' }
 
 // checkConfigName requires a display name of at most maxNameLen characters.
 func checkConfigName(errs *fieldErrors, field, name string) {

@@ -1,9 +1,7 @@
 package processors
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -21,28 +19,9 @@ import (
 // the history topic under its <id>|<version> key (a unit test of the callback on goka's
 // tester; the integration and kill -9 tests run it against the broker).
 func TestStateKeepsRecentEventsHistoryGoesToTopic(t *testing.T) {
-	tt := tester.New(t)
-	cfg := OpportunityConfig{Partitions: 1, Logger: slog.New(slog.DiscardHandler), Metrics: NewMetrics(prometheus.NewRegistry())}
-	proc, err := goka.NewProcessor(nil, OpportunityGraph(cfg), goka.WithTester(tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	history := tt.NewQueueTracker(topics.History)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	tt.SetTableValue(goka.Table(topics.Pipelines), domain.DefaultPipelineID, domain.DefaultPipeline())
-
+	r := newProcRig(t, 1)
+	tt, history, send := r.tt, r.history, r.send
 	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
-	send := func(c domain.Command) {
-		t.Helper()
-		b, err := codecs.EncodeCommand(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tt.Consume(topics.Commands, c.OpportunityID, b)
-	}
 	send(domain.Command{Type: domain.CmdCreate, CommandID: "c0", OpportunityID: "opp-1", Actor: "alice", IssuedAt: t0,
 		Create: &domain.CreateOpportunity{Name: "Deal", AccountID: "acc-1", OwnerID: "u-1", Amount: "100.00", Currency: "USD", CloseDate: "2026-06-30"}})
 	const updates = MaxRecentEvents + 50
@@ -116,19 +95,8 @@ func TestStateKeepsRecentEventsHistoryGoesToTopic(t *testing.T) {
 // topics.HeaderMigrateHistory record: its events go to the history topic once, the state keeps only
 // the recent ones, and a repeat does nothing.
 func TestMigrateHistoryRecord(t *testing.T) {
-	tt := tester.New(t)
-	metrics := NewMetrics(prometheus.NewRegistry())
-	cfg := OpportunityConfig{Partitions: 1, Logger: slog.New(slog.DiscardHandler), Metrics: metrics}
-	proc, err := goka.NewProcessor(nil, OpportunityGraph(cfg), goka.WithTester(tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	history := tt.NewQueueTracker(topics.History)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	tt.SetTableValue(goka.Table(topics.Pipelines), domain.DefaultPipelineID, domain.DefaultPipeline())
+	r := newProcRig(t, 1)
+	tt, history, metrics := r.tt, r.history, r.metrics
 
 	const n = 40
 	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)

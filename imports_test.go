@@ -24,7 +24,8 @@ var allowedImports = map[string][]string{
 	"connlimit":        {},
 	"processors":       {"domain", "analytics", "step", "codecs", "topics", "state"},
 	"views":            {"domain", "analytics", "codecs", "topics"},
-	"query":            {"domain", "analytics", "views"},
+	"gateway":          {"domain", "codecs", "topics", "views"},
+	"query":            {"domain", "analytics", "views", "gateway"},
 	"cmd/crm-pipeline": nil, // everything
 }
 

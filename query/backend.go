@@ -5,6 +5,7 @@ import (
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/gateway"
 	"github.com/crm-pipeline/crm-pipeline/views"
 )
 
@@ -63,4 +64,11 @@ var (
 	ErrUnknownPipeline = views.ErrUnknownPipeline
 )
 
-var _ Backend = (*views.Service)(nil)
+// Stream is the service's Backend: the views answer the reads and wait for outcomes, the
+// gateway publishes the writes.
+type Stream struct {
+	*views.Service
+	*gateway.Gateway
+}
+
+var _ Backend = Stream{}

@@ -1,7 +1,7 @@
-// Package views keeps local replicas (goka views, pebble on disk) of the opportunity table and
-// the configuration tables, answers reads from them, and sends commands and configuration
-// records. It is the stream side of the query service: it implements query.Backend, including
-// read-your-writes waiting for a command's outcome.
+// Package views keeps local replicas (goka views, pebble on disk) of the opportunity table, the
+// history, the analytics buckets and the configuration tables, and answers reads from them,
+// including read-your-writes waiting for a command's outcome. It is the read side of the query
+// service (the gateway package is the write side); it writes no topic.
 package views
 
 import (
@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
@@ -29,7 +28,7 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
-// Config configures the views and emitters.
+// Config configures the views.
 type Config struct {
 	Brokers        []string
 	Client         topics.ClientOptions
@@ -45,7 +44,7 @@ type Config struct {
 	StorageDegraded func() string
 }
 
-// Service owns the views and the emitters.
+// Service owns the views.
 type Service struct {
 	cfg       Config
 	opps      *goka.View
@@ -54,9 +53,6 @@ type Service struct {
 	buckets   *goka.View
 	history   *goka.View       // the audit trail, keyed <id>|<version>
 	store     *analytics.Store // in-memory read model of every analytics bucket
-	commands  *goka.Emitter
-	pipeEmit  *goka.Emitter
-	fxEmit    *goka.Emitter
 
 	mu      sync.Mutex
 	waiters map[string]map[*waiter]struct{}
@@ -122,38 +118,16 @@ func New(cfg Config) (*Service, error) {
 	if s.buckets, err = goka.NewView(cfg.Brokers, goka.Table(topics.AnalyticsTable), codecs.BucketCodec{}, bucketOpts...); err != nil {
 		return nil, fmt.Errorf("analytics view: %w", err)
 	}
-	emitter := func(topic string, c goka.Codec) (*goka.Emitter, error) {
-		return goka.NewEmitter(cfg.Brokers, goka.Stream(topic), c,
-			goka.WithEmitterHasher(topics.Hasher()),
-			goka.WithEmitterProducerBuilder(topics.ProducerBuilder(cfg.Client)),
-			goka.WithEmitterTopicManagerBuilder(topics.TopicManagerBuilder(cfg.Client, 1)),
-			goka.WithEmitterLogger(topics.GokaLogger(cfg.Logger, "emitter")),
-			goka.WithEmitterClientID("crm-pipeline-gateway"))
-	}
-	if s.commands, err = emitter(topics.Commands, codecs.CommandCodec{}); err != nil {
-		return nil, fmt.Errorf("commands emitter: %w", err)
-	}
-	if s.pipeEmit, err = emitter(topics.Pipelines, codecs.PipelineCodec{}); err != nil {
-		return nil, fmt.Errorf("pipelines emitter: %w", err)
-	}
-	if s.fxEmit, err = emitter(topics.FXRates, codecs.FXRateCodec{}); err != nil {
-		return nil, fmt.Errorf("fx-rates emitter: %w", err)
-	}
 	return s, nil
 }
 
-// Run runs the views until ctx ends, then flushes the emitters.
+// Run runs the views until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, v := range []*goka.View{s.opps, s.pipelines, s.fx, s.buckets, s.history} {
 		g.Go(func() error { return v.Run(gctx) })
 	}
 	err := g.Wait()
-	for _, e := range []*goka.Emitter{s.commands, s.pipeEmit, s.fxEmit} {
-		if ferr := e.Finish(); ferr != nil && err == nil {
-			err = ferr
-		}
-	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("views: %w", err)
 	}
@@ -444,12 +418,9 @@ func (s *Service) Pipeline(id string) (*domain.Pipeline, error) {
 	return p, nil
 }
 
-// PutPipeline publishes a pipeline configuration and returns once this instance's view shows
-// it, so that a following read sees the write.
-func (s *Service) PutPipeline(ctx context.Context, p domain.Pipeline) error {
-	if err := s.pipeEmit.EmitSync(p.ID, p); err != nil {
-		return fmt.Errorf("publish pipeline %s: %w", p.ID, err)
-	}
+// WaitPipeline returns once this instance's view shows p, so that a read after a write sees
+// it (the gateway's PutPipeline).
+func (s *Service) WaitPipeline(ctx context.Context, p domain.Pipeline) error {
 	return poll(ctx, func() bool {
 		v, err := s.pipelines.Get(p.ID)
 		got, _ := v.(*domain.Pipeline)
@@ -478,11 +449,8 @@ func (s *Service) FXRate(currency string) (*domain.FXRate, error) {
 	return r, nil
 }
 
-// PutFXRate publishes a rate and returns once this instance's view shows it.
-func (s *Service) PutFXRate(ctx context.Context, r domain.FXRate) error {
-	if err := s.fxEmit.EmitSync(r.Currency, r); err != nil {
-		return fmt.Errorf("publish fx rate %s: %w", r.Currency, err)
-	}
+// WaitFXRate returns once this instance's view shows r.
+func (s *Service) WaitFXRate(ctx context.Context, r domain.FXRate) error {
 	return poll(ctx, func() bool {
 		v, err := s.fx.Get(r.Currency)
 		got, _ := v.(*domain.FXRate)
@@ -490,38 +458,9 @@ func (s *Service) PutFXRate(ctx context.Context, r domain.FXRate) error {
 	})
 }
 
-// EnsureDefaultPipeline publishes the default pipeline of API.md when none exists yet.
-func (s *Service) EnsureDefaultPipeline(ctx context.Context) error {
-	p, err := s.Pipeline("default")
-	if err != nil || p != nil {
-		return err
-	}
-	return s.PutPipeline(ctx, domain.DefaultPipeline())
-}
-
-// Send publishes a command and returns once the broker acknowledged it.
-func (s *Service) Send(ctx context.Context, cmd domain.Command) error {
-	promise, err := s.commands.Emit(cmd.OpportunityID, cmd)
-	if err != nil {
-		return fmt.Errorf("send command %s: %w", cmd.CommandID, err)
-	}
-	done := make(chan error, 1)
-	promise.ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
-		if err == nil && msg != nil {
-			s.sent.put(cmd.CommandID, msg.Offset)
-		}
-		done <- err
-	})
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("send command %s: %w", cmd.CommandID, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// NoteSent records the offset of a command record the gateway sent, so that Await for it
+// knows which table record answers it.
+func (s *Service) NoteSent(commandID string, offset int64) { s.sent.put(commandID, offset) }
 
 // Await blocks until the processor has applied or refused cmd, as this instance's view shows,
 // so the caller reads its own write. A refusal counts only if it is of this sending (a retried
@@ -684,23 +623,19 @@ func (s *sentOffsets) take(id string) (int64, bool) {
 	return off, ok
 }
 
-// MigrateHistory asks the opportunity processor to move the history of every state still in
-// the previous layout (its whole history inside the table record) to the history topic: one
-// empty command record with topics.HeaderMigrateHistory per such key, so that the key's
-// owner does the copy in order with its commands, whichever instance that is. It returns how
-// many it asked for. A repeat (another instance, another start before the processor got to
-// it) is a no-op for the processor, so this needs no coordination.
-func (s *Service) MigrateHistory(ctx context.Context) (int, error) {
+// PreviousLayoutKeys lists the opportunities whose stored state still has the previous
+// layout (the whole history inside the table record), for the gateway's MigrateHistory.
+func (s *Service) PreviousLayoutKeys(ctx context.Context) ([]string, error) {
 	it, err := s.opps.Iterator()
 	if err != nil {
-		return 0, fmt.Errorf("iterate opportunities: %w", err)
+		return nil, fmt.Errorf("iterate opportunities: %w", err)
 	}
 	defer it.Release()
-	var promises []*goka.Promise
+	var keys []string
 	for it.Next() && ctx.Err() == nil {
 		v, err := it.Value()
 		if err != nil {
-			return 0, fmt.Errorf("read opportunity %s: %w", it.Key(), err)
+			return nil, fmt.Errorf("read opportunity %s: %w", it.Key(), err)
 		}
 		raw, _ := v.([]byte)
 		if len(raw) == 0 {
@@ -711,29 +646,12 @@ func (s *Service) MigrateHistory(ctx context.Context) (int, error) {
 			s.cfg.Logger.Warn("history migration: undecodable state left alone", "opportunityId", it.Key(), "err", err)
 			continue
 		}
-		if agg.HistoryOnTopic || agg.State.Version == 0 {
-			continue
+		if !agg.HistoryOnTopic && agg.State.Version > 0 {
+			keys = append(keys, it.Key())
 		}
-		p, err := s.commands.EmitWithHeaders(it.Key(), nil, goka.Headers{topics.HeaderMigrateHistory: []byte("1")})
-		if err != nil {
-			return len(promises), fmt.Errorf("ask migration of %s: %w", it.Key(), err)
-		}
-		promises = append(promises, p)
 	}
 	if err := it.Err(); err != nil {
-		return len(promises), fmt.Errorf("iterate opportunities: %w", err)
+		return nil, fmt.Errorf("iterate opportunities: %w", err)
 	}
-	for _, p := range promises {
-		done := make(chan error, 1)
-		p.Then(func(err error) { done <- err })
-		select {
-		case err := <-done:
-			if err != nil {
-				return len(promises), fmt.Errorf("ask migration: %w", err)
-			}
-		case <-ctx.Done():
-			return len(promises), ctx.Err()
-		}
-	}
-	return len(promises), nil
+	return keys, ctx.Err()
 }

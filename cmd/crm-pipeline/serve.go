@@ -25,6 +25,7 @@ import (
 
 	"github.com/crm-pipeline/crm-pipeline/connlimit"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/gateway"
 	"github.com/crm-pipeline/crm-pipeline/processors"
 	"github.com/crm-pipeline/crm-pipeline/query"
 	"github.com/crm-pipeline/crm-pipeline/state"
@@ -233,6 +234,15 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		return err
 	}
 	run.Views = vs
+	gw, err := gateway.New(gateway.Config{Brokers: brokers, Client: client, Logger: log, Views: vs})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := gw.Close(); err != nil {
+			log.Warn("flush the gateway's emitters", "err", err)
+		}
+	}()
 	pm := processors.NewMetrics(reg)
 	restarts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "crm_processor_restarts_total", Help: "Supervised restarts of a processor after a failure, by consumer group.",
@@ -244,7 +254,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	reg.MustRegister(lag)
 
 	handler, err := query.NewHandler(query.Config{
-		Backend: vs, Logger: log, Registerer: reg, Gatherer: reg, Clock: cfg.clock, Tokens: tokens,
+		Backend: query.Stream{Service: vs, Gateway: gw}, Logger: log, Registerer: reg, Gatherer: reg, Clock: cfg.clock, Tokens: tokens,
 		// With tokens a rebinding page has no credential to send, so any Host is answered
 		// unless the operator lists them.
 		Hosts: query.HostPolicy{Allowed: cfg.AllowedHosts, Any: tokens.Len() > 0 && len(cfg.AllowedHosts) == 0},
@@ -309,11 +319,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		if err := vs.WaitReady(gctx); err != nil {
 			return nil
 		}
-		if err := vs.EnsureDefaultPipeline(gctx); err != nil && gctx.Err() == nil {
+		if err := gw.EnsureDefaultPipeline(gctx); err != nil && gctx.Err() == nil {
 			return fmt.Errorf("seed default pipeline: %w", err)
 		}
 		log.Info("views recovered; ready", "http", run.HTTPAddr)
-		if n, err := vs.MigrateHistory(gctx); err != nil && gctx.Err() == nil {
+		if n, err := gw.MigrateHistory(gctx); err != nil && gctx.Err() == nil {
 			// Not fatal: an unmigrated state is served as it is and migrated by its next
 			// command; the next start asks again.
 			log.Warn("history migration", "asked", n, "err", err)

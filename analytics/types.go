@@ -17,6 +17,8 @@
 // Oracle recomputes every answer from final states and event history without buckets; the
 // property test (and the service's end-to-end test) require Store and Oracle to agree to the
 // minor unit.
+//
+// Imports from this module: domain (the README's package table, checked by imports_test.go).
 package analytics
 
 // Delta is the net change of one opportunity's contribution to one bucket, caused by one

@@ -1,6 +1,8 @@
 // Package connlimit caps the connections an HTTP listener holds open, in total and per client
 // address, so that a flood of keep-alive or slow connections is refused at the door instead of
 // using up the process's file descriptors (which pebble and the Kafka clients need too).
+//
+// Imports from this module: none (the README's package table, checked by imports_test.go).
 package connlimit
 
 import (

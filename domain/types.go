@@ -2,6 +2,8 @@
 // commands, events and money. It is pure: no Kafka, no HTTP, no clock of its own (time arrives
 // in the DecideContext), so every rule can be tested with plain table tests and replayed as an
 // oracle against what the stream processors produced.
+//
+// Imports: the standard library only (the README's package table, checked by imports_test.go).
 package domain
 
 import "time"

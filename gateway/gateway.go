@@ -3,6 +3,8 @@
 // configuration, once this instance's views show them). It is apart from views, the read
 // side, so that each has one job: views never write a topic, the gateway never reads a table
 // but through views.
+//
+// Imports from this module: domain, codecs, topics, views (the README's package table, checked by imports_test.go).
 package gateway
 
 import (

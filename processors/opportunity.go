@@ -2,6 +2,8 @@
 // ask the pure domain, store, emit. Everything here is thin around package domain; what it adds
 // is the stream discipline: dedupe on redelivery with re-emission, a DLQ for undecodable
 // records, forwarding of records that arrived on the wrong partition.
+//
+// Imports from this module: domain, analytics, step, codecs, topics, state (the README's package table, checked by imports_test.go).
 package processors
 
 import (

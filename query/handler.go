@@ -3,6 +3,8 @@
 // around them (request ids, access logs, Prometheus, body limits, panic recovery). It holds no
 // state of its own: writes become commands handed to a Backend, reads come from the Backend's
 // views, so the package can be tested with an in-memory Backend and no Kafka.
+//
+// Imports from this module: domain, analytics, views, gateway (the README's package table, checked by imports_test.go).
 package query
 
 import (

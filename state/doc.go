@@ -31,4 +31,6 @@
 //     wiped and rebuilt instead of silently serving old data. BeginRun,
 //     EndRunClean and WipeDir cover the other case: processor caches that
 //     ran ahead of Kafka because the process did not stop cleanly.
+//
+// Imports from this module: none (the README's package table, checked by imports_test.go).
 package state

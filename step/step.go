@@ -7,6 +7,8 @@
 // fixture (which writes the tables a run of commands would leave) and the crash oracle (which
 // replays the commands topic to what the service must show). It knows nothing of Kafka,
 // encodings or storage; the lookups it needs come in through Env.
+//
+// Imports from this module: domain, analytics (the README's package table, checked by imports_test.go).
 package step
 
 import (

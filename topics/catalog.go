@@ -2,6 +2,8 @@
 // policies, retention), the code that provisions them on a broker, Kafka's default murmur2
 // partitioning, the sarama client configuration every component shares, and the embedded
 // kfake broker used when no external cluster is given.
+//
+// Imports from this module: none (the README's package table, checked by imports_test.go).
 package topics
 
 import (

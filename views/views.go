@@ -2,6 +2,8 @@
 // history, the analytics buckets and the configuration tables, and answers reads from them,
 // including read-your-writes waiting for a command's outcome. It is the read side of the query
 // service (the gateway package is the write side); it writes no topic.
+//
+// Imports from this module: domain, analytics, codecs, topics (the README's package table, checked by imports_test.go).
 package views
 
 import (

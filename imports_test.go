@@ -25,6 +25,7 @@ var allowedImports = map[string][]string{
 	"processors":       {"domain", "analytics", "step", "codecs", "topics", "state"},
 	"views":            {"domain", "analytics", "codecs", "topics"},
 	"query":            {"domain", "analytics", "views"},
+	"app":              {"domain", "analytics", "step", "codecs", "topics", "state", "connlimit", "processors", "views", "query"},
 	"cmd/crm-pipeline": nil, // everything
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/lovoo/goka/storage"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/app"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/state"
@@ -96,7 +97,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	verbose := fset.Bool("v", false, "log the service's info messages to stderr")
 	memHere := fset.Bool("memory-in-process", false, "run the memory scenario's service in this process (its RSS then includes the broker and harness) instead of as a child crm-pipeline serve")
 	serveEnv := fset.String("serve-env", "", "comma list of KEY=VALUE added to the environment of the memory scenario's child serve (e.g. GOMEMLIMIT=768MiB)")
-	cacheMiB := fset.Int("cache-mib", defaultCacheMiB, "the service's --cache-mib (pebble block cache), for every scenario's serve and the restore scenario's views")
+	cacheMiB := fset.Int("cache-mib", app.DefaultCacheMiB, "the service's --cache-mib (pebble block cache), for every scenario's serve and the restore scenario's views")
 	profile := fset.String("profile", "", "write CPU, block, mutex and heap profiles of the whole run (service and load) to this directory")
 	// Unlike serve, bench reads no CRM_PIPELINE_* variables: a --data meant for serve must
 	// not become the bench's scratch directory.
@@ -425,9 +426,9 @@ func (e *benchEnv) groupCaughtUp(group, topic string) (bool, error) {
 	return true, nil
 }
 
-// benchService is serve() running in this process.
+// benchService is app.Run running in this process.
 type benchService struct {
-	run     *running
+	run     *app.Running
 	cancel  context.CancelFunc
 	done    chan error
 	base    string
@@ -438,14 +439,14 @@ type benchService struct {
 
 func (b *bench) startService(ctx context.Context, env *benchEnv, data string) (*benchService, error) {
 	sctx, cancel := context.WithCancel(ctx)
-	started := make(chan *running, 1)
-	cfg := serveConfig{
+	started := make(chan *app.Running, 1)
+	cfg := app.Config{
 		Brokers: env.brokers, Data: data, HTTP: "127.0.0.1:0", EmbeddedBroker: "127.0.0.1:0",
 		Partitions: benchPartitions, ReportingCurrency: "USD", CacheMiB: b.cacheMiB, ShutdownTimeout: 20 * time.Second,
-		clock: time.Now, started: func(r *running) { started <- r },
+		Clock: time.Now, Started: func(r *app.Running) { started <- r },
 	}
 	s := &benchService{cancel: cancel, done: make(chan error, 1), data: data}
-	go func() { s.done <- serve(sctx, cfg, b.log, io.Discard) }()
+	go func() { s.done <- app.Run(sctx, cfg, b.log, io.Discard) }()
 	select {
 	case s.run = <-started:
 	case err := <-s.done:

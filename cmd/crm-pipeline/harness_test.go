@@ -17,6 +17,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/crm-pipeline/crm-pipeline/app"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/topics"
@@ -26,7 +27,7 @@ import (
 // over TCP, real processors, views, pebble stores and HTTP.
 type service struct {
 	t      *testing.T
-	run    *running
+	run    *app.Running
 	cancel context.CancelFunc
 	done   chan error
 	base   string
@@ -54,11 +55,11 @@ type serviceOpts struct {
 func startService(t *testing.T, o serviceOpts) *service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan *running, 1)
-	cfg := serveConfig{
+	started := make(chan *app.Running, 1)
+	cfg := app.Config{
 		Brokers: o.brokers, Data: o.data, HTTP: "127.0.0.1:0", EmbeddedBroker: "127.0.0.1:0",
 		Partitions: 4, ReportingCurrency: "USD", CacheMiB: 8, ShutdownTimeout: 10 * time.Second,
-		clock: o.clock, started: func(r *running) { started <- r }, InstanceID: o.instanceID,
+		Clock: o.clock, Started: func(r *app.Running) { started <- r }, InstanceID: o.instanceID,
 		MaxConns: o.maxConns, MaxConnsPerClient: o.maxConnsPerClient, TokenList: o.tokens,
 	}
 	client := http.DefaultClient
@@ -70,7 +71,7 @@ func startService(t *testing.T, o serviceOpts) *service {
 	logw := &testLogWriter{t: t}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, log, io.Discard) }()
+	go func() { done <- app.Run(ctx, cfg, log, io.Discard) }()
 	s := &service{t: t, cancel: cancel, done: done, client: client}
 	if o.tokens != "" {
 		// role:token[:name]

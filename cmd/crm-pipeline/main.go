@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/crm-pipeline/crm-pipeline/app"
 )
 
 func main() {
@@ -49,7 +51,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, logger, stdout)
+		return app.Run(ctx, cfg, logger, stdout)
 	case "broker":
 		return runBroker(ctx, args[1:], logger, stdout, stderr)
 	case "emit":

@@ -20,6 +20,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/app"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/query"
@@ -252,7 +253,7 @@ func describeGroups(admin sarama.ClusterAdmin, insts []*scaleInstance) (map[stri
 			idx := -1
 			if m.GroupInstanceId != nil {
 				for _, in := range insts {
-					if instanceID(serveConfig{Data: in.data})+"."+d.GroupId == *m.GroupInstanceId {
+					if app.InstanceID(app.Config{Data: in.data})+"."+d.GroupId == *m.GroupInstanceId {
 						idx = in.idx
 					}
 				}

@@ -60,7 +60,7 @@ CRASH_OPPS ?= 300
 CRASH_KILLS ?= 10
 chaos: deps
 	CRASH_COMMANDS=$(CRASH_COMMANDS) CRASH_OPPS=$(CRASH_OPPS) CRASH_KILLS=$(CRASH_KILLS) \
-	  $(GO) test -count=1 -timeout 30m -v -run 'TestCrashOracle' ./cmd/crm-pipeline/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|crash oracle|restarted|differs'
+	  $(GO) test -count=1 -timeout 30m -v -run 'TestCrashOracle' ./systemtest/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|crash oracle|restarted|differs'
 
 clean:
 	rm -rf bin

@@ -1,7 +1,8 @@
-package main
+package systemtest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -38,7 +39,8 @@ func buildBinary(t *testing.T) string {
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+		// The tests run in systemtest/; the command is its sibling ../cmd/crm-pipeline.
+		out, err := exec.Command("go", append(args, "../cmd/crm-pipeline")...).CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v: %s", err, out)
 		}
@@ -255,4 +257,33 @@ func TestGracefulShutdown(t *testing.T) {
 	if n := p2.metric("crm_records_redelivered_total"); n != 0 {
 		t.Fatalf("%v records redelivered after a clean stop, want 0", n)
 	}
+}
+
+// emitResult is what one `crm-pipeline emit` run printed and returned.
+type emitResult struct {
+	stdout, stderr string
+	err            error
+}
+
+// runEmitT runs `crm-pipeline emit <args>` (the built binary) with stdin and waits for it.
+func runEmitT(t *testing.T, args []string, stdin string) emitResult {
+	t.Helper()
+	var out, errOut lockedBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, buildBinary(t), append([]string{"emit"}, args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
+	err := cmd.Run()
+	t.Logf("emit %q: err=%v\nstdout:\n%sstderr:\n%s", args, err, out.String(), errOut.String())
+	return emitResult{stdout: out.String(), stderr: errOut.String(), err: err}
+}
+
+// runCLI runs `crm-pipeline <args>` (the built binary) to its end and returns its stdout and
+// stderr together.
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, buildBinary(t), args...).CombinedOutput()
+	return string(out), err
 }

@@ -1,4 +1,4 @@
-package main
+package systemtest
 
 // Broker fault tests: the real service in-process against a kfake broker the test starts and
 // owns, so that it can make the broker fail produce, fetch and group-coordination requests

@@ -1,4 +1,4 @@
-package main
+package systemtest
 
 import (
 	"bytes"
@@ -359,10 +359,9 @@ func TestAccountSnapshotRefreshed(t *testing.T) {
 	if r.json(t)["account"] != nil {
 		t.Fatalf("account before Customer 360 knows it: %s", r.body)
 	}
-	var out bytes.Buffer
-	if err := runAccountsPut(t.Context(), []string{"--brokers", s.run.BrokerAddr, "--id", "acc-42", "--name", "Globex",
-		"--segment", "enterprise", "--region", "EMEA"}, &out, &out); err != nil {
-		t.Fatalf("accounts put: %v: %s", err, out.String())
+	if out, err := runCLI(t, "accounts", "put", "--brokers", s.run.BrokerAddr, "--id", "acc-42", "--name", "Globex",
+		"--segment", "enterprise", "--region", "EMEA"); err != nil {
+		t.Fatalf("accounts put: %v: %s", err, out)
 	}
 	eventually(t, "the account on the next command's result", func() bool {
 		r := s.do("PATCH", "/opportunities/opp-acc", map[string]any{"nextStep": fmt.Sprint(time.Now().UnixNano())}, wait)

@@ -1,4 +1,4 @@
-package main
+package systemtest
 
 import (
 	"bytes"
@@ -361,4 +361,20 @@ func (w *testLogWriter) close() {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
+}
+
+// newSyncProducer is a producer with the service's client settings and Kafka's default
+// murmur2 partitioning, as the command-line tools (crm-pipeline emit) make it.
+func newSyncProducer(o topics.ClientOptions) (sarama.SyncProducer, error) {
+	if o.ClientID == "" {
+		o.ClientID = "crm-pipeline-cli"
+	}
+	cfg := topics.SaramaConfig(o)
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewCustomHashPartitioner(topics.Hasher())
+	p, err := sarama.NewSyncProducer(o.Brokers, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect producer to %v: %w", o.Brokers, err)
+	}
+	return p, nil
 }

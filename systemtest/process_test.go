@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"io"
 	"net/http"
 	"os"
@@ -225,9 +226,9 @@ func TestGracefulShutdown(t *testing.T) {
 	data := t.TempDir()
 	args := []string{"serve", "--data", data, "--http", "127.0.0.1:0", "--embedded-broker", "127.0.0.1:0", "--partitions", "4"}
 	p := startProc(t, args...)
-	s := &service{t: t, base: "http://" + p.http + "/api/v1"}
+	s := testkit.Attach(t, "http://"+p.http+"/api/v1")
 	for i := 0; i < 5; i++ {
-		s.mustStatus(s.do("POST", "/opportunities", createBody(fmt.Sprintf("opp-g%d", i)), wait), 201)
+		s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody(fmt.Sprintf("opp-g%d", i)), testkit.Wait), 201)
 	}
 	// Let the offsets of the last records commit (sarama commits every second, and at the end
 	// of the session on shutdown anyway).
@@ -252,8 +253,8 @@ func TestGracefulShutdown(t *testing.T) {
 	if strings.Contains(p2.logs.String(), "wiping local processor state") {
 		t.Fatalf("restart after a clean stop wiped the processor caches\n%s", p2.logs.String())
 	}
-	s2 := &service{t: t, base: "http://" + p2.http + "/api/v1"}
-	s2.mustStatus(s2.do("PATCH", "/opportunities/opp-g0", map[string]any{"nextStep": "x"}, wait), 200)
+	s2 := testkit.Attach(t, "http://"+p2.http+"/api/v1")
+	s2.MustStatus(s2.Do("PATCH", "/opportunities/opp-g0", map[string]any{"nextStep": "x"}, testkit.Wait), 200)
 	if n := p2.metric("crm_records_redelivered_total"); n != 0 {
 		t.Fatalf("%v records redelivered after a clean stop, want 0", n)
 	}

@@ -30,11 +30,12 @@ var allowedImports = map[string][]string{
 	// Support code, outside the product: nothing of the product imports it (see supportPackages).
 	"systemtest":       nil, // tests only
 	"internal/testkit": nil,
+	"cmd/crm-bench":    nil,
 }
 
 // supportPackages are the module's packages outside the product (tests, their shared kit, the
 // benchmark): they may import anything, and no product package may import them.
-var supportPackages = map[string]bool{"systemtest": true, "internal/testkit": true}
+var supportPackages = map[string]bool{"systemtest": true, "internal/testkit": true, "cmd/crm-bench": true}
 
 // TestImportDirections fails when a package imports one of the module's packages its row of
 // the table does not allow, or when a package is missing from the table.

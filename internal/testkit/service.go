@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,9 +20,8 @@ import (
 type Service struct {
 	t testing.TB
 	// Run is what the started service exposes: its addresses, embedded broker and views.
-	Run    *app.Running
-	cancel context.CancelFunc
-	done   chan error
+	Run *app.Running
+	in  *Instance // nil once stopped, and for a Service of Attach
 	// Base is the API's base URL (Root + "/api/v1"), which Do's paths are relative to.
 	Base string
 	// Root is the scheme and host: http://127.0.0.1:port.
@@ -57,12 +57,10 @@ type ServiceOpts struct {
 // default pipeline seeded) and stops it cleanly when the test ends.
 func StartService(t testing.TB, o ServiceOpts) *Service {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan *app.Running, 1)
 	cfg := app.Config{
 		Brokers: o.Brokers, Data: o.Data, HTTP: "127.0.0.1:0", EmbeddedBroker: "127.0.0.1:0",
 		Partitions: 4, ReportingCurrency: "USD", CacheMiB: 8, ShutdownTimeout: 10 * time.Second,
-		Clock: o.Clock, Started: func(r *app.Running) { started <- r }, InstanceID: o.InstanceID,
+		Clock: o.Clock, InstanceID: o.InstanceID,
 		MaxConns: o.MaxConns, MaxConnsPerClient: o.MaxConnsPerClient, TokenList: o.Tokens,
 	}
 	client := http.DefaultClient
@@ -73,23 +71,16 @@ func StartService(t testing.TB, o ServiceOpts) *Service {
 	}
 	logw := NewLogWriter(t)
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, cfg, log, io.Discard) }()
-	s := &Service{t: t, cancel: cancel, done: done, Client: client}
+	in, err := StartInstance(context.Background(), cfg, log, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{t: t, in: in, Run: in.Run, Client: client}
 	if o.Tokens != "" {
 		// role:token[:name]
 		if parts := strings.SplitN(strings.Split(o.Tokens, ",")[0], ":", 3); len(parts) >= 2 {
 			s.Token = parts[1]
 		}
-	}
-	select {
-	case s.Run = <-started:
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve exited before starting: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("serve did not start within 60s")
 	}
 	s.Root = scheme + "://" + s.Run.HTTPAddr
 	s.Base = s.Root + "/api/v1"
@@ -98,20 +89,17 @@ func StartService(t testing.TB, o ServiceOpts) *Service {
 	return s
 }
 
-// Stop stops the service cleanly and waits for it.
+// Stop stops the service cleanly and waits for it (nothing for a Service of Attach).
 func (s *Service) Stop() {
-	if s.cancel == nil {
+	if s.in == nil {
 		return
 	}
-	s.cancel()
-	s.cancel = nil
-	select {
-	case err := <-s.done:
-		if err != nil {
-			s.t.Errorf("serve returned %v", err)
-		}
-	case <-time.After(60 * time.Second):
+	in := s.in
+	s.in = nil
+	if err := in.Stop(60 * time.Second); errors.Is(err, ErrStopTimeout) {
 		s.t.Error("serve did not stop within 60s")
+	} else if err != nil {
+		s.t.Errorf("serve returned %v", err)
 	}
 }
 

@@ -22,7 +22,7 @@ var allowedImports = map[string][]string{
 	"topics":           {},
 	"state":            {},
 	"connlimit":        {},
-	"processors":       {"domain", "analytics", "step", "codecs", "topics", "state"},
+	"processors":       {"domain", "analytics", "step", "codecs", "topics"},
 	"views":            {"domain", "analytics", "codecs", "topics"},
 	"query":            {"domain", "analytics", "views"},
 	"app":              {"domain", "analytics", "step", "codecs", "topics", "state", "connlimit", "processors", "views", "query"},

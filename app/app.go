@@ -36,26 +36,41 @@ const DefaultCacheMiB = 64
 // Config is the configuration of `crm-pipeline serve` (API.md, Operations): the command line
 // fills it from flags, tests and the benchmark fill it directly to run the service in process.
 type Config struct {
-	Brokers        []string
-	Data           string
-	HTTP           string
+	// Brokers are the Kafka bootstrap brokers (--brokers); empty starts the embedded broker.
+	Brokers []string
+	// Data is the directory of the local state and the embedded broker's log (--data).
+	Data string
+	// HTTP is the API's listen address (--http); port 0 picks a free one (Running.HTTPAddr).
+	HTTP string
+	// EmbeddedBroker is the embedded broker's listen address (--embedded-broker).
 	EmbeddedBroker string
 	// EmbeddedCompaction is the embedded broker's compaction interval (topics.BrokerOptions).
 	EmbeddedCompaction time.Duration
 	// EmbeddedNoSync turns off the embedded broker's fsync before acknowledging (--embedded-sync=false).
-	EmbeddedNoSync    bool
-	Partitions        int
+	EmbeddedNoSync bool
+	// Partitions is the partition count of the topics this service creates (--partitions); an
+	// existing commands topic wins.
+	Partitions int
+	// ReportingCurrency is the ISO 4217 currency forecasts are reported in (--reporting-currency).
 	ReportingCurrency string
-	CacheMiB          int
-	MemTableMiB       int
-	ShutdownTimeout   time.Duration
-	InstanceID        string
-	Kafka             topics.ClientOptions // TLS and SASL for --brokers (not the embedded broker)
+	// CacheMiB is the pebble block cache shared by all local stores (--cache-mib).
+	CacheMiB int
+	// MemTableMiB caps each local store's memtable (--memtable-mib; 0: state's default).
+	MemTableMiB int
+	// ShutdownTimeout bounds a clean stop (--shutdown-timeout).
+	ShutdownTimeout time.Duration
+	// InstanceID is the static group membership id (--instance-id): "" derives one (see
+	// InstanceID), "none" uses dynamic membership.
+	InstanceID string
+	// Kafka is TLS and SASL for --brokers (not the embedded broker).
+	Kafka topics.ClientOptions
 	// MaxConns and MaxConnsPerClient cap the HTTP connections held open (connlimit).
 	MaxConns          int
 	MaxConnsPerClient int
-	TokensFile        string
-	TokenList         string
+	// TokensFile and TokenList are the HTTP bearer tokens (--tokens-file or --tokens, one of
+	// them); none leaves the API open, which only loopback addresses allow.
+	TokensFile string
+	TokenList  string
 	// AllowedHosts are Host names answered besides loopback names (--allowed-hosts).
 	AllowedHosts []string
 	// TLSCert and TLSKey serve HTTPS (and HTTP/2) instead of plain HTTP.
@@ -74,13 +89,18 @@ type Config struct {
 // Running is what a started service exposes to tests and the benchmark (through
 // Config.Started): the addresses it chose, its embedded broker and its views.
 type Running struct {
-	HTTPAddr   string
+	// HTTPAddr is the address the API listens on (host:port).
+	HTTPAddr string
+	// BrokerAddr is the first Kafka broker the service talks to (the embedded one's address
+	// without --brokers).
 	BrokerAddr string
-	Broker     *topics.Broker // nil with --brokers
+	// Broker is the embedded broker; nil with --brokers.
+	Broker *topics.Broker
 	// BrokerCredentials are the embedded broker's SASL credentials; nil when it is open
 	// (no tokens) or external.
 	BrokerCredentials *topics.Credentials
-	Views             *views.Service
+	// Views are the service's read models, for callers that wait on them directly.
+	Views *views.Service
 }
 
 // Run runs the whole service until ctx ends: embedded broker (unless --brokers), topic

@@ -22,12 +22,21 @@ var allowedImports = map[string][]string{
 	"topics":           {},
 	"state":            {},
 	"connlimit":        {},
-	"processors":       {"domain", "analytics", "step", "codecs", "topics", "state"},
+	"processors":       {"domain", "analytics", "step", "codecs", "topics"},
 	"views":            {"domain", "analytics", "codecs", "topics"},
 	"gateway":          {"domain", "codecs", "topics", "views"},
 	"query":            {"domain", "analytics", "views", "gateway"},
+	"app":              {"domain", "analytics", "step", "codecs", "topics", "state", "connlimit", "processors", "views", "gateway", "query"},
 	"cmd/crm-pipeline": nil, // everything
+	// Support code, outside the product: nothing of the product imports it (see supportPackages).
+	"systemtest":       nil, // tests only
+	"internal/testkit": nil,
+	"cmd/crm-bench":    nil,
 }
+
+// supportPackages are the module's packages outside the product (tests, their shared kit, the
+// benchmark): they may import anything, and no product package may import them.
+var supportPackages = map[string]bool{"systemtest": true, "internal/testkit": true, "cmd/crm-bench": true}
 
 // TestImportDirections fails when a package imports one of the module's packages its row of
 // the table does not allow, or when a package is missing from the table.
@@ -54,6 +63,13 @@ func TestImportDirections(t *testing.T) {
 			continue // internal packages are their parent's own business
 		}
 		seen[name] = true
+		if !supportPackages[name] {
+			for _, imp := range p.Imports {
+				if dep, ours := strings.CutPrefix(imp, module); ours && supportPackages[dep] {
+					t.Errorf("product package %s imports the support package %s", name, dep)
+				}
+			}
+		}
 		allowed, listed := allowedImports[name]
 		if !listed {
 			t.Errorf("package %s is not in the README's package table (allowedImports)", name)

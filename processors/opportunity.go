@@ -3,7 +3,7 @@
 // is the stream discipline: dedupe on redelivery with re-emission, a DLQ for undecodable
 // records, forwarding of records that arrived on the wrong partition.
 //
-// Imports from this module: domain, analytics, step, codecs, topics, state (the README's package table, checked by imports_test.go).
+// Imports from this module: domain, analytics, step, codecs, topics (the README's package table, checked by imports_test.go).
 package processors
 
 import (

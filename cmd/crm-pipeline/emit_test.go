@@ -42,7 +42,14 @@ func startEmitBroker(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	n, err := provision(c, emitPartitions, slog.New(slog.DiscardHandler))
+	admin, err := sarama.NewClusterAdminFromClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topics.Provision(admin, topics.Catalog(emitPartitions), 1, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	n, err := topics.Partitions(c, topics.Commands)
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}

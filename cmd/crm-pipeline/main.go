@@ -4,7 +4,8 @@
 //	crm-pipeline broker    the embedded broker alone, for several serve instances
 //	crm-pipeline emit      send commands (JSON lines) to the commands topic
 //	crm-pipeline accounts put   publish a Customer 360 account record
-//	crm-pipeline bench     run the performance scenarios of BENCHMARKS.md
+//
+// The performance scenarios of BENCHMARKS.md are a binary of their own, cmd/crm-bench.
 package main
 
 import (
@@ -15,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/crm-pipeline/crm-pipeline/app"
 )
 
 func main() {
@@ -33,7 +36,6 @@ commands:
   broker         run the embedded Kafka broker alone
   emit           send commands (JSON lines) from a file or stdin to --brokers
   accounts put   publish a Customer 360 account record
-  bench          run the performance scenarios (BENCHMARKS.md) and print BENCH lines
 `
 
 // run dispatches a subcommand; it is main without the process exit, for tests.
@@ -49,7 +51,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, logger, stdout)
+		return app.Run(ctx, cfg, logger, stdout)
 	case "broker":
 		return runBroker(ctx, args[1:], logger, stdout, stderr)
 	case "emit":
@@ -59,8 +61,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return fmt.Errorf("usage: crm-pipeline accounts put --id ID --name NAME [--segment S] [--region R] [--owner O]")
 		}
 		return runAccountsPut(ctx, args[2:], stdout, stderr)
-	case "bench":
-		return runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

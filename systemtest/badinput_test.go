@@ -1,7 +1,8 @@
-package main
+package systemtest
 
 import (
 	"fmt"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -18,8 +19,8 @@ import (
 // partition: every bad record must reach the DLQ, and no partition may stall.
 func TestRandomBytesEndInDLQ(t *testing.T) {
 	const n = 10000
-	s := startService(t, serviceOpts{data: t.TempDir()})
-	broker := s.run.BrokerAddr
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	broker := s.Run.BrokerAddr
 	cfg := topics.SaramaConfig(topics.ClientOptions{Brokers: []string{broker}, ClientID: "fuzz-producer"})
 	cfg.Producer.Partitioner = sarama.NewCustomHashPartitioner(topics.Hasher())
 	cfg.Producer.Return.Successes = true
@@ -73,11 +74,11 @@ func TestRandomBytesEndInDLQ(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		s.mustStatus(s.do("POST", "/opportunities", createBody(id), wait), 201)
+		s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody(id), testkit.Wait), 201)
 	}
 	junkRefused := func() int {
 		c := 0
-		for _, m := range readAll(t, broker, topics.Rejections) {
+		for _, m := range testkit.ReadAll(t, broker, topics.Rejections) {
 			if strings.HasPrefix(string(m.Key), "junk-") {
 				c++
 			}
@@ -88,8 +89,8 @@ func TestRandomBytesEndInDLQ(t *testing.T) {
 	// refused (its opportunity id is not its key), never applied.
 	var dlq []*sarama.ConsumerMessage
 	refused := 0
-	eventually(t, "every random record in the DLQ or refused", func() bool {
-		dlq = readAll(t, broker, topics.DLQ)
+	testkit.Eventually(t, "every random record in the DLQ or refused", func() bool {
+		dlq = testkit.ReadAll(t, broker, topics.DLQ)
 		refused = junkRefused()
 		return len(dlq)+refused >= n
 	})
@@ -102,8 +103,8 @@ func TestRandomBytesEndInDLQ(t *testing.T) {
 		t.Fatalf("%d in the DLQ + %d refused for %d bad records", len(dlq), refused, n)
 	}
 	for _, id := range ids {
-		if r := s.do("GET", "/opportunities/"+id, nil, nil); r.status != 200 {
-			t.Fatalf("%s after the flood: %d", id, r.status)
+		if r := s.Do("GET", "/opportunities/"+id, nil, nil); r.Status != 200 {
+			t.Fatalf("%s after the flood: %d", id, r.Status)
 		}
 	}
 	t.Logf("%d random records: %d in the DLQ, %d decodable and refused", n, len(dlq), refused)

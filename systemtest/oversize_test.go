@@ -1,7 +1,8 @@
-package main
+package systemtest
 
 import (
 	"fmt"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"hash/crc32"
 	"io"
 	"net/http"
@@ -25,8 +26,8 @@ import (
 // processor forever and its partition never drained.
 func TestOversizeRecordsNeverStopAPartition(t *testing.T) {
 	const parts = 4
-	s := startService(t, serviceOpts{data: t.TempDir()})
-	broker := s.run.BrokerAddr
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	broker := s.Run.BrokerAddr
 	cfg := topics.SaramaConfig(topics.ClientOptions{Brokers: []string{broker}, ClientID: "big-producer"})
 	cfg.Producer.MaxMessageBytes = topics.TopicMaxMessageBytes
 	cfg.Producer.Return.Successes = true
@@ -70,7 +71,7 @@ func TestOversizeRecordsNeverStopAPartition(t *testing.T) {
 	// A decodable command far over the name limit: refused, with a bounded refusal.
 	huge := domain.Command{Type: domain.CmdCreate, CommandID: "huge-1", OpportunityID: "huge-1", Actor: "lead-service",
 		Create: &domain.CreateOpportunity{Name: strings.Repeat("n", 950_000), AccountID: "a", OwnerID: "o",
-			Amount: "1", Currency: "USD", CloseDate: closeDate(5)}}
+			Amount: "1", Currency: "USD", CloseDate: testkit.CloseDate(5)}}
 	hb, err := codecs.EncodeCommand(huge)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestOversizeRecordsNeverStopAPartition(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		s.mustStatus(s.do("POST", "/opportunities", createBody(id), wait), 201)
+		s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody(id), testkit.Wait), 201)
 	}
 
 	// Every big record ends in the DLQ exactly once: undecodable where it belongs (after a
@@ -103,8 +104,8 @@ func TestOversizeRecordsNeverStopAPartition(t *testing.T) {
 		}
 	}
 	var dlq []*sarama.ConsumerMessage
-	eventually(t, "every big record in the DLQ", func() bool {
-		dlq = readAll(t, broker, topics.DLQ)
+	testkit.Eventually(t, "every big record in the DLQ", func() bool {
+		dlq = testkit.ReadAll(t, broker, topics.DLQ)
 		return len(dlq) >= len(recs)
 	})
 	if len(dlq) != len(recs) {
@@ -133,8 +134,8 @@ func TestOversizeRecordsNeverStopAPartition(t *testing.T) {
 		t.Fatalf("%d records DLQ'd as too large to forward, want %d", tooLarge, wantTooLarge)
 	}
 	var refused bool
-	eventually(t, "the huge command refused", func() bool {
-		for _, m := range readAll(t, broker, topics.Rejections) {
+	testkit.Eventually(t, "the huge command refused", func() bool {
+		for _, m := range testkit.ReadAll(t, broker, topics.Rejections) {
 			if string(m.Key) == "huge-1" {
 				refused = true
 				if len(m.Value) > 64*1024 {
@@ -145,11 +146,11 @@ func TestOversizeRecordsNeverStopAPartition(t *testing.T) {
 		return refused
 	})
 	for _, id := range ids {
-		if r := s.do("GET", "/opportunities/"+id, nil, nil); r.status != 200 {
-			t.Fatalf("%s after the big records: %d", id, r.status)
+		if r := s.Do("GET", "/opportunities/"+id, nil, nil); r.Status != 200 {
+			t.Fatalf("%s after the big records: %d", id, r.Status)
 		}
 	}
-	resp, err := http.Get("http://" + s.run.HTTPAddr + "/metrics")
+	resp, err := http.Get("http://" + s.Run.HTTPAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,10 @@
-package main
+package systemtest
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -20,7 +21,7 @@ import (
 // be held at the cap, and the refusals counted. Before the caps every flooding connection was
 // kept until the process ran out of descriptors.
 func TestConnectionFloodRefusedAtTheDoor(t *testing.T) {
-	s := startService(t, serviceOpts{data: t.TempDir(), maxConns: 1000, maxConnsPerClient: 100})
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir(), MaxConns: 1000, MaxConnsPerClient: 100})
 	var flood []net.Conn
 	defer func() {
 		for _, c := range flood {
@@ -28,7 +29,7 @@ func TestConnectionFloodRefusedAtTheDoor(t *testing.T) {
 		}
 	}()
 	for i := 0; i < 2000; i++ {
-		c, err := net.Dial("tcp", s.run.HTTPAddr)
+		c, err := net.Dial("tcp", s.Run.HTTPAddr)
 		if err != nil {
 			t.Fatalf("flood connection %d: %v", i, err)
 		}
@@ -40,7 +41,7 @@ func TestConnectionFloodRefusedAtTheDoor(t *testing.T) {
 			return dialer.DialContext(ctx, network, addr)
 		},
 	}}
-	base := "http://" + s.run.HTTPAddr
+	base := "http://" + s.Run.HTTPAddr
 	for i := 0; i < 20; i++ {
 		resp, err := client.Get(base + "/healthz")
 		if err != nil {
@@ -52,7 +53,7 @@ func TestConnectionFloodRefusedAtTheDoor(t *testing.T) {
 			t.Fatalf("legitimate read %d: %d", i, resp.StatusCode)
 		}
 	}
-	body, _ := json.Marshal(createBody("flood-survivor"))
+	body, _ := json.Marshal(testkit.CreateBody("flood-survivor"))
 	req, _ := http.NewRequest("POST", base+"/api/v1/opportunities", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Prefer", "wait=10")
@@ -142,7 +143,7 @@ func TestDescriptorLimitedProcessStaysUp(t *testing.T) {
 		var resp *http.Response
 		var err error
 		if i%10 == 9 {
-			body, _ := json.Marshal(createBody("fd-survivor-" + strconv.Itoa(i)))
+			body, _ := json.Marshal(testkit.CreateBody("fd-survivor-" + strconv.Itoa(i)))
 			req, _ := http.NewRequest("POST", base+"/api/v1/opportunities", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Prefer", "wait=10")

@@ -1,8 +1,9 @@
-package main
+package systemtest
 
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -22,7 +23,7 @@ import (
 func tableRecordsOf(t *testing.T, broker, id string) []*sarama.ConsumerMessage {
 	t.Helper()
 	var out []*sarama.ConsumerMessage
-	for _, m := range readAll(t, broker, topics.OpportunityTable) {
+	for _, m := range testkit.ReadAll(t, broker, topics.OpportunityTable) {
 		if string(m.Key) == id {
 			out = append(out, m)
 		}
@@ -32,7 +33,7 @@ func tableRecordsOf(t *testing.T, broker, id string) []*sarama.ConsumerMessage {
 
 // historyVersions reads the whole audit trail of id through GET /history, page by page
 // (limit per page), and returns the versions in the order served.
-func historyVersions(t *testing.T, s *service, id string, limit int) []int64 {
+func historyVersions(t *testing.T, s *testkit.Service, id string, limit int) []int64 {
 	t.Helper()
 	var out []int64
 	cursor := ""
@@ -41,9 +42,9 @@ func historyVersions(t *testing.T, s *service, id string, limit int) []int64 {
 		if cursor != "" {
 			path += "&cursor=" + cursor
 		}
-		r := s.do("GET", path, nil, nil)
-		s.mustStatus(r, 200)
-		m := r.json(t)
+		r := s.Do("GET", path, nil, nil)
+		s.MustStatus(r, 200)
+		m := r.JSON(t)
 		for _, it := range m["items"].([]any) {
 			out = append(out, int64(it.(map[string]any)["version"].(float64)))
 		}
@@ -77,25 +78,25 @@ func wantVersions(t *testing.T, what string, got []int64, n int64) {
 // first, paged, from the history topic.
 func TestStateRecordFlatHistoryOnItsTopic(t *testing.T) {
 	t.Parallel() // long and mostly waiting: runs beside the other long tests
-	s := startService(t, serviceOpts{data: t.TempDir()})
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
 	const id, patches = "opp-busy", 1000
-	s.mustStatus(s.do("POST", "/opportunities", createBody(id), wait), 201)
+	s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody(id), testkit.Wait), 201)
 	for i := 1; i <= patches; i++ {
 		// The note grows the state a little, as a real deal's fields do; the amount changes.
 		body := map[string]any{"amount": fmt.Sprintf("%d.00", 10000+i), "nextStep": fmt.Sprintf("call %d", i)}
 		hdr := map[string]string{}
 		if i == patches {
-			hdr = wait
+			hdr = testkit.Wait
 		}
-		s.mustStatus(s.do("PATCH", "/opportunities/"+id, body, hdr), map[bool]int{true: 200, false: 202}[i == patches])
+		s.MustStatus(s.Do("PATCH", "/opportunities/"+id, body, hdr), map[bool]int{true: 200, false: 202}[i == patches])
 	}
-	r := s.do("GET", "/opportunities/"+id, nil, nil)
-	s.mustStatus(r, 200)
-	if v := r.json(t)["version"]; v != float64(patches+1) {
+	r := s.Do("GET", "/opportunities/"+id, nil, nil)
+	s.MustStatus(r, 200)
+	if v := r.JSON(t)["version"]; v != float64(patches+1) {
 		t.Fatalf("version %v, want %d", v, patches+1)
 	}
 	sizes := map[int64]int{}
-	for _, m := range tableRecordsOf(t, s.run.BrokerAddr, id) {
+	for _, m := range tableRecordsOf(t, s.Run.BrokerAddr, id) {
 		agg, err := codecs.DecodeAggregate(m.Value)
 		if err != nil {
 			t.Fatal(err)
@@ -119,7 +120,7 @@ func TestStateRecordFlatHistoryOnItsTopic(t *testing.T) {
 	wantVersions(t, "history, default page", historyVersions(t, s, id, 1000), patches+1)
 	wantVersions(t, "history, pages of 64", historyVersions(t, s, id, 64), patches+1)
 	keys := map[string]bool{}
-	for _, m := range readAll(t, s.run.BrokerAddr, topics.History) {
+	for _, m := range testkit.ReadAll(t, s.Run.BrokerAddr, topics.History) {
 		if oid, _, ok := topics.ParseHistoryKey(string(m.Key)); ok && oid == id {
 			keys[string(m.Key)] = true
 		}
@@ -198,22 +199,22 @@ func TestPreviousLayoutMigratedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	s := startService(t, serviceOpts{data: data, brokers: []string{b.Addr()}})
-	s.mustStatus(s.do("POST", "/opportunities", createBody("opp-current"), wait), 201)
-	s.stop()
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: data, Brokers: []string{b.Addr()}})
+	s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody("opp-current"), testkit.Wait), 201)
+	s.Stop()
 
 	const id, n = "opp-legacy", 40
-	produce(t, b.Addr(), topics.OpportunityTable, &sarama.ProducerMessage{
+	testkit.Produce(t, b.Addr(), topics.OpportunityTable, &sarama.ProducerMessage{
 		Key: sarama.StringEncoder(id), Value: sarama.ByteEncoder(legacyAggregate(t, id, n, time.Now().UTC())),
 	})
-	s2 := startService(t, serviceOpts{data: data, brokers: []string{b.Addr()}})
-	eventually(t, "the legacy state stored in the new layout", func() bool {
+	s2 := testkit.StartService(t, testkit.ServiceOpts{Data: data, Brokers: []string{b.Addr()}})
+	testkit.Eventually(t, "the legacy state stored in the new layout", func() bool {
 		recs := tableRecordsOf(t, b.Addr(), id)
 		agg, err := codecs.DecodeAggregate(recs[len(recs)-1].Value)
 		return err == nil && agg.HistoryOnTopic && len(agg.Events) <= 16 && agg.State.Version == n
 	})
 	got := map[int64]bool{}
-	for _, m := range readAll(t, b.Addr(), topics.History) {
+	for _, m := range testkit.ReadAll(t, b.Addr(), topics.History) {
 		if oid, v, ok := topics.ParseHistoryKey(string(m.Key)); ok && oid == id {
 			got[v] = true
 		}
@@ -222,9 +223,9 @@ func TestPreviousLayoutMigratedAtStart(t *testing.T) {
 		t.Fatalf("history topic holds %d versions of the legacy deal, want %d", len(got), n)
 	}
 	wantVersions(t, "legacy history after migration", historyVersions(t, s2, id, 7), n)
-	r := s2.do("POST", "/opportunities/"+id+"/stage", map[string]any{"stageId": "discovery"}, wait)
-	s2.mustStatus(r, 200)
-	if v := r.json(t)["version"]; v != float64(n+1) {
+	r := s2.Do("POST", "/opportunities/"+id+"/stage", map[string]any{"stageId": "discovery"}, testkit.Wait)
+	s2.MustStatus(r, 200)
+	if v := r.JSON(t)["version"]; v != float64(n+1) {
 		t.Fatalf("version after migration %v, want %d", v, n+1)
 	}
 	wantVersions(t, "legacy history after a new command", historyVersions(t, s2, id, 1000), n+1)
@@ -233,8 +234,8 @@ func TestPreviousLayoutMigratedAtStart(t *testing.T) {
 		t.Fatalf("crm_state_history_migrated_total is not 1:\n%s", grepLines(m, "crm_state_history"))
 	}
 	// A second start finds nothing left to migrate.
-	s2.stop()
-	s3 := startService(t, serviceOpts{data: data, brokers: []string{b.Addr()}})
+	s2.Stop()
+	s3 := testkit.StartService(t, testkit.ServiceOpts{Data: data, Brokers: []string{b.Addr()}})
 	wantVersions(t, "legacy history after another start", historyVersions(t, s3, id, 1000), n+1)
 	if m := metricsText(t, s3); !strings.Contains(m, "\ncrm_state_history_migrated_total 0\n") {
 		t.Fatalf("a second start migrated again:\n%s", grepLines(m, "crm_state_history"))
@@ -242,9 +243,9 @@ func TestPreviousLayoutMigratedAtStart(t *testing.T) {
 }
 
 // metricsText is the service's /metrics exposition.
-func metricsText(t *testing.T, s *service) string {
+func metricsText(t *testing.T, s *testkit.Service) string {
 	t.Helper()
-	resp, err := http.Get("http://" + s.run.HTTPAddr + "/metrics")
+	resp, err := http.Get("http://" + s.Run.HTTPAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,11 @@
-package main
+package systemtest
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"io"
 	"net/http"
 	"os"
@@ -74,9 +75,9 @@ func (r *diskRig) get(path string) (int, map[string]any) {
 // create opens n opportunities over HTTP, waiting for each.
 func (r *diskRig) create(n int) {
 	r.t.Helper()
-	s := &service{t: r.t, base: r.base}
+	s := testkit.Attach(r.t, r.base)
 	for i := 0; i < n; i++ {
-		s.mustStatus(s.do("POST", "/opportunities", createBody(fmt.Sprintf("opp-%02d", i)), wait), 201)
+		s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody(fmt.Sprintf("opp-%02d", i)), testkit.Wait), 201)
 	}
 }
 
@@ -97,7 +98,7 @@ func (r *diskRig) produceUpdates(opps, n int, tag string) {
 		msgs = append(msgs, &sarama.ProducerMessage{Key: sarama.StringEncoder(id), Value: sarama.ByteEncoder(b)})
 		r.sent[id]++
 	}
-	produce(r.t, r.broker, topics.Commands, msgs...)
+	testkit.Produce(r.t, r.broker, topics.Commands, msgs...)
 }
 
 // waitDegraded waits until /readyz names a storage cause containing want, and checks what a
@@ -121,13 +122,13 @@ func (r *diskRig) waitDegraded(want string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	s := &service{t: r.t, base: r.base}
-	w := s.do("POST", "/opportunities", createBody("opp-refused"), wait)
-	if w.status != 503 || !bytes.Contains(w.body, []byte("storage_unavailable")) || !bytes.Contains(w.body, []byte(want)) {
-		r.t.Fatalf("write while the disk fails: %d %s", w.status, w.body)
+	s := testkit.Attach(r.t, r.base)
+	w := s.Do("POST", "/opportunities", testkit.CreateBody("opp-refused"), testkit.Wait)
+	if w.Status != 503 || !bytes.Contains(w.Body, []byte("storage_unavailable")) || !bytes.Contains(w.Body, []byte(want)) {
+		r.t.Fatalf("write while the disk fails: %d %s", w.Status, w.Body)
 	}
-	if g := s.do("GET", "/opportunities/opp-00", nil, nil); g.status != 200 {
-		r.t.Fatalf("read while the disk fails: %d %s", g.status, g.body)
+	if g := s.Do("GET", "/opportunities/opp-00", nil, nil); g.Status != 200 {
+		r.t.Fatalf("read while the disk fails: %d %s", g.Status, g.Body)
 	}
 	if v := r.p.metric("crm_storage_degraded"); v != 1 {
 		r.t.Fatalf("crm_storage_degraded = %v while degraded", v)
@@ -163,16 +164,16 @@ func (r *diskRig) waitRecovered(opps int) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	s := &service{t: r.t, base: r.base}
+	s := testkit.Attach(r.t, r.base)
 	for i := 0; i < opps; i++ {
 		id := fmt.Sprintf("opp-%02d", i)
 		want := float64(1 + r.sent[id])
-		eventually(r.t, id+" applied every command", func() bool {
-			g := s.do("GET", "/opportunities/"+id, nil, nil)
-			return g.status == 200 && g.json(r.t)["version"] == want
+		testkit.Eventually(r.t, id+" applied every command", func() bool {
+			g := s.Do("GET", "/opportunities/"+id, nil, nil)
+			return g.Status == 200 && g.JSON(r.t)["version"] == want
 		})
 	}
-	s.mustStatus(s.do("POST", "/opportunities", createBody("opp-after"), wait), 201)
+	s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody("opp-after"), testkit.Wait), 201)
 	if !strings.Contains(r.p.logs.String(), "local storage writes again") {
 		r.t.Fatal("the recovery was not logged")
 	}

@@ -1,8 +1,9 @@
-package main
+package systemtest
 
 import (
 	"bytes"
 	"fmt"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,82 +18,75 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
-func closeDate(days int) string { return time.Now().UTC().AddDate(0, 0, days).Format(time.DateOnly) }
-
-func createBody(id string) map[string]any {
-	return map[string]any{"id": id, "name": "Deal " + id, "accountId": "acc-1", "ownerId": "owner-1",
-		"amount": "12500.00", "currency": "USD", "closeDate": closeDate(30)}
-}
-
 // TestLifecycleOverHTTP drives a full opportunity lifecycle through the HTTP API and checks
 // the answers, the audit trail on the events topic, the closed-won hand-off and the refusals.
 func TestLifecycleOverHTTP(t *testing.T) {
-	s := startService(t, serviceOpts{data: t.TempDir()})
-	broker := s.run.BrokerAddr
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	broker := s.Run.BrokerAddr
 
-	r := s.do("POST", "/opportunities", createBody("opp-life"), wait)
-	s.mustStatus(r, 201)
-	o := r.json(t)
+	r := s.Do("POST", "/opportunities", testkit.CreateBody("opp-life"), testkit.Wait)
+	s.MustStatus(r, 201)
+	o := r.JSON(t)
 	if o["version"] != 1.0 || o["stageId"] != "qualification" || o["status"] != "open" ||
 		o["probability"] != 10.0 || o["forecastCategory"] != "pipeline" || o["weightedAmount"] != "1250.00" {
-		t.Fatalf("created opportunity: %s", r.body)
+		t.Fatalf("created opportunity: %s", r.Body)
 	}
 
 	// A probability override survives a stage change until cleared with null.
-	r = s.do("PATCH", "/opportunities/opp-life", map[string]any{"probability": 35}, wait)
-	s.mustStatus(r, 200)
-	r = s.do("POST", "/opportunities/opp-life/stage", map[string]any{"stageId": "proposal"}, wait)
-	s.mustStatus(r, 200)
-	if o = r.json(t); o["probability"] != 35.0 || o["forecastCategory"] != "best_case" || o["stageId"] != "proposal" {
-		t.Fatalf("after stage change with override: %s", r.body)
+	r = s.Do("PATCH", "/opportunities/opp-life", map[string]any{"probability": 35}, testkit.Wait)
+	s.MustStatus(r, 200)
+	r = s.Do("POST", "/opportunities/opp-life/stage", map[string]any{"stageId": "proposal"}, testkit.Wait)
+	s.MustStatus(r, 200)
+	if o = r.JSON(t); o["probability"] != 35.0 || o["forecastCategory"] != "best_case" || o["stageId"] != "proposal" {
+		t.Fatalf("after stage change with override: %s", r.Body)
 	}
-	r = s.do("PATCH", "/opportunities/opp-life", `{"probability": null}`, wait)
-	s.mustStatus(r, 200)
-	if o = r.json(t); o["probability"] != 50.0 || o["weightedAmount"] != "6250.00" {
-		t.Fatalf("after clearing the override: %s", r.body)
+	r = s.Do("PATCH", "/opportunities/opp-life", `{"probability": null}`, testkit.Wait)
+	s.MustStatus(r, 200)
+	if o = r.JSON(t); o["probability"] != 50.0 || o["weightedAmount"] != "6250.00" {
+		t.Fatalf("after clearing the override: %s", r.Body)
 	}
 
 	// Refusals.
-	r = s.do("POST", "/opportunities/opp-life/close-lost", map[string]any{}, wait)
-	if r.status != 422 || !strings.Contains(string(r.body), "reason") {
-		t.Fatalf("close-lost without reason: %d %s", r.status, r.body)
+	r = s.Do("POST", "/opportunities/opp-life/close-lost", map[string]any{}, testkit.Wait)
+	if r.Status != 422 || !strings.Contains(string(r.Body), "reason") {
+		t.Fatalf("close-lost without reason: %d %s", r.Status, r.Body)
 	}
-	r = s.do("POST", "/opportunities/opp-life/stage", map[string]any{"stageId": "negotiation", "expectedVersion": 1}, wait)
-	if r.status != 409 || r.header.Get("Content-Type") != "application/problem+json" {
-		t.Fatalf("stale expectedVersion: %d %s", r.status, r.body)
+	r = s.Do("POST", "/opportunities/opp-life/stage", map[string]any{"stageId": "negotiation", "expectedVersion": 1}, testkit.Wait)
+	if r.Status != 409 || r.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("stale expectedVersion: %d %s", r.Status, r.Body)
 	}
 
-	r = s.do("POST", "/opportunities/opp-life/close-won", map[string]any{"amount": "13000.00"}, wait)
-	s.mustStatus(r, 200)
-	if o = r.json(t); o["status"] != "won" || o["probability"] != 100.0 || o["forecastCategory"] != "closed" ||
+	r = s.Do("POST", "/opportunities/opp-life/close-won", map[string]any{"amount": "13000.00"}, testkit.Wait)
+	s.MustStatus(r, 200)
+	if o = r.JSON(t); o["status"] != "won" || o["probability"] != 100.0 || o["forecastCategory"] != "closed" ||
 		o["amount"] != "13000.00" || o["closedAt"] == nil || o["stageId"] != "closed_won" {
-		t.Fatalf("after close-won: %s", r.body)
+		t.Fatalf("after close-won: %s", r.Body)
 	}
-	r = s.do("PATCH", "/opportunities/opp-life", map[string]any{"name": "x"}, wait)
-	if r.status != 422 || !strings.Contains(string(r.body), string(domain.CodeClosed)) {
-		t.Fatalf("update of a closed deal: %d %s", r.status, r.body)
+	r = s.Do("PATCH", "/opportunities/opp-life", map[string]any{"name": "x"}, testkit.Wait)
+	if r.Status != 422 || !strings.Contains(string(r.Body), string(domain.CodeClosed)) {
+		t.Fatalf("update of a closed deal: %d %s", r.Status, r.Body)
 	}
-	r = s.do("POST", "/opportunities/opp-life/reopen", map[string]any{"stageId": "negotiation"}, wait)
-	s.mustStatus(r, 200)
-	if o = r.json(t); o["status"] != "open" || o["closedAt"] != nil || o["probability"] != 80.0 || o["forecastCategory"] != "commit" {
-		t.Fatalf("after reopen: %s", r.body)
+	r = s.Do("POST", "/opportunities/opp-life/reopen", map[string]any{"stageId": "negotiation"}, testkit.Wait)
+	s.MustStatus(r, 200)
+	if o = r.JSON(t); o["status"] != "open" || o["closedAt"] != nil || o["probability"] != 80.0 || o["forecastCategory"] != "commit" {
+		t.Fatalf("after reopen: %s", r.Body)
 	}
-	r = s.do("POST", "/opportunities/opp-life/close-lost", map[string]any{"reason": "price", "competitor": "Acme"}, wait)
-	s.mustStatus(r, 200)
-	if o = r.json(t); o["status"] != "lost" || o["lossReason"] != "price" || o["probability"] != 0.0 || o["forecastCategory"] != "omitted" {
-		t.Fatalf("after close-lost: %s", r.body)
+	r = s.Do("POST", "/opportunities/opp-life/close-lost", map[string]any{"reason": "price", "competitor": "Acme"}, testkit.Wait)
+	s.MustStatus(r, 200)
+	if o = r.JSON(t); o["status"] != "lost" || o["lossReason"] != "price" || o["probability"] != 0.0 || o["forecastCategory"] != "omitted" {
+		t.Fatalf("after close-lost: %s", r.Body)
 	}
 	finalVersion := int64(o["version"].(float64))
 
 	// GET and history agree with the answers.
-	r = s.do("GET", "/opportunities/opp-life", nil, nil)
-	s.mustStatus(r, 200)
-	if got := r.json(t)["version"]; got != float64(finalVersion) {
+	r = s.Do("GET", "/opportunities/opp-life", nil, nil)
+	s.MustStatus(r, 200)
+	if got := r.JSON(t)["version"]; got != float64(finalVersion) {
 		t.Fatalf("GET version %v, want %d", got, finalVersion)
 	}
-	r = s.do("GET", "/opportunities/opp-life/history", nil, nil)
-	s.mustStatus(r, 200)
-	items := r.json(t)["items"].([]any)
+	r = s.Do("GET", "/opportunities/opp-life/history", nil, nil)
+	s.MustStatus(r, 200)
+	items := r.JSON(t)["items"].([]any)
 	if int64(len(items)) != finalVersion {
 		t.Fatalf("history has %d items, want %d", len(items), finalVersion)
 	}
@@ -103,7 +97,7 @@ func TestLifecycleOverHTTP(t *testing.T) {
 	}
 
 	// The audit trail: versions 1..n, one closed-won record, the refusals on their topic.
-	events := eventsOf(t, broker, "opp-life")
+	events := testkit.EventsOf(t, broker, "opp-life")
 	if int64(len(events)) != finalVersion {
 		t.Fatalf("events topic has %d versions, want %d", len(events), finalVersion)
 	}
@@ -115,7 +109,7 @@ func TestLifecycleOverHTTP(t *testing.T) {
 		}
 	}
 	var won []domain.ClosedWon
-	for _, m := range readAll(t, broker, topics.ClosedWon) {
+	for _, m := range testkit.ReadAll(t, broker, topics.ClosedWon) {
 		w, err := codecs.DecodeClosedWon(m.Value)
 		if err != nil {
 			t.Fatal(err)
@@ -128,7 +122,7 @@ func TestLifecycleOverHTTP(t *testing.T) {
 		t.Fatalf("closed-won records: %+v", won)
 	}
 	codes := map[string]bool{}
-	for _, m := range readAll(t, broker, topics.Rejections) {
+	for _, m := range testkit.ReadAll(t, broker, topics.Rejections) {
 		rej, err := codecs.DecodeRejected(m.Value)
 		if err != nil {
 			t.Fatal(err)
@@ -144,8 +138,8 @@ func TestLifecycleOverHTTP(t *testing.T) {
 
 // TestRefusals checks every refusal path end to end, with the HTTP status each maps to.
 func TestRefusals(t *testing.T) {
-	s := startService(t, serviceOpts{data: t.TempDir()})
-	s.mustStatus(s.do("POST", "/opportunities", createBody("opp-ref"), wait), 201)
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody("opp-ref"), testkit.Wait), 201)
 
 	strict := map[string]any{"id": "strict", "name": "Strict", "stages": []any{
 		map[string]any{"id": "open1", "name": "Open", "probability": 10, "forecastCategory": "pipeline", "status": "open"},
@@ -153,14 +147,14 @@ func TestRefusals(t *testing.T) {
 		map[string]any{"id": "won", "name": "Won", "probability": 100, "forecastCategory": "closed", "status": "won"},
 		map[string]any{"id": "lost", "name": "Lost", "probability": 0, "forecastCategory": "omitted", "status": "lost"},
 	}}
-	s.mustStatus(s.do("PUT", "/pipelines/strict", strict, nil), 200)
+	s.MustStatus(s.Do("PUT", "/pipelines/strict", strict, nil), 200)
 	// A PUT answers once this instance's view has the pipeline; the processor's own lookup
 	// view follows within milliseconds (configuration is eventually consistent, as a Kafka
 	// Streams GlobalKTable is). With the required field the create is accepted.
-	ok := createBody("opp-strict-ok")
+	ok := testkit.CreateBody("opp-strict-ok")
 	ok["pipelineId"], ok["stageId"], ok["nextStep"] = "strict", "open2", "send the quote"
-	eventually(t, "a create in the new pipeline", func() bool {
-		return s.do("POST", "/opportunities", ok, wait).status == 201
+	testkit.Eventually(t, "a create in the new pipeline", func() bool {
+		return s.Do("POST", "/opportunities", ok, testkit.Wait).Status == 201
 	})
 
 	cases := []struct {
@@ -170,13 +164,13 @@ func TestRefusals(t *testing.T) {
 		code               domain.RejectCode
 	}{
 		{"unknown opportunity", "PATCH", "/opportunities/nope", map[string]any{"name": "x"}, 404, domain.CodeNotFound},
-		{"create of an existing id", "POST", "/opportunities", createBody("opp-ref"), 409, domain.CodeAlreadyExists},
-		{"unknown pipeline", "POST", "/opportunities", func() any { b := createBody("opp-p"); b["pipelineId"] = "nope"; return b }(), 422, domain.CodeUnknownPipeline},
+		{"create of an existing id", "POST", "/opportunities", testkit.CreateBody("opp-ref"), 409, domain.CodeAlreadyExists},
+		{"unknown pipeline", "POST", "/opportunities", func() any { b := testkit.CreateBody("opp-p"); b["pipelineId"] = "nope"; return b }(), 422, domain.CodeUnknownPipeline},
 		{"unknown stage", "POST", "/opportunities/opp-ref/stage", map[string]any{"stageId": "nope"}, 422, domain.CodeUnknownStage},
 		{"stage move to won", "POST", "/opportunities/opp-ref/stage", map[string]any{"stageId": "closed_won"}, 422, domain.CodeInvalidTransition},
 		{"reopen an open deal", "POST", "/opportunities/opp-ref/reopen", map[string]any{"stageId": "proposal"}, 422, domain.CodeNotClosed},
 		{"required field missing", "POST", "/opportunities", func() any {
-			b := createBody("opp-strict")
+			b := testkit.CreateBody("opp-strict")
 			b["pipelineId"], b["stageId"] = "strict", "open2"
 			return b
 		}(), 422, domain.CodeRequiredFields},
@@ -184,10 +178,10 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := s.do(c.method, c.path, c.body, wait)
-			if r.status != c.status || !strings.Contains(string(r.body), string(c.code)) ||
-				r.header.Get("Content-Type") != "application/problem+json" {
-				t.Fatalf("got %d %s, want %d with code %s", r.status, r.body, c.status, c.code)
+			r := s.Do(c.method, c.path, c.body, testkit.Wait)
+			if r.Status != c.status || !strings.Contains(string(r.Body), string(c.code)) ||
+				r.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("got %d %s, want %d with code %s", r.Status, r.Body, c.status, c.code)
 			}
 		})
 	}
@@ -206,55 +200,55 @@ func TestRefusals(t *testing.T) {
 		{"probability", func(b map[string]any) { b["probability"] = 101 }},
 	}
 	for _, h := range hostile {
-		b := createBody("opp-hostile")
+		b := testkit.CreateBody("opp-hostile")
 		h.set(b)
-		r := s.do("POST", "/opportunities", b, wait)
-		if r.status != 422 && r.status != 400 || !strings.Contains(string(r.body), `"field":"`+h.field+`"`) {
-			t.Errorf("hostile %s: %d %s", h.field, r.status, r.body)
+		r := s.Do("POST", "/opportunities", b, testkit.Wait)
+		if r.Status != 422 && r.Status != 400 || !strings.Contains(string(r.Body), `"field":"`+h.field+`"`) {
+			t.Errorf("hostile %s: %d %s", h.field, r.Status, r.Body)
 		}
 	}
-	uni := createBody("opp-unicode")
+	uni := testkit.CreateBody("opp-unicode")
 	uni["name"] = "Große Übernahme 株式会社 🚀"
-	r := s.do("POST", "/opportunities", uni, wait)
-	s.mustStatus(r, 201)
-	if got := r.json(t)["name"]; got != uni["name"] {
+	r := s.Do("POST", "/opportunities", uni, testkit.Wait)
+	s.MustStatus(r, 201)
+	if got := r.JSON(t)["name"]; got != uni["name"] {
 		t.Fatalf("unicode name came back as %q", got)
 	}
 
 	// Bad requests never reach Kafka and are problem+json.
 	for _, body := range []string{`{`, `{"name": 1}`, `{"amount": 12.5, "currency": "USD"}`} {
-		r := s.do("POST", "/opportunities", body, nil)
-		if r.status < 400 || r.status >= 500 || r.header.Get("Content-Type") != "application/problem+json" {
-			t.Errorf("body %s: %d %s", body, r.status, r.body)
+		r := s.Do("POST", "/opportunities", body, nil)
+		if r.Status < 400 || r.Status >= 500 || r.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("body %s: %d %s", body, r.Status, r.Body)
 		}
 	}
 }
 
 // TestIdempotencyKey checks that a write retried with the same key takes effect once.
 func TestIdempotencyKey(t *testing.T) {
-	s := startService(t, serviceOpts{data: t.TempDir()})
-	body := createBody("")
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	body := testkit.CreateBody("")
 	delete(body, "id")
 	key := map[string]string{"Prefer": "wait=10", "Idempotency-Key": "create-abc"}
-	r1 := s.do("POST", "/opportunities", body, key)
-	s.mustStatus(r1, 201)
-	r2 := s.do("POST", "/opportunities", body, key)
-	if r2.status != 200 && r2.status != 201 {
-		t.Fatalf("retried create: %d %s", r2.status, r2.body)
+	r1 := s.Do("POST", "/opportunities", body, key)
+	s.MustStatus(r1, 201)
+	r2 := s.Do("POST", "/opportunities", body, key)
+	if r2.Status != 200 && r2.Status != 201 {
+		t.Fatalf("retried create: %d %s", r2.Status, r2.Body)
 	}
-	id := r1.json(t)["id"].(string)
-	if got := r2.json(t)["id"]; got != id || r2.json(t)["version"] != 1.0 {
-		t.Fatalf("retried create answered %s, first was %s", r2.body, r1.body)
+	id := r1.JSON(t)["id"].(string)
+	if got := r2.JSON(t)["id"]; got != id || r2.JSON(t)["version"] != 1.0 {
+		t.Fatalf("retried create answered %s, first was %s", r2.Body, r1.Body)
 	}
 	patch := map[string]string{"Prefer": "wait=10", "Idempotency-Key": "patch-1"}
 	for i := 0; i < 3; i++ {
-		r := s.do("PATCH", "/opportunities/"+id, map[string]any{"amount": "99.00"}, patch)
-		s.mustStatus(r, 200)
-		if v := r.json(t)["version"]; v != 2.0 {
+		r := s.Do("PATCH", "/opportunities/"+id, map[string]any{"amount": "99.00"}, patch)
+		s.MustStatus(r, 200)
+		if v := r.JSON(t)["version"]; v != 2.0 {
 			t.Fatalf("attempt %d: version %v, want 2", i, v)
 		}
 	}
-	if n := len(eventsOf(t, s.run.BrokerAddr, id)); n != 2 {
+	if n := len(testkit.EventsOf(t, s.Run.BrokerAddr, id)); n != 2 {
 		t.Fatalf("%d events, want 2", n)
 	}
 }
@@ -271,8 +265,8 @@ func TestKafkaCommandsDLQAndForwarding(t *testing.T) {
 	}
 	t.Cleanup(b.Close)
 	broker := b.Addr()
-	s := startService(t, serviceOpts{data: t.TempDir(), brokers: []string{broker}})
-	if s.run.Broker != nil {
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir(), Brokers: []string{broker}})
+	if s.Run.Broker != nil {
 		t.Fatal("serve started an embedded broker although --brokers was given")
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
@@ -284,7 +278,7 @@ func TestKafkaCommandsDLQAndForwarding(t *testing.T) {
 		return b
 	}
 	create := domain.Command{Type: domain.CmdCreate, CommandID: "k-c1", OpportunityID: "kafka-1", IssuedAt: now, Actor: "lead-service",
-		Create: &domain.CreateOpportunity{Name: "From Kafka", AccountID: "acc-9", OwnerID: "o-9", Amount: "1000", Currency: "JPY", CloseDate: closeDate(10)}}
+		Create: &domain.CreateOpportunity{Name: "From Kafka", AccountID: "acc-9", OwnerID: "o-9", Amount: "1000", Currency: "JPY", CloseDate: testkit.CloseDate(10)}}
 	name := "Renamed"
 	update := domain.Command{Type: domain.CmdUpdate, CommandID: "k-u1", OpportunityID: "kafka-1", IssuedAt: now, Actor: "lead-service",
 		Update: &domain.UpdateOpportunity{Name: &name}}
@@ -292,24 +286,24 @@ func TestKafkaCommandsDLQAndForwarding(t *testing.T) {
 	update2 := domain.Command{Type: domain.CmdUpdate, CommandID: "k-u2", OpportunityID: "kafka-1", IssuedAt: now, Actor: "lead-service",
 		Update: &domain.UpdateOpportunity{NextStep: &step}}
 	poison := []byte("\xc3\x01not avro at all")
-	produce(t, broker, topics.Commands,
+	testkit.Produce(t, broker, topics.Commands,
 		&sarama.ProducerMessage{Key: sarama.StringEncoder("kafka-1"), Value: sarama.ByteEncoder(enc(create))},
 		&sarama.ProducerMessage{Key: sarama.StringEncoder("kafka-1"), Value: sarama.ByteEncoder(poison),
 			Headers: []sarama.RecordHeader{{Key: []byte("origin"), Value: []byte("test")}}},
 		&sarama.ProducerMessage{Key: sarama.StringEncoder("kafka-1"), Value: sarama.ByteEncoder(enc(update))},
 		&sarama.ProducerMessage{Key: sarama.StringEncoder("kafka-1"), Value: sarama.ByteEncoder(enc(update2))},
 	)
-	eventually(t, "kafka-1 at version 3", func() bool {
-		r := s.do("GET", "/opportunities/kafka-1", nil, nil)
-		return r.status == 200 && r.json(t)["version"] == 3.0
+	testkit.Eventually(t, "kafka-1 at version 3", func() bool {
+		r := s.Do("GET", "/opportunities/kafka-1", nil, nil)
+		return r.Status == 200 && r.JSON(t)["version"] == 3.0
 	})
-	o := s.do("GET", "/opportunities/kafka-1", nil, nil).json(t)
+	o := s.Do("GET", "/opportunities/kafka-1", nil, nil).JSON(t)
 	if o["name"] != "Renamed" || o["nextStep"] != "call back" || o["amount"] != "1000" || o["currency"] != "JPY" {
 		t.Fatalf("state after Kafka commands: %v", o)
 	}
 	var dlq []*sarama.ConsumerMessage
-	eventually(t, "the poison record in the DLQ", func() bool {
-		dlq = readAll(t, broker, topics.DLQ)
+	testkit.Eventually(t, "the poison record in the DLQ", func() bool {
+		dlq = testkit.ReadAll(t, broker, topics.DLQ)
 		return len(dlq) > 0
 	})
 	m := dlq[0]
@@ -343,31 +337,30 @@ func TestKafkaCommandsDLQAndForwarding(t *testing.T) {
 		Key: sarama.StringEncoder("kafka-2"), Value: sarama.ByteEncoder(enc(c2))}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "kafka-2 created via forwarding", func() bool {
-		return s.do("GET", "/opportunities/kafka-2", nil, nil).status == 200
+	testkit.Eventually(t, "kafka-2 created via forwarding", func() bool {
+		return s.Do("GET", "/opportunities/kafka-2", nil, nil).Status == 200
 	})
 }
 
 // TestAccountSnapshotRefreshed publishes a Customer 360 account and checks that the next
 // command's result carries it.
 func TestAccountSnapshotRefreshed(t *testing.T) {
-	s := startService(t, serviceOpts{data: t.TempDir()})
-	body := createBody("opp-acc")
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	body := testkit.CreateBody("opp-acc")
 	body["accountId"] = "acc-42"
-	r := s.do("POST", "/opportunities", body, wait)
-	s.mustStatus(r, 201)
-	if r.json(t)["account"] != nil {
-		t.Fatalf("account before Customer 360 knows it: %s", r.body)
+	r := s.Do("POST", "/opportunities", body, testkit.Wait)
+	s.MustStatus(r, 201)
+	if r.JSON(t)["account"] != nil {
+		t.Fatalf("account before Customer 360 knows it: %s", r.Body)
 	}
-	var out bytes.Buffer
-	if err := runAccountsPut(t.Context(), []string{"--brokers", s.run.BrokerAddr, "--id", "acc-42", "--name", "Globex",
-		"--segment", "enterprise", "--region", "EMEA"}, &out, &out); err != nil {
-		t.Fatalf("accounts put: %v: %s", err, out.String())
+	if out, err := runCLI(t, "accounts", "put", "--brokers", s.Run.BrokerAddr, "--id", "acc-42", "--name", "Globex",
+		"--segment", "enterprise", "--region", "EMEA"); err != nil {
+		t.Fatalf("accounts put: %v: %s", err, out)
 	}
-	eventually(t, "the account on the next command's result", func() bool {
-		r := s.do("PATCH", "/opportunities/opp-acc", map[string]any{"nextStep": fmt.Sprint(time.Now().UnixNano())}, wait)
-		acc, _ := r.json(t)["account"].(map[string]any)
-		return r.status == 200 && acc != nil && acc["name"] == "Globex" && acc["segment"] == "enterprise" && acc["region"] == "EMEA"
+	testkit.Eventually(t, "the account on the next command's result", func() bool {
+		r := s.Do("PATCH", "/opportunities/opp-acc", map[string]any{"nextStep": fmt.Sprint(time.Now().UnixNano())}, testkit.Wait)
+		acc, _ := r.JSON(t)["account"].(map[string]any)
+		return r.Status == 200 && acc != nil && acc["name"] == "Globex" && acc["segment"] == "enterprise" && acc["region"] == "EMEA"
 	})
 }
 
@@ -376,48 +369,48 @@ func TestAccountSnapshotRefreshed(t *testing.T) {
 // must come back, and new commands continue the versions without a gap.
 func TestRestartKeepsState(t *testing.T) {
 	data := t.TempDir()
-	s := startService(t, serviceOpts{data: data})
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: data})
 	var want []map[string]any
 	for i := 0; i < 12; i++ {
 		id := fmt.Sprintf("opp-r%02d", i)
-		s.mustStatus(s.do("POST", "/opportunities", createBody(id), wait), 201)
-		r := s.do("POST", "/opportunities/"+id+"/stage", map[string]any{"stageId": "discovery"}, wait)
-		s.mustStatus(r, 200)
-		want = append(want, r.json(t))
+		s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody(id), testkit.Wait), 201)
+		r := s.Do("POST", "/opportunities/"+id+"/stage", map[string]any{"stageId": "discovery"}, testkit.Wait)
+		s.MustStatus(r, 200)
+		want = append(want, r.JSON(t))
 	}
-	s.stop()
+	s.Stop()
 
-	check := func(s *service) {
+	check := func(s *testkit.Service) {
 		t.Helper()
 		for _, w := range want {
-			r := s.do("GET", "/opportunities/"+w["id"].(string), nil, nil)
-			s.mustStatus(r, 200)
-			if got := r.json(t); !reflect.DeepEqual(got, w) {
+			r := s.Do("GET", "/opportunities/"+w["id"].(string), nil, nil)
+			s.MustStatus(r, 200)
+			if got := r.JSON(t); !reflect.DeepEqual(got, w) {
 				t.Fatalf("after restart:\n got %v\nwant %v", got, w)
 			}
 		}
 	}
-	s2 := startService(t, serviceOpts{data: data})
+	s2 := testkit.StartService(t, testkit.ServiceOpts{Data: data})
 	check(s2)
-	r := s2.do("POST", "/opportunities/opp-r00/stage", map[string]any{"stageId": "proposal"}, wait)
-	s2.mustStatus(r, 200)
-	if v := r.json(t)["version"]; v != 3.0 {
+	r := s2.Do("POST", "/opportunities/opp-r00/stage", map[string]any{"stageId": "proposal"}, testkit.Wait)
+	s2.MustStatus(r, 200)
+	if v := r.JSON(t)["version"]; v != 3.0 {
 		t.Fatalf("version after restart %v, want 3", v)
 	}
-	want[0] = r.json(t)
-	s2.stop()
+	want[0] = r.JSON(t)
+	s2.Stop()
 
 	if err := os.RemoveAll(filepath.Join(data, "state")); err != nil {
 		t.Fatal(err)
 	}
-	s3 := startService(t, serviceOpts{data: data})
+	s3 := testkit.StartService(t, testkit.ServiceOpts{Data: data})
 	check(s3)
-	r = s3.do("POST", "/opportunities/opp-r00/close-won", map[string]any{}, wait)
-	s3.mustStatus(r, 200)
-	if v := r.json(t)["version"]; v != 4.0 {
+	r = s3.Do("POST", "/opportunities/opp-r00/close-won", map[string]any{}, testkit.Wait)
+	s3.MustStatus(r, 200)
+	if v := r.JSON(t)["version"]; v != 4.0 {
 		t.Fatalf("version after restore %v, want 4", v)
 	}
-	if n := len(eventsOf(t, s3.run.BrokerAddr, "opp-r00")); n != 4 {
+	if n := len(testkit.EventsOf(t, s3.Run.BrokerAddr, "opp-r00")); n != 4 {
 		t.Fatalf("opp-r00 has %d versions on the events topic, want 4", n)
 	}
 }
@@ -427,20 +420,20 @@ func TestRestartKeepsState(t *testing.T) {
 // start from the empty changelog.
 func TestStaleCacheAfterBrokerWipe(t *testing.T) {
 	data := t.TempDir()
-	s := startService(t, serviceOpts{data: data})
-	s.mustStatus(s.do("POST", "/opportunities", createBody("opp-old"), wait), 201)
-	s.stop()
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: data})
+	s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody("opp-old"), testkit.Wait), 201)
+	s.Stop()
 	if err := os.RemoveAll(filepath.Join(data, "broker")); err != nil {
 		t.Fatal(err)
 	}
-	s2 := startService(t, serviceOpts{data: data})
-	if r := s2.do("GET", "/opportunities/opp-old", nil, nil); r.status != 404 {
-		t.Fatalf("after the broker was wiped the old opportunity is still served: %d %s", r.status, r.body)
+	s2 := testkit.StartService(t, testkit.ServiceOpts{Data: data})
+	if r := s2.Do("GET", "/opportunities/opp-old", nil, nil); r.Status != 404 {
+		t.Fatalf("after the broker was wiped the old opportunity is still served: %d %s", r.Status, r.Body)
 	}
 	// The same id can be created afresh, at version 1.
-	r := s2.do("POST", "/opportunities", createBody("opp-old"), wait)
-	s2.mustStatus(r, 201)
-	if v := r.json(t)["version"]; v != 1.0 {
+	r := s2.Do("POST", "/opportunities", testkit.CreateBody("opp-old"), testkit.Wait)
+	s2.MustStatus(r, 201)
+	if v := r.JSON(t)["version"]; v != 1.0 {
 		t.Fatalf("version %v, want 1", v)
 	}
 }
@@ -452,21 +445,21 @@ func TestStaleCacheAfterBrokerWipe(t *testing.T) {
 func TestRedeliveryIsAppliedOnceAndReemitted(t *testing.T) {
 	t.Parallel() // long and mostly waiting: runs beside the other long tests
 	data := t.TempDir()
-	s := startService(t, serviceOpts{data: data, instanceID: "none"})
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: data, InstanceID: "none"})
 	var want []map[string]any
 	for i := 0; i < 6; i++ {
 		id := fmt.Sprintf("opp-d%d", i)
-		s.mustStatus(s.do("POST", "/opportunities", createBody(id), wait), 201)
-		s.mustStatus(s.do("PATCH", "/opportunities/"+id, map[string]any{"expectedVersion": 7}, wait), 409)
-		r := s.do("POST", "/opportunities/"+id+"/close-won", map[string]any{}, wait)
-		s.mustStatus(r, 200)
-		want = append(want, r.json(t))
+		s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody(id), testkit.Wait), 201)
+		s.MustStatus(s.Do("PATCH", "/opportunities/"+id, map[string]any{"expectedVersion": 7}, testkit.Wait), 409)
+		r := s.Do("POST", "/opportunities/"+id+"/close-won", map[string]any{}, testkit.Wait)
+		s.MustStatus(r, 200)
+		want = append(want, r.JSON(t))
 	}
-	broker := s.run.BrokerAddr
-	before := len(readAll(t, broker, topics.Events))
-	rejBefore := len(readAll(t, broker, topics.Rejections))
-	wonBefore := len(readAll(t, broker, topics.ClosedWon))
-	s.stop()
+	broker := s.Run.BrokerAddr
+	before := len(testkit.ReadAll(t, broker, topics.Events))
+	rejBefore := len(testkit.ReadAll(t, broker, topics.Rejections))
+	wonBefore := len(testkit.ReadAll(t, broker, topics.ClosedWon))
+	s.Stop()
 
 	// The broker keeps running in-process only while serve runs, so restart on the same data
 	// with the group's offsets rewound through a separate broker session.
@@ -475,32 +468,32 @@ func TestRedeliveryIsAppliedOnceAndReemitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	rewindGroup(t, b.Addr(), topics.OpportunityGroup, topics.Commands)
-	s2 := startService(t, serviceOpts{data: data, brokers: []string{b.Addr()}, instanceID: "none"})
+	s2 := testkit.StartService(t, testkit.ServiceOpts{Data: data, Brokers: []string{b.Addr()}, InstanceID: "none"})
 	t.Cleanup(b.Close)
-	eventually(t, "every record redelivered and its outputs re-emitted", func() bool {
-		return len(readAll(t, b.Addr(), topics.Events)) >= 2*before
+	testkit.Eventually(t, "every record redelivered and its outputs re-emitted", func() bool {
+		return len(testkit.ReadAll(t, b.Addr(), topics.Events)) >= 2*before
 	})
 	for _, w := range want {
-		r := s2.do("GET", "/opportunities/"+w["id"].(string), nil, nil)
-		s2.mustStatus(r, 200)
-		if got := r.json(t); !reflect.DeepEqual(got, w) {
+		r := s2.Do("GET", "/opportunities/"+w["id"].(string), nil, nil)
+		s2.MustStatus(r, 200)
+		if got := r.JSON(t); !reflect.DeepEqual(got, w) {
 			t.Fatalf("after redelivery:\n got %v\nwant %v", got, w)
 		}
-		eventsOf(t, b.Addr(), w["id"].(string)) // versions 1..n, duplicates identical
+		testkit.EventsOf(t, b.Addr(), w["id"].(string)) // versions 1..n, duplicates identical
 	}
-	if got := len(readAll(t, b.Addr(), topics.Events)); got != 2*before {
+	if got := len(testkit.ReadAll(t, b.Addr(), topics.Events)); got != 2*before {
 		t.Fatalf("events records %d, want exactly twice %d (each re-emitted once)", got, before)
 	}
-	if got := len(readAll(t, b.Addr(), topics.Rejections)); got != 2*rejBefore {
+	if got := len(testkit.ReadAll(t, b.Addr(), topics.Rejections)); got != 2*rejBefore {
 		t.Fatalf("rejection records %d, want twice %d", got, rejBefore)
 	}
-	if got := len(readAll(t, b.Addr(), topics.ClosedWon)); got != 2*wonBefore {
+	if got := len(testkit.ReadAll(t, b.Addr(), topics.ClosedWon)); got != 2*wonBefore {
 		t.Fatalf("closed-won records %d, want twice %d", got, wonBefore)
 	}
 	// New commands still apply after the redelivered ones.
-	r := s2.do("POST", "/opportunities/opp-d0/reopen", map[string]any{"stageId": "proposal"}, wait)
-	s2.mustStatus(r, 200)
-	if v := r.json(t)["version"]; v != 3.0 {
+	r := s2.Do("POST", "/opportunities/opp-d0/reopen", map[string]any{"stageId": "proposal"}, testkit.Wait)
+	s2.MustStatus(r, 200)
+	if v := r.JSON(t)["version"]; v != 3.0 {
 		t.Fatalf("version %v, want 3", v)
 	}
 }
@@ -539,40 +532,40 @@ func rewindGroup(t *testing.T, broker, group, topic string) {
 // TestForecastFollowsFXRates checks the forecast end to end in two currencies: a missing rate
 // is a 422 naming the currency, and a new rate shows in the next query without reprocessing.
 func TestForecastFollowsFXRates(t *testing.T) {
-	s := startService(t, serviceOpts{data: t.TempDir()})
-	usd := createBody("opp-fx-usd") // 12500.00 USD in qualification (10 %)
-	jpy := createBody("opp-fx-jpy")
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	usd := testkit.CreateBody("opp-fx-usd") // 12500.00 USD in qualification (10 %)
+	jpy := testkit.CreateBody("opp-fx-jpy")
 	jpy["amount"], jpy["currency"] = "1000000", "JPY"
-	s.mustStatus(s.do("POST", "/opportunities", usd, wait), 201)
-	s.mustStatus(s.do("POST", "/opportunities", jpy, wait), 201)
-	cd := closeDate(30)
+	s.MustStatus(s.Do("POST", "/opportunities", usd, testkit.Wait), 201)
+	s.MustStatus(s.Do("POST", "/opportunities", jpy, testkit.Wait), 201)
+	cd := testkit.CloseDate(30)
 	path := "/forecast?from=" + cd + "&to=" + cd
-	var r response
-	eventually(t, "the forecast to see both deals", func() bool {
-		r = s.do("GET", path, nil, nil)
-		return r.status == 422
+	var r testkit.Response
+	testkit.Eventually(t, "the forecast to see both deals", func() bool {
+		r = s.Do("GET", path, nil, nil)
+		return r.Status == 422
 	})
-	if !strings.Contains(string(r.body), "JPY") || !strings.Contains(string(r.body), "missing_fx_rate") {
-		t.Fatalf("missing rate answer: %s", r.body)
+	if !strings.Contains(string(r.Body), "JPY") || !strings.Contains(string(r.Body), "missing_fx_rate") {
+		t.Fatalf("missing rate answer: %s", r.Body)
 	}
 	total := func() map[string]any {
-		r := s.do("GET", path, nil, nil)
-		s.mustStatus(r, 200)
-		return r.json(t)["total"].(map[string]any)["open"].(map[string]any)
+		r := s.Do("GET", path, nil, nil)
+		s.MustStatus(r, 200)
+		return r.JSON(t)["total"].(map[string]any)["open"].(map[string]any)
 	}
-	s.mustStatus(s.do("PUT", "/fx-rates/JPY", map[string]any{"rate": "0.0067"}, nil), 200)
+	s.MustStatus(s.Do("PUT", "/fx-rates/JPY", map[string]any{"rate": "0.0067"}, nil), 200)
 	// 12500.00 + 1000000 × 0.0067 = 19200.00; weighted 1250.00 + 100000 × 0.0067 = 1920.00.
 	if got := total(); got["count"] != 2.0 || got["amount"] != "19200.00" || got["weighted"] != "1920.00" {
 		t.Fatalf("open with JPY at 0.0067: %v", got)
 	}
-	s.mustStatus(s.do("PUT", "/fx-rates/JPY", map[string]any{"rate": "0.0070"}, nil), 200)
+	s.MustStatus(s.Do("PUT", "/fx-rates/JPY", map[string]any{"rate": "0.0070"}, nil), 200)
 	if got := total(); got["amount"] != "19500.00" || got["weighted"] != "1950.00" {
 		t.Fatalf("open with JPY at 0.0070: %v", got)
 	}
 	// In JPY: 12500.00 USD / 0.0070 = 1785714.2857… → 1785714, plus 1000000.
-	r = s.do("GET", path+"&currency=JPY", nil, nil)
-	s.mustStatus(r, 200)
-	if got := r.json(t)["total"].(map[string]any)["open"].(map[string]any)["amount"]; got != "2785714" {
+	r = s.Do("GET", path+"&currency=JPY", nil, nil)
+	s.MustStatus(r, 200)
+	if got := r.JSON(t)["total"].(map[string]any)["open"].(map[string]any)["amount"]; got != "2785714" {
 		t.Fatalf("open in JPY: %v", got)
 	}
 }

@@ -1,4 +1,4 @@
-package processors
+package app
 
 import (
 	"context"
@@ -13,12 +13,15 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 
+	"github.com/crm-pipeline/crm-pipeline/processors"
 	"github.com/crm-pipeline/crm-pipeline/state"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
-// RunConfig configures a supervised processor.
-type RunConfig struct {
+// processorConfig configures a supervised processor. The supervision and the cache lifecycle
+// (clean-stop markers, wipes) belong to the application: package processors only builds the
+// graphs and their callbacks.
+type processorConfig struct {
 	Brokers []string
 	Client  topics.ClientOptions
 	Graph   *goka.GroupGraph
@@ -38,12 +41,12 @@ type RunConfig struct {
 	Trusted func() bool
 }
 
-// Run runs the processor until ctx ends, restarting it with backoff after a failure. goka
+// superviseProcessor runs the processor until ctx ends, restarting it with backoff after a failure. goka
 // writes the local store before Kafka acknowledges the changelog write, so after anything but
 // a clean stop the local caches may be ahead of Kafka: they are wiped and restored from the
 // changelog (research/goka-kfake.md §1.4). A clean stop leaves a marker so the next start keeps
 // the caches and replays only the tail.
-func Run(ctx context.Context, cfg RunConfig) error {
+func superviseProcessor(ctx context.Context, cfg processorConfig) error {
 	backoff := 500 * time.Millisecond
 	for {
 		clean, err := state.BeginRun(cfg.StateDir)
@@ -58,7 +61,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 			}
 		}
 		started := time.Now()
-		err = runOnce(ctx, cfg)
+		err = runProcessorOnce(ctx, cfg)
 		if err == nil && ctx.Err() != nil {
 			if cfg.Trusted != nil && !cfg.Trusted() {
 				cfg.Logger.Warn("an fsync failed during this run: local processor state left unmarked, it will be rebuilt",
@@ -109,14 +112,15 @@ func errText(err error) string {
 	return fmt.Sprintf("%s… [%d more bytes]", s[:cut], len(s)-cut)
 }
 
-func runOnce(ctx context.Context, cfg RunConfig) error {
+// runProcessorOnce builds the processor with the service's Kafka settings and runs it once.
+func runProcessorOnce(ctx context.Context, cfg processorConfig) error {
 	p, err := goka.NewProcessor(cfg.Brokers, cfg.Graph,
 		goka.WithHasher(topics.Hasher()),
 		goka.WithStorageBuilder(cfg.Storage),
 		goka.WithConsumerGroupBuilder(topics.ConsumerGroupBuilder(cfg.Client)),
 		goka.WithConsumerSaramaBuilder(topics.ConsumerBuilder(cfg.Client)),
 		goka.WithTopicManagerBuilder(topics.TopicManagerBuilder(cfg.Client, 1)),
-		goka.WithProducerBuilder(OrderedProducerBuilder(func() *sarama.Config { return topics.SaramaConfig(cfg.Client) })),
+		goka.WithProducerBuilder(processors.OrderedProducerBuilder(func() *sarama.Config { return topics.SaramaConfig(cfg.Client) })),
 		goka.WithLogger(topics.GokaLogger(cfg.Logger, "processor-"+string(cfg.Graph.Group()))),
 		goka.WithClientID("crm-pipeline-"+string(cfg.Graph.Group())),
 		goka.WithBackoffResetTimeout(time.Minute),

@@ -1,4 +1,4 @@
-package main
+package systemtest
 
 // Broker fault tests: the real service in-process against a kfake broker the test starts and
 // owns, so that it can make the broker fail produce, fetch and group-coordination requests
@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -48,7 +49,7 @@ type faultRig struct {
 	dir  string // the broker's data directory, kept across restarts
 	addr string // the broker's listen address, kept across restarts
 	log  *slog.Logger
-	s    *service
+	s    *testkit.Service
 
 	mu sync.Mutex
 	b  *topics.Broker // nil while the broker is down
@@ -59,8 +60,8 @@ func newFaultRig(t *testing.T) *faultRig {
 	if testing.Short() {
 		t.Skip("broker fault tests skipped in -short mode")
 	}
-	logw := &testLogWriter{t: t}
-	t.Cleanup(logw.close) // registered first: runs after the broker and the service stopped
+	logw := testkit.NewLogWriter(t)
+	t.Cleanup(logw.Close) // registered first: runs after the broker and the service stopped
 	r := &faultRig{t: t, dir: t.TempDir(),
 		log: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	r.startBroker("127.0.0.1:0")
@@ -74,9 +75,9 @@ func newFaultRig(t *testing.T) *faultRig {
 			b.Close()
 		}
 	})
-	r.s = startService(t, serviceOpts{data: t.TempDir(), brokers: []string{r.addr}})
+	r.s = testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir(), Brokers: []string{r.addr}})
 	for cur, rate := range crashRates {
-		r.s.mustStatus(r.s.do("PUT", "/fx-rates/"+cur, map[string]any{"rate": rate}, nil), 200)
+		r.s.MustStatus(r.s.Do("PUT", "/fx-rates/"+cur, map[string]any{"rate": rate}, nil), 200)
 	}
 	return r
 }
@@ -123,7 +124,7 @@ func (r *faultRig) stopBroker() {
 // ready asks /readyz; 0 when the request failed.
 func (r *faultRig) ready() int {
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + r.s.run.HTTPAddr + "/readyz")
+	resp, err := c.Get("http://" + r.s.Run.HTTPAddr + "/readyz")
 	if err != nil {
 		return 0
 	}
@@ -135,7 +136,7 @@ func (r *faultRig) ready() int {
 // metric returns every sample of a metric family of the service's /metrics, by label text.
 func (r *faultRig) metric(name string) (map[string]float64, error) {
 	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + r.s.run.HTTPAddr + "/metrics")
+	resp, err := c.Get("http://" + r.s.Run.HTTPAddr + "/metrics")
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +260,7 @@ type faultLoad struct {
 }
 
 func (r *faultRig) newLoad(opps int, seed uint64) *faultLoad {
-	return &faultLoad{t: r.t, base: r.s.base, broker: r.addr, opps: opps, seed: seed, patience: 45 * time.Second,
+	return &faultLoad{t: r.t, base: r.s.Base, broker: r.addr, opps: opps, seed: seed, patience: 45 * time.Second,
 		client: &http.Client{Timeout: 20 * time.Second}, quit: make(chan struct{}),
 		statuses: map[int]int{}, retryCauses: map[string]int{}, acked: map[string]bool{}}
 }
@@ -437,7 +438,7 @@ func (l *faultLoad) sendHTTP(method, path string, body map[string]any, cmd domai
 
 func (l *faultLoad) sendKafka(cmd domain.Command, producer *sarama.SyncProducer) error {
 	if *producer == nil {
-		p, err := newSyncProducer(topics.ClientOptions{Brokers: []string{l.broker}, ClientID: "fault-test-producer"})
+		p, err := testkit.NewSyncProducer(topics.ClientOptions{Brokers: []string{l.broker}, ClientID: "fault-test-producer"})
 		if err != nil {
 			return err
 		}
@@ -487,7 +488,7 @@ func (r *faultRig) verify(l *faultLoad) (opps, mismatches int) {
 
 	// Loses nothing: every command the broker acknowledged is on the commands topic.
 	onLog := map[string]bool{}
-	for _, m := range readAll(t, r.addr, topics.Commands) {
+	for _, m := range testkit.ReadAll(t, r.addr, topics.Commands) {
 		if cmd, err := codecs.DecodeCommand(m.Value); err == nil {
 			onLog[cmd.CommandID] = true
 		}
@@ -506,23 +507,23 @@ func (r *faultRig) verify(l *faultLoad) (opps, mismatches int) {
 	// opportunity's version, then compare strictly once.
 	_ = faultPoll(30*time.Second, func() bool {
 		for id, want := range oracle {
-			resp := r.s.do("GET", "/opportunities/"+id, nil, nil)
+			resp := r.s.Do("GET", "/opportunities/"+id, nil, nil)
 			switch {
-			case want.Version == 0 && resp.status != 404:
+			case want.Version == 0 && resp.Status != 404:
 				return false
 			case want.Version == 0:
-			case resp.status != 200:
+			case resp.Status != 200:
 				return false
 			default:
 				var got struct{ Version int64 }
-				if json.Unmarshal(resp.body, &got) != nil || got.Version != want.Version {
+				if json.Unmarshal(resp.Body, &got) != nil || got.Version != want.Version {
 					return false
 				}
 			}
 		}
 		return true
 	})
-	events := allEvents(t, r.addr)
+	events := testkit.AllEvents(t, r.addr)
 	mismatches += compareStates(t, r.s, oracle, events)
 	for id := range events {
 		if _, ok := oracle[id]; !ok {
@@ -546,13 +547,13 @@ func (r *faultRig) forecastMatches(o *analytics.Oracle) bool {
 	if err != nil {
 		return false
 	}
-	resp := r.s.do("GET", "/forecast?from=2026-01-01&to=2026-12-31&groupBy=owner&currency=USD", nil, nil)
-	if resp.status != 200 {
+	resp := r.s.Do("GET", "/forecast?from=2026-01-01&to=2026-12-31&groupBy=owner&currency=USD", nil, nil)
+	if resp.Status != 200 {
 		return false
 	}
 	wantJSON, _ := query.MarshalAnalytics(want)
 	var got, exp any
-	_ = json.Unmarshal(resp.body, &got)
+	_ = json.Unmarshal(resp.Body, &got)
 	_ = json.Unmarshal(wantJSON, &exp)
 	return reflect.DeepEqual(got, exp)
 }

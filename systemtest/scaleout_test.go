@@ -1,9 +1,10 @@
-package main
+package systemtest
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/app"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/query"
@@ -252,7 +254,7 @@ func describeGroups(admin sarama.ClusterAdmin, insts []*scaleInstance) (map[stri
 			idx := -1
 			if m.GroupInstanceId != nil {
 				for _, in := range insts {
-					if instanceID(serveConfig{Data: in.data})+"."+d.GroupId == *m.GroupInstanceId {
+					if app.InstanceID(app.Config{Data: in.data})+"."+d.GroupId == *m.GroupInstanceId {
 						idx = in.idx
 					}
 				}
@@ -415,9 +417,9 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 		topics.OpportunityGroup, lastAssign[topics.OpportunityGroup], topics.AnalyticsGroup, lastAssign[topics.AnalyticsGroup])
 	initial := lastAssign
 
-	setup := &service{t: t, base: "http://" + insts[0].http + "/api/v1"}
+	setup := testkit.Attach(t, "http://"+insts[0].http+"/api/v1")
 	for cur, rate := range crashRates {
-		setup.mustStatus(setup.do("PUT", "/fx-rates/"+cur, map[string]any{"rate": rate}, nil), 200)
+		setup.MustStatus(setup.Do("PUT", "/fx-rates/"+cur, map[string]any{"rate": rate}, nil), 200)
 	}
 
 	// The load: the crash oracle's random commands, half over HTTP spread round-robin over the
@@ -663,7 +665,7 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 	}
 
 	oracle, aggOracle := replayCommandLog(t, brokerAddr)
-	events := allEvents(t, brokerAddr)
+	events := testkit.AllEvents(t, brokerAddr)
 	var ids []string
 	for id := range oracle {
 		ids = append(ids, id)
@@ -674,7 +676,7 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 	// oracle (bounded), then compare for the record.
 	analyticsWant := scaleAnalyticsExpectations(t, aggOracle)
 	for _, in := range insts {
-		s := &service{t: t, base: "http://" + in.http + "/api/v1"}
+		s := testkit.Attach(t, "http://"+in.http+"/api/v1")
 		start := time.Now()
 		var last string
 		for {
@@ -693,23 +695,23 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 
 	mismatches := 0
 	for _, in := range insts {
-		s := &service{t: t, base: "http://" + in.http + "/api/v1"}
+		s := testkit.Attach(t, "http://"+in.http+"/api/v1")
 		for _, id := range ids {
 			want := oracle[id]
-			r := s.do("GET", "/opportunities/"+id, nil, nil)
+			r := s.Do("GET", "/opportunities/"+id, nil, nil)
 			if want.Version == 0 {
-				if r.status != 404 {
-					t.Errorf("instance %d, %s: oracle says it does not exist, service answered %d", in.idx, id, r.status)
+				if r.Status != 404 {
+					t.Errorf("instance %d, %s: oracle says it does not exist, service answered %d", in.idx, id, r.Status)
 					mismatches++
 				}
 				continue
 			}
-			if r.status != 200 {
-				t.Errorf("instance %d, %s: status %d, oracle has version %d", in.idx, id, r.status, want.Version)
+			if r.Status != 200 {
+				t.Errorf("instance %d, %s: status %d, oracle has version %d", in.idx, id, r.Status, want.Version)
 				mismatches++
 				continue
 			}
-			if diff := compareOpportunity(r.json(t), want); diff != "" {
+			if diff := compareOpportunity(r.JSON(t), want); diff != "" {
 				t.Errorf("instance %d, %s differs from the oracle: %s", in.idx, id, diff)
 				mismatches++
 			}
@@ -729,17 +731,17 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 		paths = append(paths, "/opportunities/"+id, "/opportunities/"+id+"/history")
 	}
 	for _, path := range paths {
-		var first response
+		var first testkit.Response
 		for _, in := range insts {
-			s := &service{t: t, base: "http://" + in.http + "/api/v1"}
-			r := s.do("GET", path, nil, nil)
+			s := testkit.Attach(t, "http://"+in.http+"/api/v1")
+			r := s.Do("GET", path, nil, nil)
 			if in.idx == 0 {
 				first = r
 				continue
 			}
-			if r.status != first.status || !jsonEqual(r.body, first.body) {
-				t.Errorf("GET %s: instance %d answered %d %s; instance 0 answered %d %s", path, in.idx, r.status,
-					bytes.TrimSpace(r.body), first.status, bytes.TrimSpace(first.body))
+			if r.Status != first.Status || !jsonEqual(r.Body, first.Body) {
+				t.Errorf("GET %s: instance %d answered %d %s; instance 0 answered %d %s", path, in.idx, r.Status,
+					bytes.TrimSpace(r.Body), first.Status, bytes.TrimSpace(first.Body))
 				mismatches++
 			}
 		}
@@ -820,19 +822,19 @@ func scaleAnalyticsExpectations(t *testing.T, o *analytics.Oracle) []pathWant {
 }
 
 // scaleDiff returns the first difference between an instance's answers and the oracle, or "".
-func scaleDiff(s *service, ids []string, oracle map[string]domain.Opportunity, an []pathWant) string {
+func scaleDiff(s *testkit.Service, ids []string, oracle map[string]domain.Opportunity, an []pathWant) string {
 	for _, id := range ids {
 		want := oracle[id]
-		r := s.do("GET", "/opportunities/"+id, nil, nil)
+		r := s.Do("GET", "/opportunities/"+id, nil, nil)
 		switch {
-		case want.Version == 0 && r.status != 404:
-			return fmt.Sprintf("%s: status %d, oracle: does not exist", id, r.status)
+		case want.Version == 0 && r.Status != 404:
+			return fmt.Sprintf("%s: status %d, oracle: does not exist", id, r.Status)
 		case want.Version == 0:
-		case r.status != 200:
-			return fmt.Sprintf("%s: status %d, oracle version %d", id, r.status, want.Version)
+		case r.Status != 200:
+			return fmt.Sprintf("%s: status %d, oracle version %d", id, r.Status, want.Version)
 		default:
 			var got map[string]any
-			if err := json.Unmarshal(r.body, &got); err != nil {
+			if err := json.Unmarshal(r.Body, &got); err != nil {
 				return fmt.Sprintf("%s: %v", id, err)
 			}
 			if diff := compareOpportunity(got, want); diff != "" {
@@ -841,9 +843,9 @@ func scaleDiff(s *service, ids []string, oracle map[string]domain.Opportunity, a
 		}
 	}
 	for _, a := range an {
-		r := s.do("GET", a.path, nil, nil)
-		if r.status != 200 || !jsonEqual(r.body, a.want) {
-			return fmt.Sprintf("%s: %d %s, want %s", a.path, r.status, r.body, a.want)
+		r := s.Do("GET", a.path, nil, nil)
+		if r.Status != 200 || !jsonEqual(r.Body, a.want) {
+			return fmt.Sprintf("%s: %d %s, want %s", a.path, r.Status, r.Body, a.want)
 		}
 	}
 	return ""

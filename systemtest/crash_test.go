@@ -1,9 +1,10 @@
-package main
+package systemtest
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -90,9 +91,9 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 	}
 	p := startProc(t, args...)
 	base := "http://" + httpAddr + "/api/v1"
-	setup := &service{t: t, base: base}
+	setup := testkit.Attach(t, base)
 	for cur, rate := range crashRates {
-		setup.mustStatus(setup.do("PUT", "/fx-rates/"+cur, map[string]any{"rate": rate}, nil), 200)
+		setup.MustStatus(setup.Do("PUT", "/fx-rates/"+cur, map[string]any{"rate": rate}, nil), 200)
 	}
 
 	rng := rand.New(rand.NewPCG(42, uint64(nCommands)))
@@ -111,7 +112,7 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 	}()
 	sendKafka := func(cmd domain.Command) error {
 		if producer == nil {
-			pr, err := newSyncProducer(topics.ClientOptions{Brokers: []string{brokerAddr}})
+			pr, err := testkit.NewSyncProducer(topics.ClientOptions{Brokers: []string{brokerAddr}})
 			if err != nil {
 				return err
 			}
@@ -199,16 +200,16 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 		t.Fatalf("%d restarts after %d kills: a kill missed its process", restarts, nKills)
 	}
 	// Wait until both processors have caught up with everything sent.
-	eventually(t, "processors caught up", func() bool {
+	testkit.Eventually(t, "processors caught up", func() bool {
 		return p.metricSum("crm_consumer_lag_records") == 0 && p.metricSum("crm_consumer_lag_records") == 0
 	})
 	time.Sleep(time.Second)
-	eventually(t, "processors caught up (again)", func() bool { return p.metricSum("crm_consumer_lag_records") == 0 })
+	testkit.Eventually(t, "processors caught up (again)", func() bool { return p.metricSum("crm_consumer_lag_records") == 0 })
 
 	t.Logf("caught up after %v", time.Since(began))
 	oracle, aggOracle := replayCommandLog(t, brokerAddr)
-	s := &service{t: t, base: base}
-	events := allEvents(t, brokerAddr)
+	s := testkit.Attach(t, base)
+	events := testkit.AllEvents(t, brokerAddr)
 	mismatches := compareStates(t, s, oracle, events)
 	mismatches += compareAnalytics(t, s, aggOracle)
 	t.Logf("compared after %v", time.Since(began))
@@ -296,7 +297,7 @@ func randomCommand(rng *rand.Rand, id string, i int) (method, path string, body 
 // through the pure domain, decided at the same time the processor decides it.
 func replayCommandLog(t *testing.T, broker string) (map[string]domain.Opportunity, *analytics.Oracle) {
 	t.Helper()
-	msgs := readAll(t, broker, topics.Commands)
+	msgs := testkit.ReadAll(t, broker, topics.Commands)
 	sort.SliceStable(msgs, func(i, j int) bool {
 		if msgs[i].Partition != msgs[j].Partition {
 			return msgs[i].Partition < msgs[j].Partition
@@ -376,7 +377,7 @@ var crashRates = map[string]string{"EUR": "1.08", "JPY": "0.0067"}
 
 // compareAnalytics checks forecast and analytics answers of the service against the oracle's
 // recomputation from the replayed states and events, to the cent; it returns the mismatches.
-func compareAnalytics(t *testing.T, s *service, o *analytics.Oracle) int {
+func compareAnalytics(t *testing.T, s *testkit.Service, o *analytics.Oracle) int {
 	t.Helper()
 	rates := analytics.MapRates("USD", crashRates)
 	from, to := domain.Date(0), domain.Date(0)
@@ -388,18 +389,18 @@ func compareAnalytics(t *testing.T, s *service, o *analytics.Oracle) int {
 		if err != nil {
 			t.Fatalf("oracle %s: %v", path, err)
 		}
-		r := s.do("GET", path, nil, nil)
-		if r.status != 200 {
-			t.Errorf("%s: status %d: %s", path, r.status, r.body)
+		r := s.Do("GET", path, nil, nil)
+		if r.Status != 200 {
+			t.Errorf("%s: status %d: %s", path, r.Status, r.Body)
 			mismatches++
 			return
 		}
 		wantJSON, _ := query.MarshalAnalytics(want) // the body the handler sends for the oracle's answer
 		var got, exp any
-		_ = json.Unmarshal(r.body, &got)
+		_ = json.Unmarshal(r.Body, &got)
 		_ = json.Unmarshal(wantJSON, &exp)
 		if !reflect.DeepEqual(got, exp) {
-			t.Errorf("%s differs from the oracle:\n got %s\nwant %s", path, r.body, wantJSON)
+			t.Errorf("%s differs from the oracle:\n got %s\nwant %s", path, r.Body, wantJSON)
 			mismatches++
 		}
 	}
@@ -423,24 +424,24 @@ func compareAnalytics(t *testing.T, s *service, o *analytics.Oracle) int {
 
 // compareStates checks every opportunity the service answers for against the oracle's replayed
 // state and the events topic (versions 1..n); it returns the mismatches.
-func compareStates(t *testing.T, s *service, oracle map[string]domain.Opportunity, events map[string][]domain.Event) int {
+func compareStates(t *testing.T, s *testkit.Service, oracle map[string]domain.Opportunity, events map[string][]domain.Event) int {
 	t.Helper()
 	mismatches := 0
 	for id, want := range oracle {
-		r := s.do("GET", "/opportunities/"+id, nil, nil)
+		r := s.Do("GET", "/opportunities/"+id, nil, nil)
 		if want.Version == 0 {
-			if r.status != 404 {
-				t.Errorf("%s: oracle says it does not exist, service answered %d", id, r.status)
+			if r.Status != 404 {
+				t.Errorf("%s: oracle says it does not exist, service answered %d", id, r.Status)
 				mismatches++
 			}
 			continue
 		}
-		if r.status != 200 {
-			t.Errorf("%s: status %d, oracle has version %d", id, r.status, want.Version)
+		if r.Status != 200 {
+			t.Errorf("%s: status %d, oracle has version %d", id, r.Status, want.Version)
 			mismatches++
 			continue
 		}
-		if diff := compareOpportunity(r.json(t), want); diff != "" {
+		if diff := compareOpportunity(r.JSON(t), want); diff != "" {
 			t.Errorf("%s differs from the oracle: %s", id, diff)
 			mismatches++
 		}

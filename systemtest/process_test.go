@@ -1,8 +1,10 @@
-package main
+package systemtest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"io"
 	"net/http"
 	"os"
@@ -38,7 +40,8 @@ func buildBinary(t *testing.T) string {
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+		// The tests run in systemtest/; the command is its sibling ../cmd/crm-pipeline.
+		out, err := exec.Command("go", append(args, "../cmd/crm-pipeline")...).CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v: %s", err, out)
 		}
@@ -223,9 +226,9 @@ func TestGracefulShutdown(t *testing.T) {
 	data := t.TempDir()
 	args := []string{"serve", "--data", data, "--http", "127.0.0.1:0", "--embedded-broker", "127.0.0.1:0", "--partitions", "4"}
 	p := startProc(t, args...)
-	s := &service{t: t, base: "http://" + p.http + "/api/v1"}
+	s := testkit.Attach(t, "http://"+p.http+"/api/v1")
 	for i := 0; i < 5; i++ {
-		s.mustStatus(s.do("POST", "/opportunities", createBody(fmt.Sprintf("opp-g%d", i)), wait), 201)
+		s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody(fmt.Sprintf("opp-g%d", i)), testkit.Wait), 201)
 	}
 	// Let the offsets of the last records commit (sarama commits every second, and at the end
 	// of the session on shutdown anyway).
@@ -250,9 +253,38 @@ func TestGracefulShutdown(t *testing.T) {
 	if strings.Contains(p2.logs.String(), "wiping local processor state") {
 		t.Fatalf("restart after a clean stop wiped the processor caches\n%s", p2.logs.String())
 	}
-	s2 := &service{t: t, base: "http://" + p2.http + "/api/v1"}
-	s2.mustStatus(s2.do("PATCH", "/opportunities/opp-g0", map[string]any{"nextStep": "x"}, wait), 200)
+	s2 := testkit.Attach(t, "http://"+p2.http+"/api/v1")
+	s2.MustStatus(s2.Do("PATCH", "/opportunities/opp-g0", map[string]any{"nextStep": "x"}, testkit.Wait), 200)
 	if n := p2.metric("crm_records_redelivered_total"); n != 0 {
 		t.Fatalf("%v records redelivered after a clean stop, want 0", n)
 	}
+}
+
+// emitResult is what one `crm-pipeline emit` run printed and returned.
+type emitResult struct {
+	stdout, stderr string
+	err            error
+}
+
+// runEmitT runs `crm-pipeline emit <args>` (the built binary) with stdin and waits for it.
+func runEmitT(t *testing.T, args []string, stdin string) emitResult {
+	t.Helper()
+	var out, errOut lockedBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, buildBinary(t), append([]string{"emit"}, args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
+	err := cmd.Run()
+	t.Logf("emit %q: err=%v\nstdout:\n%sstderr:\n%s", args, err, out.String(), errOut.String())
+	return emitResult{stdout: out.String(), stderr: errOut.String(), err: err}
+}
+
+// runCLI runs `crm-pipeline <args>` (the built binary) to its end and returns its stdout and
+// stderr together.
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, buildBinary(t), args...).CombinedOutput()
+	return string(out), err
 }

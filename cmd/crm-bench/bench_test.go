@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// benchLine is the format every measured figure of `crm-pipeline bench` is printed in.
+// benchLine is the format every measured figure of crm-bench is printed in.
 var benchLine = regexp.MustCompile(`^BENCH (\S+) value=(\S+) unit=(\S+) baseline=(\S+) ratio=(\S+)$`)
 
-// TestBenchSmoke runs every scenario of `crm-pipeline bench` at a tiny scale and checks the
+// TestBenchSmoke runs every scenario of crm-bench at a tiny scale and checks the
 // harness, not the service's speed: each scenario prints its well-formed BENCH lines with
 // positive, finite figures. No thresholds.
 func TestBenchSmoke(t *testing.T) {
@@ -26,8 +26,8 @@ func TestBenchSmoke(t *testing.T) {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
-	// The memory scenario runs serve in this process: the test binary cannot be `crm-pipeline serve`.
-	err := run(ctx, []string{"bench", "--scale", "0.001", "--data", t.TempDir(), "--memory-in-process"}, nil, &stdout, &stderr)
+	// The memory scenario runs serve in this process: the test has no crm-pipeline binary at hand.
+	err := runBench(ctx, []string{"--scale", "0.001", "--data", t.TempDir(), "--memory-in-process"}, &stdout, &stderr)
 	t.Logf("bench took %s:\n%s", time.Since(start).Round(time.Millisecond), stdout.String())
 	if err != nil {
 		t.Logf("stderr:\n%s", stderr.String())
@@ -80,13 +80,13 @@ func TestBenchSmoke(t *testing.T) {
 
 func TestBenchFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"bench", "--scale", "0"},
-		{"bench", "--scale", "-1"},
-		{"bench", "--scenarios", "nope"},
-		{"bench", "extra"},
+		{"--scale", "0"},
+		{"--scale", "-1"},
+		{"--scenarios", "nope"},
+		{"extra"},
 	} {
 		var out, errw bytes.Buffer
-		if err := run(context.Background(), args, nil, &out, &errw); err == nil {
+		if err := runBench(context.Background(), args, &out, &errw); err == nil {
 			t.Errorf("%q: no error", args)
 		}
 	}

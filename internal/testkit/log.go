@@ -1,0 +1,35 @@
+package testkit
+
+import (
+	"strings"
+	"sync"
+	"testing"
+)
+
+// LogWriter forwards service logs to the test log until the test ends.
+type LogWriter struct {
+	mu     sync.Mutex
+	t      testing.TB
+	closed bool
+}
+
+// NewLogWriter is a LogWriter for t; Close it before t ends (t.Cleanup).
+func NewLogWriter(t testing.TB) *LogWriter { return &LogWriter{t: t} }
+
+// Write logs p (one log line) on the test, until Close.
+func (w *LogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// Close stops forwarding: a test must not log after it ends, and the service may still log
+// while it stops.
+func (w *LogWriter) Close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+}

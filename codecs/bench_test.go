@@ -151,3 +151,36 @@ func BenchmarkDecodeBucketGoavro(b *testing.B) {
 		}
 	}
 }
+
+// The pipeline and FX-rate records go through goavro (configuration.go): what a view read
+// and a configuration write of them cost.
+
+func BenchmarkEncodePipeline(b *testing.B) {
+	p := pipelineFixtures()["full"]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodePipeline(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodePipeline(b *testing.B) {
+	data, _ := EncodePipeline(pipelineFixtures()["full"])
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodePipeline(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeFXRate(b *testing.B) {
+	data, _ := EncodeFXRate(fxRateFixtures()["full"])
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeFXRate(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

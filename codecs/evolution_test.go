@@ -339,7 +339,6 @@ func TestMinItemSizes(t *testing.T) {
 		{agg, "crm.pipeline.OpportunityEvent", minEvent},
 		{agg, "crm.pipeline.Change", minChange},
 		{agg, "crm.pipeline.StageVisit", minStageVisit},
-		{currentSchema[kindPipeline].Root, "crm.pipeline.Stage", minStage},
 		{currentSchema[kindRejected].Root, "crm.pipeline.FieldError", minFieldError},
 		{agg, "crm.pipeline.CommandRejected", minRejected},
 		{agg, "crm.pipeline.OpportunityClosedWonEvent", minClosedWon},

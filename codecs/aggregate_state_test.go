@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/crm-pipeline/crm-pipeline/codecs/internal/avro"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
@@ -11,7 +12,7 @@ import (
 // history block carries its size (our writer) or not (goavro's, i.e. any other writer).
 func TestDecodeAggregateState(t *testing.T) {
 	e := currentSchema[kindAggregate]
-	codec, err := e.goavroCodec()
+	codec, err := e.Goavro()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func TestDecodeAggregateState(t *testing.T) {
 		}
 		want := a
 		want.Events = nil
-		for form, b := range map[string][]byte{"sized": ours, "unsized": append(e.header[:], unsized...)} {
+		for form, b := range map[string][]byte{"sized": ours, "unsized": append(e.Header[:], unsized...)} {
 			got, err := DecodeAggregateState(b)
 			if err != nil {
 				t.Fatalf("%s/%s: %v", name, form, err)
@@ -63,7 +64,7 @@ func TestAggregateSizedBlockChecked(t *testing.T) {
 	size, n := readVarint(b[at+1:])
 	for _, bad := range []int64{size - 1, size + 1, 1 << 40} {
 		forged := append([]byte(nil), b[:at+1]...)
-		forged = appendLong(forged, bad)
+		forged = avro.AppendLong(forged, bad)
 		forged = append(forged, b[at+1+n:]...)
 		if _, err := DecodeAggregate(forged); err == nil {
 			t.Errorf("full decode accepted a block size of %d (real %d)", bad, size)
@@ -79,9 +80,9 @@ func TestAggregateSizedBlockChecked(t *testing.T) {
 }
 
 func readVarint(b []byte) (int64, int) {
-	d := decoder{buf: b}
-	v := d.long()
-	return v, d.pos
+	d := avro.NewDecoder(b)
+	v := d.Long()
+	return v, d.Pos()
 }
 
 func FuzzDecodeAggregateState(f *testing.F) {
@@ -123,7 +124,7 @@ func BenchmarkDecodeAggregateState(b *testing.B) {
 // is decoded instead.
 func TestAggregateHistoryAppend(t *testing.T) {
 	e := currentSchema[kindAggregate]
-	codec, err := e.goavroCodec()
+	codec, err := e.Goavro()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestAggregateHistoryAppend(t *testing.T) {
 			t.Fatal(err)
 		}
 		unsized, _ := codec.BinaryFromNative(nil, native)
-		g2, h2, err := DecodeAggregateHistory(append(e.header[:], unsized...))
+		g2, h2, err := DecodeAggregateHistory(append(e.Header[:], unsized...))
 		if err != nil || h2.Len() != 0 || !reflect.DeepEqual(g2, a) {
 			t.Fatalf("%s: unsized: %v, history %d, %+v", name, err, h2.Len(), g2)
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/codecs/internal/avro"
 	"github.com/linkedin/goavro/v2"
 )
 
@@ -52,7 +53,7 @@ func TestMapBytesAreSortedBlocks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s/%s: %v", kind, name, err)
 		}
-		if !bytes.Equal(got[:headerLen], currentSchema[kind].header[:]) {
+		if !bytes.Equal(got[:headerLen], currentSchema[kind].Header[:]) {
 			t.Errorf("%s/%s: header % x", kind, name, got[:headerLen])
 		}
 		if !bytes.Equal(got[headerLen:], want) {
@@ -73,38 +74,15 @@ func TestMapBytesAreSortedBlocks(t *testing.T) {
 	// Bytewise order, not rune or collation order: "Z" < "a" < "é" < "東" < "😀".
 	got, _ := EncodeBucket(analytics.Bucket{Values: map[string]int64{"😀": 0, "a": 0, "東": 0, "Z": 0, "é": 0}})
 	var keys []string
-	d := decoder{buf: got[headerLen:]}
-	for n := d.block(minMapEntry); n > 0; n = d.block(minMapEntry) {
+	d := avro.NewDecoder(got[headerLen:])
+	for n := d.Block(avro.MinMapEntry); n > 0; n = d.Block(avro.MinMapEntry) {
 		for range n {
-			keys = append(keys, d.str())
-			d.long()
+			keys = append(keys, d.Str())
+			d.Long()
 		}
 	}
 	if want := []string{"Z", "a", "é", "東", "😀"}; !reflect.DeepEqual(keys, want) {
 		t.Errorf("key order %q, want %q", keys, want)
-	}
-}
-
-// The sort's integer prefix must never contradict bytewise order (short keys, zero bytes,
-// bytes above 0x7f, keys sharing their first 8 bytes).
-func TestKeyPrefixOrder(t *testing.T) {
-	keys := []string{"", "\x00", "a", "a\x00", "a\x00\x00", "ab", "abcdefgh", "abcdefgh\x00", "abcdefghi", "abcdefgg\xff",
-		"\xff", "\xff\xff\xff\xff\xff\xff\xff\xff", "\x7f\x80", "é", "東京", "😀", "qualification.count", "qualification.amount"}
-	r := rand.New(rand.NewPCG(1, 2))
-	for range 600 {
-		k := make([]byte, r.IntN(12))
-		for i := range k {
-			k[i] = "\x00\x01a\x7f\x80\xff"[r.IntN(6)]
-		}
-		keys = append(keys, string(k))
-	}
-	for _, x := range keys {
-		for _, y := range keys {
-			got := compareEntries(longEntry{keyPrefix(x), x, 0}, longEntry{keyPrefix(y), y, 0})
-			if want := bytes.Compare([]byte(x), []byte(y)); got != want {
-				t.Fatalf("compare(%q, %q) = %d, bytewise %d", x, y, got, want)
-			}
-		}
 	}
 }
 
@@ -178,31 +156,31 @@ func TestEmptyMapsDecodeAsNil(t *testing.T) {
 // any key order; every reader (ours fast and generic, goavro) must give the same map. A
 // repeated key is refused by all three.
 func TestMapBlocksFromOtherWriters(t *testing.T) {
-	entry := func(b []byte, k string, v int64) []byte { return appendLong(appendStr(b, k), v) }
+	entry := func(b []byte, k string, v int64) []byte { return avro.AppendLong(avro.AppendStr(b, k), v) }
 	record := func(lastKey string) []byte {
-		b := append([]byte{}, currentSchema[kindBucket].header[:]...)
+		b := append([]byte{}, currentSchema[kindBucket].Header[:]...)
 		// values: a negative-count block of two entries with its byte size, then a block of
 		// two out of order.
 		blk := entry(entry(nil, "z", 26), "a", 1)
-		b = appendLong(b, -2)
-		b = appendLong(b, int64(len(blk)))
+		b = avro.AppendLong(b, -2)
+		b = avro.AppendLong(b, int64(len(blk)))
 		b = append(b, blk...)
-		b = appendLong(b, 2)
+		b = avro.AppendLong(b, 2)
 		b = entry(entry(b, "m", math.MinInt64), lastKey, -26)
-		b = appendArrayEnd(b)
+		b = avro.AppendArrayEnd(b)
 		// seen: one entry per block.
 		for _, k := range []string{"o-2", "o-1"} {
-			b = appendLong(b, 1)
+			b = avro.AppendLong(b, 1)
 			b = entry(b, k, 3)
 		}
-		return appendArrayEnd(b)
+		return avro.AppendArrayEnd(b)
 	}
-	codec, _ := currentSchema[kindBucket].goavroCodec()
+	codec, _ := currentSchema[kindBucket].Goavro()
 	dup := record("z")
 	if _, err := DecodeBucket(dup); !errors.Is(err, ErrMalformed) {
 		t.Errorf("repeated key, fast path: %v", err)
 	}
-	if _, err := decodeGeneric(currentSchema[kindBucket], dup[headerLen:], (*conv).bucket); !errors.Is(err, ErrMalformed) {
+	if _, err := decodeGeneric(currentSchema[kindBucket], dup[headerLen:], bucketFromNative); !errors.Is(err, ErrMalformed) {
 		t.Errorf("repeated key, generic path: %v", err)
 	}
 	if _, _, err := codec.NativeFromBinary(dup[headerLen:]); err == nil {
@@ -216,7 +194,7 @@ func TestMapBlocksFromOtherWriters(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("fast path: %#v, %v", got, err)
 	}
-	gen, err := decodeGeneric(currentSchema[kindBucket], b[headerLen:], (*conv).bucket)
+	gen, err := decodeGeneric(currentSchema[kindBucket], b[headerLen:], bucketFromNative)
 	if err != nil || !reflect.DeepEqual(gen, want) {
 		t.Errorf("generic path: %#v, %v", gen, err)
 	}
@@ -224,9 +202,9 @@ func TestMapBlocksFromOtherWriters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c conv
-	if g := c.bucket(native.(map[string]any)); c.err != nil || !reflect.DeepEqual(g, want) {
-		t.Errorf("goavro: %#v, %v", g, c.err)
+	var c avro.Native
+	if g := bucketFromNative(&c, native.(map[string]any)); c.Err() != nil || !reflect.DeepEqual(g, want) {
+		t.Errorf("goavro: %#v, %v", g, c.Err())
 	}
 	// Our re-encoding is the canonical one: a single sorted block per map.
 	again, _ := EncodeBucket(got)
@@ -238,7 +216,7 @@ func TestMapBlocksFromOtherWriters(t *testing.T) {
 
 func TestAnalyticsMalformed(t *testing.T) {
 	bucket := func(f func(b []byte) []byte) []byte {
-		return f(append([]byte{}, currentSchema[kindBucket].header[:]...))
+		return f(append([]byte{}, currentSchema[kindBucket].Header[:]...))
 	}
 	delta, _ := EncodeDelta(deltaFixtures()["full"])
 	full, _ := EncodeBucket(bucketFixtures()["small"])
@@ -251,22 +229,24 @@ func TestAnalyticsMalformed(t *testing.T) {
 		{"header only", full[:headerLen], ErrTruncated},
 		{"trailing byte", append(append([]byte{}, full...), 0), ErrMalformed},
 		{"missing end of seen", full[:len(full)-1], ErrTruncated},
-		{"negative key length", bucket(func(b []byte) []byte { return appendLong(appendLong(b, 1), -3) }), ErrMalformed},
-		{"key longer than data", bucket(func(b []byte) []byte { return append(appendLong(appendLong(b, 1), 40), "abc"...) }), ErrTruncated},
-		{"value missing", bucket(func(b []byte) []byte { return appendStr(appendLong(b, 1), "k") }), ErrTruncated},
+		{"negative key length", bucket(func(b []byte) []byte { return avro.AppendLong(avro.AppendLong(b, 1), -3) }), ErrMalformed},
+		{"key longer than data", bucket(func(b []byte) []byte { return append(avro.AppendLong(avro.AppendLong(b, 1), 40), "abc"...) }), ErrTruncated},
+		{"value missing", bucket(func(b []byte) []byte { return avro.AppendStr(avro.AppendLong(b, 1), "k") }), ErrTruncated},
 		{"value beyond 64 bits", bucket(func(b []byte) []byte {
-			return append(appendStr(appendLong(b, 1), "k"), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)
+			return append(avro.AppendStr(avro.AppendLong(b, 1), "k"), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)
 		}), ErrMalformed},
-		{"count beyond the data", bucket(func(b []byte) []byte { return appendArrayEnd(appendLong(appendStr(appendLong(b, 3), "k"), 1)) }), ErrTruncated},
+		{"count beyond the data", bucket(func(b []byte) []byte {
+			return avro.AppendArrayEnd(avro.AppendLong(avro.AppendStr(avro.AppendLong(b, 3), "k"), 1))
+		}), ErrTruncated},
 		{"repeated key", bucket(func(b []byte) []byte {
-			return appendArrayEnd(appendArrayEnd(appendLong(appendStr(appendLong(appendStr(appendLong(b, 2), "k"), 1), "k"), 2)))
+			return avro.AppendArrayEnd(avro.AppendArrayEnd(avro.AppendLong(avro.AppendStr(avro.AppendLong(avro.AppendStr(avro.AppendLong(b, 2), "k"), 1), "k"), 2)))
 		}), ErrMalformed},
 		{"repeated key across blocks", bucket(func(b []byte) []byte {
-			b = appendLong(appendStr(appendLong(b, 1), "k"), 1)
-			return appendArrayEnd(appendArrayEnd(appendLong(appendStr(appendLong(b, 1), "k"), 1)))
+			b = avro.AppendLong(avro.AppendStr(avro.AppendLong(b, 1), "k"), 1)
+			return avro.AppendArrayEnd(avro.AppendArrayEnd(avro.AppendLong(avro.AppendStr(avro.AppendLong(b, 1), "k"), 1)))
 		}), ErrMalformed},
-		{"count MinInt64", bucket(func(b []byte) []byte { return appendLong(b, math.MinInt64) }), ErrMalformed},
-		{"negative block size", bucket(func(b []byte) []byte { return appendLong(appendLong(b, -1), -4) }), ErrMalformed},
+		{"count MinInt64", bucket(func(b []byte) []byte { return avro.AppendLong(b, math.MinInt64) }), ErrMalformed},
+		{"negative block size", bucket(func(b []byte) []byte { return avro.AppendLong(avro.AppendLong(b, -1), -4) }), ErrMalformed},
 	}
 	for _, c := range cases {
 		_, err := DecodeBucket(c.in)
@@ -291,9 +271,9 @@ func TestAnalyticsMalformed(t *testing.T) {
 // Forged map counts are refused before anything is allocated for them, on both paths.
 func TestForgedMapCounts(t *testing.T) {
 	for name, b := range map[string][]byte{
-		"values": appendLong(append([]byte{}, currentSchema[kindBucket].header[:]...), math.MaxInt64/2),
-		"seen":   appendLong(appendArrayEnd(append([]byte{}, currentSchema[kindBucket].header[:]...)), 1<<40),
-		"delta":  appendLong(appendLong(appendStr(appendStr(append([]byte{}, currentSchema[kindDelta].header[:]...), "b"), "o"), 1), -(1 << 50)),
+		"values": avro.AppendLong(append([]byte{}, currentSchema[kindBucket].Header[:]...), math.MaxInt64/2),
+		"seen":   avro.AppendLong(avro.AppendArrayEnd(append([]byte{}, currentSchema[kindBucket].Header[:]...)), 1<<40),
+		"delta":  avro.AppendLong(avro.AppendLong(avro.AppendStr(avro.AppendStr(append([]byte{}, currentSchema[kindDelta].Header[:]...), "b"), "o"), 1), -(1 << 50)),
 	} {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
@@ -311,11 +291,11 @@ func TestForgedMapCounts(t *testing.T) {
 	}
 	// goavro preallocates a map by its declared count: the validating pre-pass must refuse
 	// a count the bytes left cannot hold before goavro sees it.
-	forged := appendLong(nil, 1<<30)
+	forged := avro.AppendLong(nil, 1<<30)
 	forged = append(forged, make([]byte, 64)...)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if _, err := readGeneric(currentSchema[kindBucket], forged); !errors.Is(err, ErrMalformed) {
+	if _, err := currentSchema[kindBucket].ReadNative(forged); !errors.Is(err, ErrMalformed) {
 		t.Errorf("generic path, forged count: %v", err)
 	}
 	runtime.ReadMemStats(&after)
@@ -324,9 +304,9 @@ func TestForgedMapCounts(t *testing.T) {
 	}
 	// A count the bytes left can hold in entries of two bytes (an empty key and a zero),
 	// followed by such entries: refused at the second entry, with the map's size hint capped.
-	zeros := appendLong(append([]byte{}, currentSchema[kindBucket].header[:]...), 1<<18)
+	zeros := avro.AppendLong(append([]byte{}, currentSchema[kindBucket].Header[:]...), 1<<18)
 	zeros = append(zeros, make([]byte, 2<<18)...)
-	zeros = appendArrayEnd(appendArrayEnd(zeros))
+	zeros = avro.AppendArrayEnd(avro.AppendArrayEnd(zeros))
 	runtime.ReadMemStats(&before)
 	_, err := DecodeBucket(zeros)
 	runtime.ReadMemStats(&after)
@@ -338,16 +318,16 @@ func TestForgedMapCounts(t *testing.T) {
 
 // The generic converter reads promoted ints and refuses mistyped values without panicking.
 func TestLongMapConverter(t *testing.T) {
-	var c conv
-	got := c.longMap(map[string]any{"m": map[string]any{"a": int32(-5), "b": int64(math.MaxInt64)}}, "m")
-	if c.err != nil || !reflect.DeepEqual(got, map[string]int64{"a": -5, "b": math.MaxInt64}) {
-		t.Errorf("got %#v, %v", got, c.err)
+	var c avro.Native
+	got := c.LongMap(map[string]any{"m": map[string]any{"a": int32(-5), "b": int64(math.MaxInt64)}}, "m")
+	if c.Err() != nil || !reflect.DeepEqual(got, map[string]int64{"a": -5, "b": math.MaxInt64}) {
+		t.Errorf("got %#v, %v", got, c.Err())
 	}
-	if got := c.longMap(map[string]any{"m": map[string]any{}}, "m"); got != nil {
+	if got := c.LongMap(map[string]any{"m": map[string]any{}}, "m"); got != nil {
 		t.Errorf("empty map: %#v", got)
 	}
-	if got := c.longMap(map[string]any{}, "m"); got != nil || c.err != nil {
-		t.Errorf("absent map: %#v, %v", got, c.err)
+	if got := c.LongMap(map[string]any{}, "m"); got != nil || c.Err() != nil {
+		t.Errorf("absent map: %#v, %v", got, c.Err())
 	}
 	for name, m := range map[string]map[string]any{
 		"not a map":   {"m": []any{}},
@@ -356,10 +336,10 @@ func TestLongMapConverter(t *testing.T) {
 		"typed map":   {"m": map[string]int64{"a": 1}},
 		"nested null": {"m": map[string]any{"a": nil}},
 	} {
-		var c conv
-		c.longMap(m, "m")
-		if !errors.Is(c.err, ErrMalformed) {
-			t.Errorf("%s: %v", name, c.err)
+		var c avro.Native
+		c.LongMap(m, "m")
+		if !errors.Is(c.Err(), ErrMalformed) {
+			t.Errorf("%s: %v", name, c.Err())
 		}
 	}
 }
@@ -437,7 +417,7 @@ func FuzzDecodeBucket(f *testing.F) {
 		f.Add(rec)
 	}
 	f.Add([]byte{0xC3, 0x01})
-	f.Add(appendLong(append([]byte{}, currentSchema[kindBucket].header[:]...), -1))
+	f.Add(avro.AppendLong(append([]byte{}, currentSchema[kindBucket].Header[:]...), -1))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := DecodeBucket(b)
 		if err != nil {

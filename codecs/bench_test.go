@@ -30,12 +30,12 @@ func BenchmarkDecodeCommandV1(b *testing.B) {
 	var data []byte
 	for _, e := range byFingerprint {
 		if e.kind == kindCommand && !e.current {
-			codec, _ := e.goavroCodec()
+			codec, _ := e.Goavro()
 			body, err := codec.BinaryFromNative(nil, v1CommandNative(commandFixtures()["create/full"]))
 			if err != nil {
 				b.Fatal(err)
 			}
-			data = append(e.header[:], body...)
+			data = append(e.Header[:], body...)
 		}
 	}
 	b.ReportAllocs()
@@ -74,7 +74,7 @@ func BenchmarkDecodeAggregateGoavro(b *testing.B) {
 	e := currentSchema[kindAggregate]
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decodeGeneric(e, data[headerLen:], (*conv).aggregate); err != nil {
+		if _, err := decodeGeneric(e, data[headerLen:], aggregateFromNative); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -146,7 +146,40 @@ func BenchmarkDecodeBucketGoavro(b *testing.B) {
 	e := currentSchema[kindBucket]
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decodeGeneric(e, data[headerLen:], (*conv).bucket); err != nil {
+		if _, err := decodeGeneric(e, data[headerLen:], bucketFromNative); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The pipeline and FX-rate records go through goavro (configuration.go): what a view read
+// and a configuration write of them cost.
+
+func BenchmarkEncodePipeline(b *testing.B) {
+	p := pipelineFixtures()["full"]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodePipeline(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodePipeline(b *testing.B) {
+	data, _ := EncodePipeline(pipelineFixtures()["full"])
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodePipeline(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeFXRate(b *testing.B) {
+	data, _ := EncodeFXRate(fxRateFixtures()["full"])
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeFXRate(data); err != nil {
 			b.Fatal(err)
 		}
 	}

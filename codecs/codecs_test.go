@@ -43,7 +43,7 @@ func TestHeader(t *testing.T) {
 	files := SchemaFiles()
 	for _, kc := range kindCases {
 		e := currentSchema[kc.kind]
-		want, err := Fingerprint(string(files[e.path]))
+		want, err := Fingerprint(string(files[e.Path]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +56,7 @@ func TestHeader(t *testing.T) {
 				t.Errorf("%s/%s: magic % x", kc.kind, name, b[:2])
 			}
 			if got := binary.LittleEndian.Uint64(b[2:10]); got != want {
-				t.Errorf("%s/%s: header fingerprint %016x, Fingerprint(%s) = %016x", kc.kind, name, got, e.path, want)
+				t.Errorf("%s/%s: header fingerprint %016x, Fingerprint(%s) = %016x", kc.kind, name, got, e.Path, want)
 			}
 		}
 	}
@@ -185,8 +185,8 @@ func TestSchemaFiles(t *testing.T) {
 		t.Error("SchemaFiles shares its buffers")
 	}
 	for _, e := range knownFingerprints() {
-		if _, err := e.goavroCodec(); err != nil {
-			t.Errorf("%s: %v", e.path, err)
+		if _, err := e.Goavro(); err != nil {
+			t.Errorf("%s: %v", e.Path, err)
 		}
 	}
 }

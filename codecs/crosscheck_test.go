@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/crm-pipeline/crm-pipeline/codecs/internal/avro"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
@@ -15,7 +16,7 @@ import (
 func TestFastPathMatchesGoavro(t *testing.T) {
 	for _, kc := range kindCases {
 		e := currentSchema[kc.kind]
-		codec, err := e.goavroCodec()
+		codec, err := e.Goavro()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +43,7 @@ func TestFastPathMatchesGoavro(t *testing.T) {
 				// goavro writes map entries in Go's map order, and arrays with positive
 				// counts only: the same bytes up to the order of entries (or block headers),
 				// which our fast reader must read back to the value.
-				fromGoavro, err := kc.decode(append(e.header[:], again...))
+				fromGoavro, err := kc.decode(append(e.Header[:], again...))
 				sameLen := len(again) == len(body) || kc.sizedBlocks
 				if err != nil || !sameLen || !reflect.DeepEqual(fromGoavro, want) {
 					t.Errorf("%s/%s: goavro writes\n% x\n(read back as %#v, %v)\nwe write\n% x", kc.kind, name, again, fromGoavro, err, body)
@@ -51,17 +52,17 @@ func TestFastPathMatchesGoavro(t *testing.T) {
 				t.Errorf("%s/%s: goavro writes\n% x\nwe write\n% x", kc.kind, name, again, body)
 			}
 			// The generic path (used for older writers) on the current schema.
-			var c conv
+			var c avro.Native
 			got := kc.generic(&c, native.(map[string]any))
-			if c.err != nil {
-				t.Fatalf("%s/%s: generic: %v", kc.kind, name, c.err)
+			if c.Err() != nil {
+				t.Fatalf("%s/%s: generic: %v", kc.kind, name, c.Err())
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("%s/%s: generic path\n got %#v\nwant %#v", kc.kind, name, got, want)
 			}
 			// And the validating pre-pass accepts it.
-			if _, err := readGeneric(e, body); err != nil {
-				t.Errorf("%s/%s: readGeneric: %v", kc.kind, name, err)
+			if _, err := e.ReadNative(body); err != nil {
+				t.Errorf("%s/%s: ReadNative: %v", kc.kind, name, err)
 			}
 		}
 	}
@@ -72,37 +73,37 @@ func TestFastPathMatchesGoavro(t *testing.T) {
 func TestArrayBlocksFromOtherWriters(t *testing.T) {
 	want := pipelineFixtures()["full"]
 	stage := func(b []byte, st domain.Stage, negativeBlocks bool) []byte {
-		b = appendStr(b, st.ID)
-		b = appendStr(b, st.Name)
-		b = appendInt(b, st.Probability)
-		b = appendStr(b, string(st.ForecastCategory))
-		b = appendStr(b, string(st.Status))
+		b = avro.AppendStr(b, st.ID)
+		b = avro.AppendStr(b, st.Name)
+		b = avro.AppendInt(b, st.Probability)
+		b = avro.AppendStr(b, string(st.ForecastCategory))
+		b = avro.AppendStr(b, string(st.Status))
 		if negativeBlocks && len(st.RequiredFields) > 0 {
 			var items []byte
 			for _, f := range st.RequiredFields {
-				items = appendStr(items, f)
+				items = avro.AppendStr(items, f)
 			}
-			b = appendLong(b, -int64(len(st.RequiredFields)))
-			b = appendLong(b, int64(len(items)))
-			b = appendArrayEnd(append(b, items...))
+			b = avro.AppendLong(b, -int64(len(st.RequiredFields)))
+			b = avro.AppendLong(b, int64(len(items)))
+			b = avro.AppendArrayEnd(append(b, items...))
 		} else {
-			b = appendStrings(b, st.RequiredFields)
+			b = avro.AppendStrings(b, st.RequiredFields)
 		}
-		return appendInt(b, st.StaleAfterDays)
+		return avro.AppendInt(b, st.StaleAfterDays)
 	}
-	b := append([]byte{}, currentSchema[kindPipeline].header[:]...)
-	b = appendStr(b, want.ID)
-	b = appendStr(b, want.Name)
+	b := append([]byte{}, currentSchema[kindPipeline].Header[:]...)
+	b = avro.AppendStr(b, want.ID)
+	b = avro.AppendStr(b, want.Name)
 	// Block 1: the first stage, negative count and byte size. Block 2: the other two.
 	first := stage(nil, want.Stages[0], true)
-	b = appendLong(b, -1)
-	b = appendLong(b, int64(len(first)))
+	b = avro.AppendLong(b, -1)
+	b = avro.AppendLong(b, int64(len(first)))
 	b = append(b, first...)
-	b = appendLong(b, 2)
+	b = avro.AppendLong(b, 2)
 	for _, st := range want.Stages[1:] {
 		b = stage(b, st, true)
 	}
-	b = appendArrayEnd(b)
+	b = avro.AppendArrayEnd(b)
 	got, err := DecodePipeline(b)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +112,7 @@ func TestArrayBlocksFromOtherWriters(t *testing.T) {
 		t.Errorf("got %#v\nwant %#v", got, want)
 	}
 	// The generic path reads it too.
-	if _, err := readGeneric(currentSchema[kindPipeline], b[headerLen:]); err != nil {
+	if _, err := currentSchema[kindPipeline].ReadNative(b[headerLen:]); err != nil {
 		t.Errorf("generic path: %v", err)
 	}
 }
@@ -161,7 +162,7 @@ func TestConverterTypeErrors(t *testing.T) {
 		"name": 5, "stages": 3, "rate": 2.5, "bucket": 1, "values": []any{}, "seen": map[string]any{"o": "1"},
 	}
 	for _, kc := range kindCases {
-		var c conv
+		var c avro.Native
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
@@ -170,14 +171,14 @@ func TestConverterTypeErrors(t *testing.T) {
 			}()
 			kc.generic(&c, bad)
 		}()
-		if c.err == nil {
+		if c.Err() == nil {
 			t.Errorf("%s: no error for mistyped natives", kc.kind)
 		}
 	}
-	var c conv
-	c.command(map[string]any{"type": "CreateOpportunity", "body": map[string]any{"crm.pipeline.Reopen": map[string]any{}}})
-	if !errors.Is(c.err, ErrMalformed) {
-		t.Errorf("type/body mismatch on the generic path: %v", c.err)
+	var c avro.Native
+	commandFromNative(&c, map[string]any{"type": "CreateOpportunity", "body": map[string]any{"crm.pipeline.Reopen": map[string]any{}}})
+	if !errors.Is(c.Err(), ErrMalformed) {
+		t.Errorf("type/body mismatch on the generic path: %v", c.Err())
 	}
 }
 
@@ -192,7 +193,7 @@ func TestAggregateRingsMatchStandaloneRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	aggCodec, err := currentSchema[kindAggregate].goavroCodec()
+	aggCodec, err := currentSchema[kindAggregate].Goavro()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,14 +215,14 @@ func TestAggregateRingsMatchStandaloneRecords(t *testing.T) {
 		if !ok || len(items) != ring.n || ring.n == 0 {
 			t.Fatalf("%s: goavro read %#v, want %d items", ring.field, m[ring.field], ring.n)
 		}
-		codec, err := currentSchema[ring.kind].goavroCodec()
+		codec, err := currentSchema[ring.kind].Goavro()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i, it := range items {
 			got, err := codec.BinaryFromNative(nil, it)
 			if err != nil {
-				t.Fatalf("%s[%d]: %s cannot write the nested record: %v", ring.field, i, currentSchema[ring.kind].path, err)
+				t.Fatalf("%s[%d]: %s cannot write the nested record: %v", ring.field, i, currentSchema[ring.kind].Path, err)
 			}
 			want, err := ring.enc(i)
 			if err != nil {
@@ -247,33 +248,33 @@ func TestRingBlocksFromOtherWriters(t *testing.T) {
 	b = b[:len(b)-4] // the three empty rings (one end-of-array byte each) and the flag
 	// rejections: a negative-count block of one item with its byte size, then a block of two.
 	first := appendRejected(nil, &want.Rejections[0])
-	b = appendLong(b, -1)
-	b = appendLong(b, int64(len(first)))
+	b = avro.AppendLong(b, -1)
+	b = avro.AppendLong(b, int64(len(first)))
 	b = append(b, first...)
-	b = appendLong(b, int64(len(want.Rejections)-1))
+	b = avro.AppendLong(b, int64(len(want.Rejections)-1))
 	for i := 1; i < len(want.Rejections); i++ {
 		b = appendRejected(b, &want.Rejections[i])
 	}
-	b = appendArrayEnd(b)
+	b = avro.AppendArrayEnd(b)
 	// won: one item per block, every block with a negative count.
 	for i := range want.Won {
 		item := appendClosedWon(nil, &want.Won[i])
-		b = appendLong(b, -1)
-		b = appendLong(b, int64(len(item)))
+		b = avro.AppendLong(b, -1)
+		b = avro.AppendLong(b, int64(len(item)))
 		b = append(b, item...)
 	}
-	b = appendArrayEnd(b)
+	b = avro.AppendArrayEnd(b)
 	// recentDeltas: one negative-count block with its byte size.
 	var deltas []byte
 	for _, sd := range want.RecentDeltas {
-		deltas = appendLong(deltas, sd.Position)
-		deltas = appendStr(deltas, string(sd.Record))
+		deltas = avro.AppendLong(deltas, sd.Position)
+		deltas = avro.AppendStr(deltas, string(sd.Record))
 	}
-	b = appendLong(b, -int64(len(want.RecentDeltas)))
-	b = appendLong(b, int64(len(deltas)))
+	b = avro.AppendLong(b, -int64(len(want.RecentDeltas)))
+	b = avro.AppendLong(b, int64(len(deltas)))
 	b = append(b, deltas...)
-	b = appendArrayEnd(b)
-	b = appendBool(b, want.HistoryOnTopic)
+	b = avro.AppendArrayEnd(b)
+	b = avro.AppendBool(b, want.HistoryOnTopic)
 	got, err := DecodeAggregate(b)
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +282,7 @@ func TestRingBlocksFromOtherWriters(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("fast path\n got %#v\nwant %#v", got, want)
 	}
-	got, err = decodeGeneric(currentSchema[kindAggregate], b[headerLen:], (*conv).aggregate)
+	got, err = decodeGeneric(currentSchema[kindAggregate], b[headerLen:], aggregateFromNative)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,17 +301,17 @@ func TestRingConverterTypeErrors(t *testing.T) {
 		"won not a record":        {"won": []any{true}},
 		"won version":             {"won": []any{map[string]any{"version": "v"}}},
 	} {
-		var c conv
+		var c avro.Native
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
 					t.Errorf("%s: converter panicked: %v", name, r)
 				}
 			}()
-			c.aggregate(m)
+			aggregateFromNative(&c, m)
 		}()
-		if !errors.Is(c.err, ErrMalformed) {
-			t.Errorf("%s: %v", name, c.err)
+		if !errors.Is(c.Err(), ErrMalformed) {
+			t.Errorf("%s: %v", name, c.Err())
 		}
 	}
 }

@@ -3,6 +3,8 @@ package codecs
 import (
 	"errors"
 	"fmt"
+
+	"github.com/crm-pipeline/crm-pipeline/codecs/internal/avro"
 )
 
 // Sentinel errors of decoding. Every decode failure is a *DecodeError wrapping one of them
@@ -14,7 +16,7 @@ var (
 	// it is not an Avro single-object record at all (plain JSON, another serializer, garbage).
 	ErrBadMagic = errors.New("not Avro single-object encoded (bad magic)")
 	// ErrTruncated: the record ends before its 10-byte header or its Avro body is complete.
-	ErrTruncated = errors.New("record truncated")
+	ErrTruncated = avro.ErrTruncated
 	// ErrUnknownSchema: the header's fingerprint names no schema this build ships, e.g. a
 	// record from a newer producer. Without the writer schema the body cannot be read.
 	ErrUnknownSchema = errors.New("unknown writer schema fingerprint")
@@ -23,14 +25,14 @@ var (
 	ErrSchemaMismatch = errors.New("writer schema is for another record type")
 	// ErrMalformed: the body does not parse with the writer schema (bad length, union index or
 	// enum symbol, bytes left over after the record).
-	ErrMalformed = errors.New("malformed Avro body")
+	ErrMalformed = avro.ErrMalformed
 )
 
 // ErrInvalidValue is returned by the encoders for a domain value that has no Avro form: a
 // command or event type outside the six of API.md, a command whose body does not match its
 // type, an integer beyond the Avro int range. It signals a programming error upstream, so it
 // is never produced for anything a well-formed domain value can hold.
-var ErrInvalidValue = errors.New("value cannot be encoded")
+var ErrInvalidValue = avro.ErrInvalidValue
 
 // DecodeError describes a record that could not be decoded. It wraps a sentinel error
 // (ErrBadMagic, ErrTruncated, ErrUnknownSchema, ErrSchemaMismatch, ErrMalformed) or the

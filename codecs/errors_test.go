@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/crm-pipeline/crm-pipeline/codecs/internal/avro"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
@@ -87,31 +88,31 @@ func TestTruncationAndCorruptionNeverPanic(t *testing.T) {
 
 func TestMalformedBodies(t *testing.T) {
 	body := func(f func(b []byte) []byte) []byte {
-		return f(append([]byte{}, currentSchema[kindCommand].header[:]...))
+		return f(append([]byte{}, currentSchema[kindCommand].Header[:]...))
 	}
 	prefix := func(b []byte) []byte { // commandId, opportunityId, issuedAt, actor, expectedVersion
-		b = appendStr(b, "c")
-		b = appendStr(b, "o")
-		b = appendLong(b, 0)
-		b = appendStr(b, "a")
-		return append(b, branchNull)
+		b = avro.AppendStr(b, "c")
+		b = avro.AppendStr(b, "o")
+		b = avro.AppendLong(b, 0)
+		b = avro.AppendStr(b, "a")
+		return append(b, avro.BranchNull)
 	}
 	cases := map[string][]byte{
-		"enum index out of range": body(func(b []byte) []byte { return appendLong(appendLong(prefix(b), 6), 0) }),
-		"negative enum index":     body(func(b []byte) []byte { return appendLong(appendLong(prefix(b), -1), 0) }),
-		"type and body disagree":  body(func(b []byte) []byte { return appendStr(appendLong(appendLong(prefix(b), 2), 5), "s") }),
+		"enum index out of range": body(func(b []byte) []byte { return avro.AppendLong(avro.AppendLong(prefix(b), 6), 0) }),
+		"negative enum index":     body(func(b []byte) []byte { return avro.AppendLong(avro.AppendLong(prefix(b), -1), 0) }),
+		"type and body disagree":  body(func(b []byte) []byte { return avro.AppendStr(avro.AppendLong(avro.AppendLong(prefix(b), 2), 5), "s") }),
 		"union index 2": body(func(b []byte) []byte {
-			return appendLong(appendStr(appendLong(appendStr(appendStr(b, "c"), "o"), 0), "a"), 2)
+			return avro.AppendLong(avro.AppendStr(avro.AppendLong(avro.AppendStr(avro.AppendStr(b, "c"), "o"), 0), "a"), 2)
 		}),
-		"negative string length":  body(func(b []byte) []byte { return appendLong(b, -5) }),
-		"string longer than data": body(func(b []byte) []byte { return appendLong(b, 1<<40) }),
+		"negative string length":  body(func(b []byte) []byte { return avro.AppendLong(b, -5) }),
+		"string longer than data": body(func(b []byte) []byte { return avro.AppendLong(b, 1<<40) }),
 		"varint overflow": body(func(b []byte) []byte {
 			return append(b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)
 		}),
 		"bad boolean": body(func(b []byte) []byte {
-			b = appendLong(appendLong(prefix(b), 1), 1) // UpdateOpportunity
+			b = avro.AppendLong(avro.AppendLong(prefix(b), 1), 1) // UpdateOpportunity
 			for i := 0; i < 8; i++ {
-				b = append(b, branchNull)
+				b = append(b, avro.BranchNull)
 			}
 			return append(b, 7)
 		}),
@@ -122,11 +123,11 @@ func TestMalformedBodies(t *testing.T) {
 	}
 
 	// A forged array count must be refused before anything is allocated for it.
-	b, err := appendOpportunity(append([]byte{}, currentSchema[kindAggregate].header[:]...), &domain.Opportunity{})
+	b, err := appendOpportunity(append([]byte{}, currentSchema[kindAggregate].Header[:]...), &domain.Opportunity{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged := appendLong(b, math.MaxInt64/2) // events block count
+	forged := avro.AppendLong(b, math.MaxInt64/2) // events block count
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	if _, err := DecodeAggregate(forged); !errors.Is(err, ErrMalformed) {
@@ -139,9 +140,9 @@ func TestMalformedBodies(t *testing.T) {
 	// The same on the generic (goavro) path, with a count goavro alone would try to
 	// preallocate (2^30 items, 16 GiB): the validating pre-pass refuses it first.
 	forged, _ = appendOpportunity(nil, &domain.Opportunity{})
-	forged = appendLong(forged, 1<<30)
+	forged = avro.AppendLong(forged, 1<<30)
 	runtime.ReadMemStats(&before)
-	if _, err := readGeneric(currentSchema[kindAggregate], forged); !errors.Is(err, ErrMalformed) {
+	if _, err := currentSchema[kindAggregate].ReadNative(forged); !errors.Is(err, ErrMalformed) {
 		t.Errorf("generic path, forged count: %v", err)
 	}
 	runtime.ReadMemStats(&after)
@@ -150,11 +151,11 @@ func TestMalformedBodies(t *testing.T) {
 	}
 
 	// int fields beyond 32 bits.
-	p := append([]byte{}, currentSchema[kindPipeline].header[:]...)
-	p = appendStr(appendStr(p, "p"), "n")
-	p = appendLong(p, 1)
-	p = appendStr(appendStr(p, "s"), "s")
-	p = appendLong(p, math.MaxInt32+1)
+	p := append([]byte{}, currentSchema[kindPipeline].Header[:]...)
+	p = avro.AppendStr(avro.AppendStr(p, "p"), "n")
+	p = avro.AppendLong(p, 1)
+	p = avro.AppendStr(avro.AppendStr(p, "s"), "s")
+	p = avro.AppendLong(p, math.MaxInt32+1)
 	_, err = DecodePipeline(p)
 	wantDecodeError(t, "int overflow", err, ErrMalformed)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/codecs/internal/avro"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
@@ -269,7 +270,7 @@ type kindCase struct {
 	fixtures func() map[string]any
 	encode   func(any) ([]byte, error)
 	decode   func([]byte) (any, error)
-	generic  func(*conv, map[string]any) any
+	generic  func(*avro.Native, map[string]any) any
 	// hasMaps: goavro writes map entries in Go's random map order, so its re-encoding equals
 	// ours only up to entry order (TestFastPathMatchesGoavro; TestMapBytesAreSortedBlocks
 	// checks our order byte by byte).
@@ -288,27 +289,27 @@ func asAny[T any](m map[string]T) map[string]any {
 	return out
 }
 
-func mkCase[T any](kind recordKind, fx func() map[string]T, enc func(T) ([]byte, error), dec func([]byte) (T, error), gen func(*conv, map[string]any) T) kindCase {
+func mkCase[T any](kind recordKind, fx func() map[string]T, enc func(T) ([]byte, error), dec func([]byte) (T, error), gen func(*avro.Native, map[string]any) T) kindCase {
 	return kindCase{
 		kind:     kind,
 		fixtures: func() map[string]any { return asAny(fx()) },
 		encode:   func(v any) ([]byte, error) { return enc(v.(T)) },
 		decode:   func(b []byte) (any, error) { v, err := dec(b); return v, err },
-		generic:  func(c *conv, m map[string]any) any { return gen(c, m) },
+		generic:  func(c *avro.Native, m map[string]any) any { return gen(c, m) },
 	}
 }
 
 var kindCases = []kindCase{
-	mkCase(kindCommand, commandFixtures, EncodeCommand, DecodeCommand, (*conv).command),
-	mkCase(kindEvent, eventFixtures, EncodeEvent, DecodeEvent, (*conv).event),
-	withSizedBlocks(mkCase(kindAggregate, aggregateFixtures, EncodeAggregate, DecodeAggregate, (*conv).aggregate)),
-	mkCase(kindPipeline, pipelineFixtures, EncodePipeline, DecodePipeline, (*conv).pipeline),
-	mkCase(kindAccount, accountFixtures, EncodeAccount, DecodeAccount, func(c *conv, m map[string]any) domain.Account { return *c.account(m) }),
-	mkCase(kindFXRate, fxRateFixtures, EncodeFXRate, DecodeFXRate, (*conv).fxRate),
-	mkCase(kindRejected, rejectedFixtures, EncodeRejected, DecodeRejected, (*conv).rejected),
-	mkCase(kindClosedWon, closedWonFixtures, EncodeClosedWon, DecodeClosedWon, (*conv).closedWon),
-	withMaps(mkCase(kindDelta, deltaFixtures, EncodeDelta, DecodeDelta, (*conv).delta)),
-	withMaps(mkCase(kindBucket, bucketFixtures, EncodeBucket, DecodeBucket, (*conv).bucket)),
+	mkCase(kindCommand, commandFixtures, EncodeCommand, DecodeCommand, commandFromNative),
+	mkCase(kindEvent, eventFixtures, EncodeEvent, DecodeEvent, eventFromNative),
+	withSizedBlocks(mkCase(kindAggregate, aggregateFixtures, EncodeAggregate, DecodeAggregate, aggregateFromNative)),
+	mkCase(kindPipeline, pipelineFixtures, EncodePipeline, DecodePipeline, pipelineFromNative),
+	mkCase(kindAccount, accountFixtures, EncodeAccount, DecodeAccount, accountFromNative),
+	mkCase(kindFXRate, fxRateFixtures, EncodeFXRate, DecodeFXRate, fxRateFromNative),
+	mkCase(kindRejected, rejectedFixtures, EncodeRejected, DecodeRejected, rejectedFromNative),
+	mkCase(kindClosedWon, closedWonFixtures, EncodeClosedWon, DecodeClosedWon, closedWonFromNative),
+	withMaps(mkCase(kindDelta, deltaFixtures, EncodeDelta, DecodeDelta, deltaFromNative)),
+	withMaps(mkCase(kindBucket, bucketFixtures, EncodeBucket, DecodeBucket, bucketFromNative)),
 }
 
 func withSizedBlocks(kc kindCase) kindCase {

@@ -50,12 +50,12 @@ func fuzzSeeds() [][]byte {
 			v1 = e
 		}
 	}
-	codec, _ := v1.goavroCodec()
+	codec, _ := v1.Goavro()
 	for _, n := range names {
 		b, _ := EncodeCommand(fx[n])
 		seeds = append(seeds, b)
 		if body, err := codec.BinaryFromNative(nil, v1CommandNative(fx[n])); err == nil {
-			seeds = append(seeds, append(v1.header[:], body...))
+			seeds = append(seeds, append(v1.Header[:], body...))
 		}
 	}
 	valid := seeds[0]

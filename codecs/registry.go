@@ -2,13 +2,11 @@ package codecs
 
 import (
 	"embed"
-	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"sort"
-	"sync"
 
-	"github.com/linkedin/goavro/v2"
+	"github.com/crm-pipeline/crm-pipeline/codecs/internal/avro"
 )
 
 // The .avsc files are the contract: they are embedded so that the binary, the tests and any
@@ -18,8 +16,9 @@ import (
 // encoder writes. schemas/vN/<record>.avsc are superseded versions that records on the topics
 // may still carry; they are only ever read. To evolve a record: copy the current file to
 // schemas/vN/, change the current file in a backward-compatible way (add fields with defaults),
-// add the old file to schemaTable, and extend the generic reader if the change needs more than
-// "absent field = zero value".
+// add the old file to schemaTable, change the record's family file (its writer, fast reader
+// and generic-map conversion sit together there), and extend the generic-map conversion if
+// the change needs more than "absent field = zero value".
 //
 //go:embed schemas/*.avsc schemas/v1/*.avsc
 var schemaFS embed.FS
@@ -78,35 +77,15 @@ var schemaTable = []struct {
 	{kindBucket, "schemas/v1/analytics_bucket.avsc", false},
 }
 
-// schemaEntry is one known writer schema.
+// schemaEntry is one known writer schema: the file with its fingerprint and header
+// (avro.Schema), the record type it belongs to and whether it is that type's current one.
 type schemaEntry struct {
-	kind        recordKind
-	path        string
-	text        string
-	canonical   string
-	fingerprint uint64
-	current     bool
-	header      [headerLen]byte // C3 01 + fingerprint, prepended to every record we write
-	root        *schemaNode
-
-	codecOnce sync.Once
-	codec     *goavro.Codec
-	codecErr  error
+	*avro.Schema
+	kind    recordKind
+	current bool
 }
 
-// goavroCodec returns the goavro codec of the schema, built on first use: only records
-// written with an older schema version (and the tests) need it.
-func (e *schemaEntry) goavroCodec() (*goavro.Codec, error) {
-	e.codecOnce.Do(func() {
-		e.codec, e.codecErr = goavro.NewCodec(e.text)
-		if e.codecErr != nil {
-			e.codecErr = fmt.Errorf("codecs: goavro cannot compile %s: %w", e.path, e.codecErr)
-		}
-	})
-	return e.codec, e.codecErr
-}
-
-const headerLen = 10
+const headerLen = avro.HeaderLen
 
 // Registry: read-only after init, so safe for any number of goroutines.
 var (
@@ -124,26 +103,15 @@ func init() {
 
 func loadRegistry() error {
 	for _, s := range schemaTable {
-		text, err := schemaFS.ReadFile(s.path)
+		sc, err := avro.Load(schemaFS, s.path)
 		if err != nil {
-			return fmt.Errorf("codecs: embedded schema %s: %w", s.path, err)
+			return fmt.Errorf("codecs: %w", err)
 		}
-		root, err := parseSchema(string(text))
-		if err != nil {
-			return fmt.Errorf("codecs: %s: %w", s.path, err)
+		e := &schemaEntry{Schema: sc, kind: s.kind, current: s.current}
+		if prev, dup := byFingerprint[e.Fingerprint]; dup {
+			return fmt.Errorf("codecs: %s and %s have the same canonical form", prev.Path, s.path)
 		}
-		if root.kind != kRecord {
-			return fmt.Errorf("codecs: %s is not a record schema", s.path)
-		}
-		e := &schemaEntry{kind: s.kind, path: s.path, text: string(text), current: s.current, root: root}
-		e.canonical = root.canonical()
-		e.fingerprint = crc64Avro([]byte(e.canonical))
-		e.header[0], e.header[1] = 0xC3, 0x01
-		binary.LittleEndian.PutUint64(e.header[2:], e.fingerprint)
-		if prev, dup := byFingerprint[e.fingerprint]; dup {
-			return fmt.Errorf("codecs: %s and %s have the same canonical form", prev.path, s.path)
-		}
-		byFingerprint[e.fingerprint] = e
+		byFingerprint[e.Fingerprint] = e
 		if s.current {
 			if currentSchema[s.kind] != nil {
 				return fmt.Errorf("codecs: two current schemas for %s", s.kind)
@@ -183,6 +151,19 @@ func knownFingerprints() []*schemaEntry {
 	for _, e := range byFingerprint {
 		out = append(out, e)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
+
+// CanonicalForm returns the Parsing Canonical Form of an Avro schema, as the specification
+// defines it: primitives in their simple form, full names without namespaces, only the
+// attributes that matter for parsing (type, name, fields, symbols, items, values, size) in
+// that order, no whitespace. Logical types reduce to their underlying type, so
+// {"type":"bytes","logicalType":"decimal",...} is "bytes". Two schemas with the same canonical
+// form read and write the same bytes, which is why the fingerprint is taken from it.
+func CanonicalForm(schemaJSON string) (string, error) { return avro.CanonicalForm(schemaJSON) }
+
+// Fingerprint returns the CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form: the
+// 8 bytes (little-endian) that follow C3 01 in a single-object encoded record, and the value the
+// Java reference implementation's SchemaNormalization.parsingFingerprint64 returns.
+func Fingerprint(schemaJSON string) (uint64, error) { return avro.Fingerprint(schemaJSON) }

@@ -364,6 +364,54 @@ func TestAccountSnapshotRefreshed(t *testing.T) {
 	})
 }
 
+// TestAccountContextCurrentWithoutACommand: a Customer 360 record shows on every opportunity
+// of that account, in GET and in the list, without waiting for the deal's next command (a
+// table-table join at read time), and a later change of the account shows too.
+func TestAccountContextCurrentWithoutACommand(t *testing.T) {
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	for _, id := range []string{"opp-j1", "opp-j2"} {
+		body := testkit.CreateBody(id)
+		body["accountId"] = "acc-77"
+		s.MustStatus(s.Do("POST", "/opportunities", body, testkit.Wait), 201)
+	}
+	put := func(name string) {
+		t.Helper()
+		if out, err := runCLI(t, "accounts", "put", "--brokers", s.Run.BrokerAddr, "--id", "acc-77", "--name", name,
+			"--segment", "mid-market", "--region", "APAC"); err != nil {
+			t.Fatalf("accounts put: %v: %s", err, out)
+		}
+	}
+	shows := func(name string) bool {
+		for _, id := range []string{"opp-j1", "opp-j2"} {
+			r := s.Do("GET", "/opportunities/"+id, nil, nil)
+			acc, _ := r.JSON(t)["account"].(map[string]any)
+			if r.Status != 200 || acc == nil || acc["name"] != name || acc["region"] != "APAC" {
+				return false
+			}
+		}
+		r := s.Do("GET", "/opportunities?accountId=acc-77", nil, nil)
+		items, _ := r.JSON(t)["items"].([]any)
+		if len(items) != 2 {
+			return false
+		}
+		for _, it := range items {
+			acc, _ := it.(map[string]any)["account"].(map[string]any)
+			if acc == nil || acc["name"] != name {
+				return false
+			}
+		}
+		return true
+	}
+	put("Initech")
+	testkit.Eventually(t, "the account on both deals without a command", func() bool { return shows("Initech") })
+	put("Initech Global")
+	testkit.Eventually(t, "the renamed account on both deals", func() bool { return shows("Initech Global") })
+	// No command was needed: the deals are still at version 1.
+	if v := s.Do("GET", "/opportunities/opp-j1", nil, nil).JSON(t)["version"]; v != 1.0 {
+		t.Fatalf("version %v: the join took a command", v)
+	}
+}
+
 // TestRestartKeepsState stops the service cleanly and starts it again on the same data, then
 // again with the local state folder deleted (restored from the changelog). Every opportunity
 // must come back, and new commands continue the versions without a gap.

@@ -54,6 +54,7 @@ type Service struct {
 	fx        *goka.View
 	buckets   *goka.View
 	history   *goka.View       // the audit trail, keyed <id>|<version>
+	accounts  *goka.View       // Customer 360 accounts (raw values: another team's records)
 	store     *analytics.Store // in-memory read model of every analytics bucket
 
 	mu      sync.Mutex
@@ -115,6 +116,9 @@ func New(cfg Config) (*Service, error) {
 	if s.history, err = goka.NewView(cfg.Brokers, goka.Table(topics.History), new(codec.Bytes), viewOpts("history", nil)...); err != nil {
 		return nil, fmt.Errorf("history view: %w", err)
 	}
+	if s.accounts, err = goka.NewView(cfg.Brokers, goka.Table(topics.Accounts), new(codec.Bytes), viewOpts("accounts", nil)...); err != nil {
+		return nil, fmt.Errorf("accounts view: %w", err)
+	}
 	bucketOpts := append(viewOpts("analytics", nil),
 		goka.WithViewStorageBuilder(bucketBuilder(cfg.StorageBuilder, s.store, cfg.Logger)))
 	if s.buckets, err = goka.NewView(cfg.Brokers, goka.Table(topics.AnalyticsTable), codecs.BucketCodec{}, bucketOpts...); err != nil {
@@ -126,7 +130,7 @@ func New(cfg Config) (*Service, error) {
 // Run runs the views until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	for _, v := range []*goka.View{s.opps, s.pipelines, s.fx, s.buckets, s.history} {
+	for _, v := range []*goka.View{s.opps, s.pipelines, s.fx, s.buckets, s.history, s.accounts} {
 		g.Go(func() error { return v.Run(gctx) })
 	}
 	err := g.Wait()
@@ -185,7 +189,8 @@ func (s *Service) StorageDegraded() string {
 
 // running reports whether every partition of every view is in goka's running state now.
 func (s *Service) running() bool {
-	return s.opps.Recovered() && s.pipelines.Recovered() && s.fx.Recovered() && s.buckets.Recovered() && s.history.Recovered()
+	return s.opps.Recovered() && s.pipelines.Recovered() && s.fx.Recovered() && s.buckets.Recovered() && s.history.Recovered() &&
+		s.accounts.Recovered()
 }
 
 // WaitReady blocks until Ready or ctx ends.
@@ -307,6 +312,26 @@ func contiguous(events []domain.Event, more bool, version int64) bool {
 	return events[len(events)-1].Version >= version
 }
 
+// joinAccount puts the current Customer 360 snapshot of o's account on o, as a Kafka Streams
+// table-table join would: an account change shows on every deal of that account at once,
+// not only after the deal's next command. The stored state (and its events) keep the snapshot
+// the command was decided with; an unknown or malformed account record leaves that one.
+func (s *Service) joinAccount(o *domain.Opportunity) {
+	if o.AccountID == "" {
+		return
+	}
+	v, err := s.accounts.Get(o.AccountID)
+	raw, _ := v.([]byte)
+	if err != nil || len(raw) == 0 {
+		return
+	}
+	a, err := codecs.DecodeAccount(raw)
+	if err != nil {
+		return
+	}
+	o.Account = &a
+}
+
 func (s *Service) readAggregate(id string, decode func([]byte) (domain.Aggregate, error)) (*domain.Aggregate, error) {
 	agg, err := s.getAggregate(id, decode)
 	if err != nil {
@@ -315,6 +340,7 @@ func (s *Service) readAggregate(id string, decode func([]byte) (domain.Aggregate
 	if agg == nil || agg.State.Version == 0 {
 		return nil, nil
 	}
+	s.joinAccount(&agg.State)
 	return agg, nil
 }
 
@@ -377,6 +403,7 @@ func (s *Service) ListOpportunities(f ListFilter) ([]domain.Opportunity, string,
 		if len(items) == limit {
 			return items, items[len(items)-1].ID, nil
 		}
+		s.joinAccount(&agg.State)
 		items = append(items, agg.State)
 	}
 	if err := it.Err(); err != nil {
@@ -483,6 +510,7 @@ func (s *Service) Await(ctx context.Context, cmd domain.Command) (Outcome, error
 		}
 		if agg != nil {
 			if agg.State.Version > 0 && agg.State.ContainsCommand(cmd.CommandID) {
+				s.joinAccount(&agg.State)
 				return Outcome{Aggregate: agg}, nil
 			}
 			for i := len(agg.Rejections) - 1; i >= 0; i-- {

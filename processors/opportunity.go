@@ -243,9 +243,15 @@ func (h *opportunityHandler) reemit(ctx goka.Context, st *stored, offset int64, 
 			events = append(events, e)
 		}
 	}
-	var deltas []analytics.Delta
+	// The deltas go out again as they were first published: the stored records byte for
+	// byte (decoded only for their bucket key), or rebuilt from a previous-layout history.
+	var deltas stampedDeltas
 	if replay {
-		deltas = h.replayDeltas(ctx, agg, offset)
+		var err error
+		if deltas, err = encodeDeltas(h.replayDeltas(ctx, agg, offset)); err != nil {
+			ctx.Fail(err)
+			return
+		}
 	} else {
 		for _, sd := range agg.RecentDeltas {
 			if sd.Position != offset {
@@ -256,7 +262,7 @@ func (h *opportunityHandler) reemit(ctx goka.Context, st *stored, offset int64, 
 				ctx.Fail(fmt.Errorf("stored delta of %s: %w", key, err))
 				return
 			}
-			deltas = append(deltas, d)
+			deltas.buckets, deltas.records = append(deltas.buckets, d.Bucket), append(deltas.records, sd)
 		}
 	}
 	var rejected []domain.RejectedCommand
@@ -271,9 +277,7 @@ func (h *opportunityHandler) reemit(ctx goka.Context, st *stored, offset int64, 
 		h.cfg.Metrics.ReemitSkipped.Inc()
 	}
 	h.store(ctx, st)
-	for _, d := range deltas {
-		h.emitDelta(ctx, d)
-	}
+	h.emitDeltas(ctx, deltas)
 	for _, e := range events {
 		h.emitEvent(ctx, key, e)
 		if e.Type == domain.EvtClosedWon {
@@ -364,12 +368,6 @@ func (h *opportunityHandler) emitDeltas(ctx goka.Context, deltas stampedDeltas) 
 		h.emitEncoded(ctx, topics.AnalyticsDeltas, deltas.buckets[i], "delta for "+deltas.buckets[i], func() ([]byte, error) { return sd.Record, nil })
 	}
 	h.cfg.Metrics.Deltas.Add(float64(len(deltas.records)))
-}
-
-// emitDelta publishes one delta again (a re-emission).
-func (h *opportunityHandler) emitDelta(ctx goka.Context, d analytics.Delta) {
-	h.emitEncoded(ctx, topics.AnalyticsDeltas, d.Bucket, "delta for "+d.Bucket, func() ([]byte, error) { return codecs.EncodeDelta(d) })
-	h.cfg.Metrics.Deltas.Inc()
 }
 
 // store writes the aggregate, keeping MaxRecentEvents events and the deltas of their commands

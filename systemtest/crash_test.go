@@ -112,7 +112,7 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 	}()
 	sendKafka := func(cmd domain.Command) error {
 		if producer == nil {
-			pr, err := testkit.NewSyncProducer(topics.ClientOptions{Brokers: []string{brokerAddr}})
+			pr, err := topics.NewSyncProducer(topics.ClientOptions{Brokers: []string{brokerAddr}})
 			if err != nil {
 				return err
 			}

@@ -438,7 +438,7 @@ func (l *faultLoad) sendHTTP(method, path string, body map[string]any, cmd domai
 
 func (l *faultLoad) sendKafka(cmd domain.Command, producer *sarama.SyncProducer) error {
 	if *producer == nil {
-		p, err := testkit.NewSyncProducer(topics.ClientOptions{Brokers: []string{l.broker}, ClientID: "fault-test-producer"})
+		p, err := topics.NewSyncProducer(topics.ClientOptions{Brokers: []string{l.broker}, ClientID: "fault-test-producer"})
 		if err != nil {
 			return err
 		}

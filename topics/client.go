@@ -153,3 +153,21 @@ func RecordSize(key string, value []byte, headers map[string][]byte) int {
 func FitsRecord(key string, value []byte, headers map[string][]byte) bool {
 	return RecordSize(key, value, headers) <= MaxMessageBytes
 }
+
+// NewSyncProducer is a synchronous producer with the service's client settings and Kafka's
+// default murmur2 partitioning: what the command-line tools (emit, accounts put) and the tests
+// write with, so their records land where a Java client's would. ClientID defaults to
+// "crm-pipeline-cli".
+func NewSyncProducer(o ClientOptions) (sarama.SyncProducer, error) {
+	if o.ClientID == "" {
+		o.ClientID = "crm-pipeline-cli"
+	}
+	cfg := SaramaConfig(o)
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewCustomHashPartitioner(Hasher())
+	p, err := sarama.NewSyncProducer(o.Brokers, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect producer to %v: %w", o.Brokers, err)
+	}
+	return p, nil
+}

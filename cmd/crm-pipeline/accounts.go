@@ -39,7 +39,7 @@ func runAccountsPut(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := sec.apply(&opts); err != nil {
 		return err
 	}
-	p, err := newSyncProducer(opts)
+	p, err := topics.NewSyncProducer(opts)
 	if err != nil {
 		return err
 	}
@@ -50,20 +50,4 @@ func runAccountsPut(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	fmt.Fprintf(stdout, "account %s published to %s partition %d offset %d\n", a.ID, topics.Accounts, part, off)
 	return nil
-}
-
-// newSyncProducer is a producer with the service's client settings and Kafka's default
-// murmur2 partitioning, for the command-line tools.
-func newSyncProducer(o topics.ClientOptions) (sarama.SyncProducer, error) {
-	if o.ClientID == "" {
-		o.ClientID = "crm-pipeline-cli"
-	}
-	cfg := topics.SaramaConfig(o)
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.Partitioner = sarama.NewCustomHashPartitioner(topics.Hasher())
-	p, err := sarama.NewSyncProducer(o.Brokers, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect producer to %v: %w", o.Brokers, err)
-	}
-	return p, nil
 }

@@ -115,7 +115,7 @@ func runEmit(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		cmd, value, lerr := prepareCommand(l.text)
 		if lerr == nil && producer == nil {
-			if producer, err = newSyncProducer(opts); err != nil {
+			if producer, err = topics.NewSyncProducer(opts); err != nil {
 				summary()
 				return fmt.Errorf("emit: %w", err)
 			}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"github.com/crm-pipeline/crm-pipeline/query"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
@@ -110,39 +111,9 @@ func parseSent(t *testing.T, stdout string, wantSent, wantFailed int) []sentRepo
 // readCommands reads the whole commands topic, by partition and offset.
 func readCommands(t *testing.T, broker string) map[[2]int64]*sarama.ConsumerMessage {
 	t.Helper()
-	client, err := topics.NewClient(topics.ClientOptions{Brokers: []string{broker}, ClientID: "emit-test-reader"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer consumer.Close()
 	out := map[[2]int64]*sarama.ConsumerMessage{}
-	for p := int32(0); p < emitPartitions; p++ {
-		hwm, err := client.GetOffset(topics.Commands, p, sarama.OffsetNewest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hwm == 0 {
-			continue
-		}
-		pc, err := consumer.ConsumePartition(topics.Commands, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for done := false; !done; {
-			select {
-			case m := <-pc.Messages():
-				out[[2]int64{int64(m.Partition), m.Offset}] = m
-				done = m.Offset >= hwm-1
-			case <-time.After(10 * time.Second):
-				t.Fatalf("timeout reading partition %d up to offset %d", p, hwm)
-			}
-		}
-		pc.Close()
+	for _, m := range testkit.ReadAll(t, broker, topics.Commands) {
+		out[[2]int64{int64(m.Partition), m.Offset}] = m
 	}
 	return out
 }

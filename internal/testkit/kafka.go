@@ -126,7 +126,7 @@ func AllEvents(t testing.TB, broker string) map[string][]domain.Event {
 // Kafka client would.
 func Produce(t testing.TB, broker, topic string, msgs ...*sarama.ProducerMessage) {
 	t.Helper()
-	p, err := NewSyncProducer(topics.ClientOptions{Brokers: []string{broker}})
+	p, err := topics.NewSyncProducer(topics.ClientOptions{Brokers: []string{broker}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,20 +137,4 @@ func Produce(t testing.TB, broker, topic string, msgs ...*sarama.ProducerMessage
 			t.Fatal(err)
 		}
 	}
-}
-
-// NewSyncProducer is a producer with the service's client settings and Kafka's default
-// murmur2 partitioning, as the command-line tools (crm-pipeline emit) make it.
-func NewSyncProducer(o topics.ClientOptions) (sarama.SyncProducer, error) {
-	if o.ClientID == "" {
-		o.ClientID = "crm-pipeline-cli"
-	}
-	cfg := topics.SaramaConfig(o)
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.Partitioner = sarama.NewCustomHashPartitioner(topics.Hasher())
-	p, err := sarama.NewSyncProducer(o.Brokers, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect producer to %v: %w", o.Brokers, err)
-	}
-	return p, nil
 }

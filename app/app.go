@@ -208,7 +208,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	vs, err := views.New(views.Config{
 		Brokers: brokers, Client: client, Logger: log, Registerer: reg,
 		ReportingCurrency: cfg.ReportingCurrency, Clock: cfg.Clock, StorageDegraded: disk.Degraded,
-		StorageBuilder: state.NewBuilder(filepath.Join(stateRoot, "views"), storeOpts),
+		StorageBuilder: state.NewBuilder(filepath.Join(stateRoot, "views"), storeOpts), Partitions: partitions,
 	})
 	if err != nil {
 		return err

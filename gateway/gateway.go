@@ -78,28 +78,34 @@ func (g *Gateway) Close() error {
 	return err
 }
 
-// Send publishes a command and returns once the broker acknowledged it; the record's offset
-// is noted in the views, for Await.
-func (g *Gateway) Send(ctx context.Context, cmd domain.Command) error {
+// Send publishes a command and returns once the broker acknowledged it, with the record's
+// position (the Crm-Position of the answer); the position is noted in the views, for Await.
+func (g *Gateway) Send(ctx context.Context, cmd domain.Command) (views.Position, error) {
 	promise, err := g.commands.Emit(cmd.OpportunityID, cmd)
 	if err != nil {
-		return fmt.Errorf("send command %s: %w", cmd.CommandID, err)
+		return views.Position{}, fmt.Errorf("send command %s: %w", cmd.CommandID, err)
 	}
-	done := make(chan error, 1)
+	type acked struct {
+		pos views.Position
+		err error
+	}
+	done := make(chan acked, 1)
 	promise.ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
+		var pos views.Position
 		if err == nil && msg != nil {
-			g.views.NoteSent(cmd.CommandID, msg.Offset)
+			pos = views.Position{Partition: msg.Partition, Offset: msg.Offset}
+			g.views.NoteSent(cmd.CommandID, pos)
 		}
-		done <- err
+		done <- acked{pos, err}
 	})
 	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("send command %s: %w", cmd.CommandID, err)
+	case a := <-done:
+		if a.err != nil {
+			return views.Position{}, fmt.Errorf("send command %s: %w", cmd.CommandID, a.err)
 		}
-		return nil
+		return a.pos, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return views.Position{}, ctx.Err()
 	}
 }
 

@@ -27,8 +27,15 @@ type Backend interface {
 	PutPipeline(ctx context.Context, p domain.Pipeline) error // returns once the broker acked and the view shows it
 	FXRates() ([]domain.FXRate, error)
 	PutFXRate(ctx context.Context, r domain.FXRate) error
-	Send(ctx context.Context, cmd domain.Command) error             // returns once the broker acknowledged the command record
-	Await(ctx context.Context, cmd domain.Command) (Outcome, error) // blocks until the processor applied or refused cmd, or ctx ends (then ctx.Err())
+	// Send returns once the broker acknowledged the command record, with its position.
+	Send(ctx context.Context, cmd domain.Command) (Position, error)
+	// Await blocks until the processor applied or refused cmd and, for a command this
+	// instance sent, every view reflects its position; or until ctx ends (then an error
+	// wrapping ctx.Err()).
+	Await(ctx context.Context, cmd domain.Command) (Outcome, error)
+	// WaitPositions blocks until this instance reflects every position (opportunity view
+	// and analytics), or ctx ends: then an error wrapping views.ErrPositionNotReached.
+	WaitPositions(ctx context.Context, ps []Position) error
 }
 
 // Analytics is what the analytics endpoints (GET /forecast, /forecast/rolling and

@@ -304,7 +304,7 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request, cmd domain.Comma
 	h.Set("X-Command-Id", cmd.CommandID)
 
 	sendCtx, cancel := context.WithTimeout(r.Context(), s.maxWait)
-	err := s.backend.Send(sendCtx, cmd)
+	pos, err := s.backend.Send(sendCtx, cmd)
 	cancel()
 	if err != nil {
 		s.writeBackendError(w, r, fmt.Errorf("send %s command %s: %w", cmd.Type, cmd.CommandID, err),
@@ -312,6 +312,7 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request, cmd domain.Comma
 		return
 	}
 	h.Set("Location", opportunityLocation(cmd.OpportunityID))
+	h.Set(HeaderPosition, pos.String())
 
 	if wait := preferredWait(r.Header, s.maxWait); wait > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)

@@ -249,13 +249,44 @@ func (f *fakeBackend) PutFXRate(ctx context.Context, r domain.FXRate) error {
 	return nil
 }
 
-// Send records cmd and, like the processor, applies or refuses it at once.
-func (f *fakeBackend) Send(ctx context.Context, cmd domain.Command) error {
+// Send records cmd and, like the processor, applies or refuses it at once; its position is
+// partition 0 at the count of commands sent before it.
+func (f *fakeBackend) Send(ctx context.Context, cmd domain.Command) (Position, error) {
+	pos, err := f.send(cmd)
+	return pos, err
+}
+
+// WaitPositions: a position is reflected once a command at it has been sent (the fake
+// applies at once), and never on another partition than 0.
+func (f *fakeBackend) WaitPositions(ctx context.Context, ps []Position) error {
+	for {
+		f.mu.Lock()
+		n := int64(len(f.sent))
+		f.mu.Unlock()
+		missing := false
+		for _, p := range ps {
+			if p.Partition != 0 || p.Offset >= n {
+				missing = true
+			}
+		}
+		if !missing {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrPositionNotReached, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func (f *fakeBackend) send(cmd domain.Command) (Position, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.sendErr != nil {
-		return f.sendErr
+		return Position{}, f.sendErr
 	}
+	pos := Position{Offset: int64(len(f.sent))}
 	f.sent = append(f.sent, cmd)
 	var cur *domain.Opportunity
 	agg := f.aggs[cmd.OpportunityID]
@@ -273,13 +304,13 @@ func (f *fakeBackend) Send(ctx context.Context, cmd domain.Command) error {
 	if err != nil {
 		rej, ok := domain.AsRejection(err)
 		if !ok {
-			return err
+			return pos, err
 		}
 		f.outcomes[cmd.CommandID] = Outcome{Rejected: &domain.RejectedCommand{
 			CommandID: cmd.CommandID, OpportunityID: cmd.OpportunityID, CommandType: cmd.Type,
 			Code: string(rej.Code), Message: rej.Message, Fields: rej.Fields, Actor: cmd.Actor, At: f.now(),
 		}}
-		return nil
+		return pos, nil
 	}
 	for _, delta := range analytics.Deltas(cur, d.Next, d.Events, nil) {
 		b := f.buckets[delta.Bucket]
@@ -299,7 +330,7 @@ func (f *fakeBackend) Send(ctx context.Context, cmd domain.Command) error {
 	agg.Events = append(agg.Events, d.Events...)
 	agg.Position++
 	f.outcomes[cmd.CommandID] = Outcome{Aggregate: cloneAgg(agg)}
-	return nil
+	return pos, nil
 }
 
 func (f *fakeBackend) Await(ctx context.Context, cmd domain.Command) (Outcome, error) {

@@ -159,7 +159,7 @@ func (s *server) routes(gath prometheus.Gatherer) {
 	})
 
 	r.Group(func(r chi.Router) {
-		r.Use(s.requireReady)
+		r.Use(s.requireReady, s.awaitPosition)
 		r.Get(b+"/opportunities", s.listOpportunities)
 		r.Get(b+"/opportunities/{id}", s.getOpportunity)
 		r.Get(b+"/opportunities/{id}/history", s.history)

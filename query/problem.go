@@ -83,6 +83,7 @@ var titles = map[string]string{
 	codeCrossSiteRefused:                 "Cross-site request refused",
 	codeUnsupportedMediaType:             "Unsupported media type",
 	codeStorageUnavailable:               "Local storage unavailable",
+	codePositionNotReached:               "Position not reached",
 	string(domain.CodeConflict):          "Version conflict",
 	string(domain.CodeNotFound):          "Not found",
 	string(domain.CodeAlreadyExists):     "Already exists",

@@ -3,11 +3,13 @@ package views
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/lovoo/goka/storage"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
+	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
 // bucketStorage decorates the analytics view's partition stores so that the in-memory read
@@ -15,20 +17,75 @@ import (
 // restart recovers only the changelog's tail, so an update callback alone would miss them),
 // and every later Set or Delete is mirrored. goka writes a partition from one goroutine, so
 // the model sees each bucket's writes in order.
+//
+// Every write is also reported to the position tracker (written, may be nil in tests), which
+// resolves the commands whose deltas it folds, and each open store is listed in stores, so
+// the tracker can read a bucket's guard.
 type bucketStorage struct {
 	storage.Storage
-	model *analytics.Store
-	log   *slog.Logger
+	model   *analytics.Store
+	log     *slog.Logger
+	written func(key string, guard map[string]int64)
+	stores    *bucketStores
+	partition int32
 }
 
-// bucketBuilder wraps inner so that its stores feed model.
-func bucketBuilder(inner storage.Builder, model *analytics.Store, log *slog.Logger) storage.Builder {
+// bucketStores lists the analytics view's open partition stores, so that a bucket's current
+// guard can be read without going through goka's View.Get (which refuses while the view
+// initializes, when the position tracker may already ask).
+type bucketStores struct {
+	mu         sync.Mutex
+	partitions int32
+	open       map[int32]storage.Storage
+}
+
+// guard reads key's per-source applied positions; ok is false while its store is not open.
+func (bs *bucketStores) guard(key string) (map[string]int64, bool) {
+	if bs.partitions <= 0 {
+		return nil, false
+	}
+	bs.mu.Lock()
+	st := bs.open[topics.PartitionOf(key, bs.partitions)]
+	bs.mu.Unlock()
+	if st == nil {
+		return nil, false
+	}
+	raw, err := st.Get(key)
+	if err != nil {
+		return nil, false
+	}
+	if len(raw) == 0 {
+		return nil, true
+	}
+	b, err := codecs.DecodeBucket(raw)
+	if err != nil {
+		return nil, true // left out of the model too (mirror logs it); nothing will resolve it
+	}
+	return b.Applied, true
+}
+
+func (bs *bucketStores) set(partition int32, st storage.Storage) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if bs.open == nil {
+		bs.open = map[int32]storage.Storage{}
+	}
+	if st == nil {
+		delete(bs.open, partition)
+		return
+	}
+	bs.open[partition] = st
+}
+
+// bucketBuilder wraps inner so that its stores feed model and the tracker.
+func bucketBuilder(inner storage.Builder, model *analytics.Store, log *slog.Logger, stores *bucketStores,
+	written func(string, map[string]int64)) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		st, err := inner(topic, partition)
 		if err != nil {
 			return nil, err
 		}
-		return &bucketStorage{Storage: st, model: model, log: log}, nil
+		return &bucketStorage{Storage: st, model: model, log: log, written: written, stores: stores, partition: partition}, nil
 	}
 }
 
@@ -36,6 +93,9 @@ func bucketBuilder(inner storage.Builder, model *analytics.Store, log *slog.Logg
 func (b *bucketStorage) Open() error {
 	if err := b.Storage.Open(); err != nil {
 		return err
+	}
+	if b.stores != nil {
+		b.stores.set(b.partition, b.Storage)
 	}
 	it, err := b.Storage.Iterator()
 	if err != nil {
@@ -66,20 +126,90 @@ func (b *bucketStorage) Delete(key string) error {
 	if err := b.Storage.Delete(key); err != nil {
 		return err
 	}
-	b.model.Put(key, analytics.Bucket{})
+	b.mirror(key, nil)
 	return nil
 }
 
-func (b *bucketStorage) mirror(key string, value []byte) {
-	if len(value) == 0 {
-		b.model.Put(key, analytics.Bucket{})
-		return
+// Close closes the inner store and takes it off the tracker's list.
+func (b *bucketStorage) Close() error {
+	if b.stores != nil {
+		b.stores.set(b.partition, nil)
 	}
-	bucket, err := codecs.DecodeBucket(value)
-	if err != nil {
-		// Left out of the model rather than stopping the view; logged for the operator.
-		b.log.Error("undecodable analytics bucket", "key", key, "err", err)
-		return
+	return b.Storage.Close()
+}
+
+// mirror puts a stored bucket into the read model, then tells the tracker: a bucket is
+// readable (in the store and the model) before the commands it folds count as reflected.
+func (b *bucketStorage) mirror(key string, value []byte) {
+	var bucket analytics.Bucket
+	if len(value) > 0 {
+		var err error
+		if bucket, err = codecs.DecodeBucket(value); err != nil {
+			// Left out of the model rather than stopping the view; logged for the operator.
+			b.log.Error("undecodable analytics bucket", "key", key, "err", err)
+			return
+		}
 	}
 	b.model.Put(key, bucket)
+	if b.written != nil {
+		b.written(key, bucket.Applied)
+	}
+}
+
+// positionStorage decorates the opportunity view's partition stores so that the position
+// tracker learns, when a store opens, the highest command offset its records already hold: a
+// restart that kept the local cache replays only the changelog's tail, which may be empty.
+type positionStorage struct {
+	storage.Storage
+	partition int32
+	seed      func(partition int32, offset int64)
+	log       *slog.Logger
+}
+
+// positionBuilder wraps inner so that each store seeds the tracker when it opens.
+func positionBuilder(inner storage.Builder, seed func(int32, int64), log *slog.Logger) storage.Builder {
+	return func(topic string, partition int32) (storage.Storage, error) {
+		st, err := inner(topic, partition)
+		if err != nil {
+			return nil, err
+		}
+		return &positionStorage{Storage: st, partition: partition, seed: seed, log: log}, nil
+	}
+}
+
+// Open opens the inner store and reads the highest Position of its records. It decodes each
+// state once at open (the events block is skipped); a record it cannot decode is left to the
+// reads to report.
+func (p *positionStorage) Open() error {
+	if err := p.Storage.Open(); err != nil {
+		return err
+	}
+	it, err := p.Storage.Iterator()
+	if err != nil {
+		return fmt.Errorf("read opportunity positions: %w", err)
+	}
+	defer it.Release()
+	high := int64(-1)
+	for it.Next() {
+		v, err := it.Value()
+		if err != nil {
+			return fmt.Errorf("read opportunity positions at %q: %w", it.Key(), err)
+		}
+		if len(v) == 0 {
+			continue
+		}
+		pos, err := codecs.AggregatePosition(v)
+		if err != nil {
+			p.log.Warn("undecodable opportunity state left out of the positions", "key", string(it.Key()), "err", err)
+			continue
+		}
+		high = max(high, pos)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read opportunity positions: %w", err)
+	}
+	if high >= 0 {
+		p.seed(p.partition, high)
+	}
+	return nil
 }

@@ -44,6 +44,9 @@ type Config struct {
 	// StorageDegraded names what the local disk refuses while stores wait for it (the
 	// state.DiskGuard's Degraded); nil means never.
 	StorageDegraded func() string
+	// Partitions is the partition count of the copartitioned topics (the commands topic's):
+	// the position tracker finds a bucket's store by it.
+	Partitions int32
 }
 
 // Service owns the views.
@@ -56,6 +59,8 @@ type Service struct {
 	history   *goka.View       // the audit trail, keyed <id>|<version>
 	accounts  *goka.View       // Customer 360 accounts (raw values: another team's records)
 	store     *analytics.Store // in-memory read model of every analytics bucket
+	pos       *positions       // what this instance reflects, per commands partition
+	bucketSt  *bucketStores
 
 	mu      sync.Mutex
 	waiters map[string]map[*waiter]struct{}
@@ -70,7 +75,9 @@ type Service struct {
 // New connects the views and emitters (goka connects in the constructors, so the topics must
 // exist: provision them first).
 func New(cfg Config) (*Service, error) {
-	s := &Service{cfg: cfg, waiters: map[string]map[*waiter]struct{}{}, store: analytics.NewStore()}
+	s := &Service{cfg: cfg, waiters: map[string]map[*waiter]struct{}{}, store: analytics.NewStore(),
+		bucketSt: &bucketStores{partitions: cfg.Partitions}}
+	s.pos = newPositions(s.bucketSt.guard)
 	s.health = readiness{now: time.Now, running: s.running}
 	s.viewLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "crm_command_to_view_seconds",
@@ -104,7 +111,9 @@ func New(cfg Config) (*Service, error) {
 		return o
 	}
 	var err error
-	if s.opps, err = goka.NewView(cfg.Brokers, goka.Table(topics.OpportunityTable), new(codec.Bytes), viewOpts("opportunities", s.onOpportunity)...); err != nil {
+	oppOpts := append(viewOpts("opportunities", s.onOpportunity),
+		goka.WithViewStorageBuilder(positionBuilder(cfg.StorageBuilder, s.pos.seed, cfg.Logger)))
+	if s.opps, err = goka.NewView(cfg.Brokers, goka.Table(topics.OpportunityTable), new(codec.Bytes), oppOpts...); err != nil {
 		return nil, fmt.Errorf("opportunity view: %w", err)
 	}
 	if s.pipelines, err = goka.NewView(cfg.Brokers, goka.Table(topics.Pipelines), codecs.PipelineCodec{}, viewOpts("pipelines", nil)...); err != nil {
@@ -120,7 +129,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("accounts view: %w", err)
 	}
 	bucketOpts := append(viewOpts("analytics", nil),
-		goka.WithViewStorageBuilder(bucketBuilder(cfg.StorageBuilder, s.store, cfg.Logger)))
+		goka.WithViewStorageBuilder(bucketBuilder(cfg.StorageBuilder, s.store, cfg.Logger, s.bucketSt, s.pos.bucketWritten)))
 	if s.buckets, err = goka.NewView(cfg.Brokers, goka.Table(topics.AnalyticsTable), codecs.BucketCodec{}, bucketOpts...); err != nil {
 		return nil, fmt.Errorf("analytics view: %w", err)
 	}
@@ -140,7 +149,8 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// onOpportunity stores a table record in the local view and wakes whoever waits on its key.
+// onOpportunity stores a table record in the local view, wakes whoever waits on its key and
+// tells the position tracker which command the record reflects.
 func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
 	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
 		return err
@@ -150,7 +160,25 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 		s.viewLatency.Observe(time.Since(time.Unix(0, ts)).Seconds())
 	}
 	s.notify(key, value)
+	if len(value) == 0 {
+		return nil
+	}
+	agg, err := codecs.DecodeAggregateState(value)
+	if err != nil {
+		// Stored as it came (a read reports it); a record the tracker cannot read only
+		// leaves its position to the next record of the partition.
+		s.cfg.Logger.Warn("undecodable opportunity state", "key", key, "err", err)
+		return nil
+	}
+	s.pos.noteRecord(ctx.Partition(), &agg)
 	return nil
+}
+
+// WaitPositions blocks until this instance reflects every position in ps, in the opportunity
+// view and the analytics read model, or ctx ends (then an error wrapping
+// ErrPositionNotReached).
+func (s *Service) WaitPositions(ctx context.Context, ps []Position) error {
+	return s.pos.wait(ctx, ps)
 }
 
 // Ready reports whether this instance should take traffic (/readyz): the views have recovered
@@ -487,20 +515,34 @@ func (s *Service) WaitFXRate(ctx context.Context, r domain.FXRate) error {
 	})
 }
 
-// NoteSent records the offset of a command record the gateway sent, so that Await for it
-// knows which table record answers it.
-func (s *Service) NoteSent(commandID string, offset int64) { s.sent.put(commandID, offset) }
+// NoteSent records the position of a command record the gateway sent, so that Await for it
+// knows which table record answers it and which position to wait for.
+func (s *Service) NoteSent(commandID string, pos Position) { s.sent.put(commandID, pos) }
 
 // Await blocks until the processor has applied or refused cmd, as this instance's view shows,
-// so the caller reads its own write. A refusal counts only if it is of this sending (a retried
-// command id may have been refused before and accepted now). It reads the view once; after
-// that each update of the key hands the waiter the value just stored, so a wake-up costs a
-// decode, not another pebble read.
+// and, for a command this instance sent, until every view and the analytics reflect its
+// position, so the caller reads its own write in every read that follows. A refusal counts
+// only if it is of this sending (a retried command id may have been refused before and
+// accepted now). It reads the view once; after that each update of the key hands the waiter
+// the value just stored, so a wake-up costs a decode, not another pebble read.
 func (s *Service) Await(ctx context.Context, cmd domain.Command) (Outcome, error) {
 	minPos := int64(-1)
-	if off, ok := s.sent.take(cmd.CommandID); ok {
-		minPos = off
+	sent, wasSent := s.sent.take(cmd.CommandID)
+	if wasSent {
+		minPos = sent.Offset
 	}
+	out, err := s.awaitOutcome(ctx, cmd, minPos)
+	if err != nil || !wasSent {
+		return out, err
+	}
+	if err := s.pos.wait(ctx, []Position{sent}); err != nil {
+		return Outcome{}, fmt.Errorf("await %s: %w", cmd.CommandID, err)
+	}
+	return out, nil
+}
+
+// awaitOutcome is Await's first half: the command's outcome in the opportunity view.
+func (s *Service) awaitOutcome(ctx context.Context, cmd domain.Command, minPos int64) (Outcome, error) {
 	w := s.subscribe(cmd.OpportunityID)
 	defer s.unsubscribe(cmd.OpportunityID, w)
 	agg, err := s.getAggregate(cmd.OpportunityID, codecs.DecodeAggregateState)
@@ -622,17 +664,17 @@ func poll(ctx context.Context, done func() bool) error {
 // without anyone awaiting them (202 answers) cannot grow it without limit.
 type sentOffsets struct {
 	mu    sync.Mutex
-	m     map[string]int64
+	m     map[string]Position
 	order []string
 }
 
 const maxSentOffsets = 10000
 
-func (s *sentOffsets) put(id string, off int64) {
+func (s *sentOffsets) put(id string, off Position) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = map[string]int64{}
+		s.m = map[string]Position{}
 	}
 	s.m[id] = off
 	s.order = append(s.order, id)
@@ -645,7 +687,7 @@ func (s *sentOffsets) put(id string, off int64) {
 	}
 }
 
-func (s *sentOffsets) take(id string) (int64, bool) {
+func (s *sentOffsets) take(id string) (Position, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	off, ok := s.m[id]

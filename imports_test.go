@@ -19,14 +19,15 @@ var allowedImports = map[string][]string{
 	"analytics":        {"domain"},
 	"step":             {"domain", "analytics"},
 	"codecs":           {"domain", "analytics"},
-	"topics":           {},
+	"dirlock":          {},
+	"topics":           {"dirlock"},
 	"state":            {},
 	"connlimit":        {},
 	"processors":       {"domain", "analytics", "step", "codecs", "topics"},
 	"views":            {"domain", "analytics", "codecs", "topics"},
 	"gateway":          {"domain", "codecs", "topics", "views"},
 	"query":            {"domain", "analytics", "views", "gateway"},
-	"app":              {"domain", "analytics", "step", "codecs", "topics", "state", "connlimit", "processors", "views", "gateway", "query"},
+	"app":              {"domain", "analytics", "step", "codecs", "dirlock", "topics", "state", "connlimit", "processors", "views", "gateway", "query"},
 	"cmd/crm-pipeline": nil, // everything
 	// Support code, outside the product: nothing of the product imports it (see supportPackages).
 	"systemtest":       nil, // tests only

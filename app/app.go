@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crm-pipeline/crm-pipeline/connlimit"
+	"github.com/crm-pipeline/crm-pipeline/dirlock"
 	"github.com/crm-pipeline/crm-pipeline/gateway"
 	"github.com/crm-pipeline/crm-pipeline/processors"
 	"github.com/crm-pipeline/crm-pipeline/query"
@@ -119,9 +120,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 		return err
 	}
 	stateRoot := filepath.Join(cfg.Data, "state")
-	if err := os.MkdirAll(stateRoot, 0o755); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+	// One process per state directory, taken before anything in it is read or wiped: a second
+	// serve on the same --data would otherwise judge the live stores unclean and delete them.
+	lock, err := dirlock.Acquire(stateRoot, "crm-pipeline serve")
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
 	}
+	defer lock.Release()
 	if err := dropDistrustedCaches(stateRoot, log); err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/crm-pipeline/crm-pipeline/dirlock"
 )
 
 // Broker is the embedded Kafka-wire-protocol broker (kfake) with its log on disk, for
@@ -22,6 +24,7 @@ import (
 type Broker struct {
 	cluster *kfake.Cluster
 	addr    string
+	lock    *dirlock.Lock
 }
 
 // BrokerOptions configure the embedded broker.
@@ -137,9 +140,22 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 		port = l.Addr().(*net.TCPAddr).Port
 		_ = l.Close()
 	}
-	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create broker data dir: %w", err)
+	// One broker per log: a second one on the same directory would rewrite the first's
+	// segments under it.
+	lock, err := dirlock.Acquire(o.DataDir, "crm-pipeline embedded broker")
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker data dir: %w", err)
 	}
+	b, err := startCluster(o, host, port)
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	b.lock = lock
+	return b, nil
+}
+
+func startCluster(o BrokerOptions, host string, port int) (*Broker, error) {
 	compaction := o.CompactionInterval
 	if compaction <= 0 {
 		compaction = DefaultCompactionInterval
@@ -183,8 +199,11 @@ func (b *Broker) Addr() string { return b.addr }
 // Cluster exposes kfake for tests (fault injection, compaction).
 func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
 
-// Close stops the broker and flushes its log.
-func (b *Broker) Close() { b.cluster.Close() }
+// Close stops the broker, flushes its log and gives its directory up.
+func (b *Broker) Close() {
+	b.cluster.Close()
+	b.lock.Release()
+}
 
 func clusterID(dir string) (string, error) {
 	path := filepath.Join(dir, "cluster-id")

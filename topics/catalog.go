@@ -3,7 +3,7 @@
 // partitioning, the sarama client configuration every component shares, and the embedded
 // kfake broker used when no external cluster is given.
 //
-// Imports from this module: none (the README's package table, checked by imports_test.go).
+// Imports from this module: dirlock (the README's package table, checked by imports_test.go).
 package topics
 
 import (

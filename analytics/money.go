@@ -23,13 +23,13 @@ type Rates func(currency string) (rate string, ok bool)
 // the table has no entry for it. The query service can wrap its FX view the same way.
 func MapRates(reporting string, table map[string]string) Rates {
 	return func(c string) (string, bool) {
-		if r, ok := table[c]; ok {
-			return r, true
-		}
 		if c == reporting {
+			// Fixed: a stored rate for the reporting currency (one a version that took it
+			// wrote) would scale every converted figure.
 			return "1", true
 		}
-		return "", false
+		r, ok := table[c]
+		return r, ok
 	}
 }
 

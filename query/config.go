@@ -148,6 +148,9 @@ func (s *server) putFXRate(w http.ResponseWriter, r *http.Request) {
 	var invalid []fieldError
 	if _, ok := domain.CurrencyExponent(currency); !ok {
 		invalid = append(invalid, fieldError{Field: "currency", Message: "must be an active ISO 4217 code such as EUR"})
+	} else if rc := s.backend.ReportingCurrency(); currency == rc {
+		invalid = append(invalid, fieldError{Field: "currency", Message: fmt.Sprintf(
+			"%s is the reporting currency: its rate is 1 by definition and cannot be set", rc)})
 	} else if bodyCurrency != nil && *bodyCurrency != currency {
 		invalid = append(invalid, fieldError{Field: "currency", Message: fmt.Sprintf("must be %q (the code in the path) or omitted", currency)})
 	}

@@ -485,14 +485,16 @@ func (s *Service) WaitPipeline(ctx context.Context, p domain.Pipeline) error {
 	})
 }
 
-// FXRates lists every exchange rate.
+// FXRates lists every exchange rate, the reporting currency's at its fixed 1 (a stored one,
+// which an earlier version accepted, is not used).
 func (s *Service) FXRates() ([]domain.FXRate, error) {
-	var out []domain.FXRate
+	out := []domain.FXRate{{Currency: s.cfg.ReportingCurrency, Rate: "1"}}
 	err := each(s.fx, func(v any) {
-		if r, ok := v.(*domain.FXRate); ok && r != nil {
+		if r, ok := v.(*domain.FXRate); ok && r != nil && r.Currency != s.cfg.ReportingCurrency {
 			out = append(out, *r)
 		}
 	})
+	slices.SortFunc(out, func(a, b domain.FXRate) int { return cmp.Compare(a.Currency, b.Currency) })
 	return out, err
 }
 

@@ -304,9 +304,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 		if err := vs.WaitReady(gctx); err != nil {
 			return nil
 		}
-		if err := gw.EnsureDefaultPipeline(gctx); err != nil && gctx.Err() == nil {
+		if err := gw.EnsureDefaultPipeline(gctx); err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("seed default pipeline: %w", err)
 		}
+		vs.MarkConfigured()
 		log.Info("views recovered; ready", "http", run.HTTPAddr)
 		if n, err := gw.MigrateHistory(gctx); err != nil && gctx.Err() == nil {
 			// Not fatal: an unmigrated state is served as it is and migrated by its next

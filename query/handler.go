@@ -223,7 +223,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.backend.Ready() {
 		writeProblem(w, r, newProblem(http.StatusServiceUnavailable, codeNotReady,
-			"A view has lost the broker and is reconnecting; reads are served from the local views as of the last record they consumed.").
+			"A view has lost the broker and is reconnecting (or, just after the first start, the seeded configuration is not visible yet); reads are served from the local views as of the last record they consumed.").
 			withHeader("Retry-After", "1"))
 		return
 	}

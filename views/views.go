@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -66,7 +67,8 @@ type Service struct {
 	waiters map[string]map[*waiter]struct{}
 	sent    sentOffsets // command id -> offset of its record, for Await
 
-	health readiness
+	health     readiness
+	configured atomic.Bool // the seeded configuration is visible (MarkConfigured)
 
 	viewLatency prometheus.Histogram
 	updates     prometheus.Counter
@@ -193,10 +195,18 @@ func (s *Service) WaitPositions(ctx context.Context, ps []Position) error {
 // member takes over), and their state is in crm_processor_restarts_total and
 // crm_consumer_lag_records; a write whose outcome does not arrive in time is answered 202 as
 // API.md says.
+//
+// It is false, too, until MarkConfigured: ready means the seeded configuration (the default
+// pipeline) is visible, so a client that waits for /readyz never finds GET
+// /pipelines/default answering 404.
 func (s *Service) Ready() bool {
 	_, ready := s.health.poll()
-	return ready
+	return ready && s.configured.Load()
 }
+
+// MarkConfigured records that the configuration the service seeds at start is visible in
+// this instance's views (app.Run calls it once the gateway's EnsureDefaultPipeline returned).
+func (s *Service) MarkConfigured() { s.configured.Store(true) }
 
 // Recovered reports whether the views have been complete once. Reads are gated on it, not on
 // Ready: before it they would serve partial state, after it the local views hold everything
@@ -221,11 +231,15 @@ func (s *Service) running() bool {
 		s.accounts.Recovered()
 }
 
-// WaitReady blocks until Ready or ctx ends.
+// WaitReady blocks until the views have recovered and every partition runs (Ready but for
+// MarkConfigured, which comes after it), or ctx ends.
 func (s *Service) WaitReady(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	for !s.Ready() {
+	for {
+		if _, ready := s.health.poll(); ready {
+			break
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

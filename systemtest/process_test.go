@@ -27,6 +27,16 @@ var (
 	binErr  error
 )
 
+// TestMain removes the built binary when the tests end, so the suite leaves nothing in the
+// temporary directory.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {

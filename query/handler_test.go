@@ -1024,7 +1024,7 @@ func TestAccessLog(t *testing.T) {
 		}
 		if rec["msg"] == "http request" && rec["request_id"] == "rid-log" {
 			found = true
-			if rec["method"] != "GET" || rec["route"] != "/api/v1/opportunities/{id}" || rec["status"] != 200.0 || rec["duration"] == nil {
+			if rec["method"] != "GET" || rec["route"] != "/api/v1/opportunities/{id}" || rec["status"] != 200.0 || rec["duration_ms"] == nil || rec["level"] != "DEBUG" {
 				t.Fatalf("access log line %v", rec)
 			}
 		}

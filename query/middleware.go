@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -168,25 +169,46 @@ func (s *server) observe(next http.Handler) http.Handler {
 		method := methodLabel(r.Method)
 		s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 		s.metrics.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
-		level := slog.LevelInfo
-		if status == http.StatusServiceUnavailable {
-			// Not ready yet, or the broker is away: expected while starting or degraded, and
-			// /readyz answers it to every probe; a warning, not an error.
-			level = slog.LevelWarn
-		} else if status >= 500 {
-			level = slog.LevelError
-		}
+		level, msg := accessLevel(r, sw, status, elapsed)
 		// Only request metadata: never headers (Authorization) nor bodies.
-		s.log.LogAttrs(r.Context(), level, "http request",
+		s.log.LogAttrs(r.Context(), level, msg,
 			slog.String("request_id", requestIDFrom(r.Context())),
 			slog.String("method", r.Method),
 			slog.String("route", route),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
 			slog.Int64("bytes", sw.bytes),
-			slog.Duration("duration", elapsed),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 		)
 	})
+}
+
+// slowRequest is the time past which a request's access line is a warning: far above the
+// service's latency targets, below a client's patience. A write under Prefer: wait counts
+// from its wait (a client asked to be held), and a live stream never counts.
+const slowRequest = time.Second
+
+// accessLevel says how loud one request's access line is: every request is logged, at DEBUG
+// while it went as expected (a busy service logs nothing at INFO per request), at INFO for a
+// client error, WARN for a slow one or a 503 (not ready, the broker away: expected while
+// starting or degraded; /readyz answering it to a probe is DEBUG), ERROR for a server error.
+func accessLevel(r *http.Request, sw *statusWriter, status int, elapsed time.Duration) (slog.Level, string) {
+	switch {
+	case status == http.StatusServiceUnavailable && r.URL.Path == "/readyz":
+		return slog.LevelDebug, "http request"
+	case status == http.StatusServiceUnavailable:
+		return slog.LevelWarn, "http request"
+	case status >= 500:
+		return slog.LevelError, "http request"
+	}
+	if limit := slowRequest + preferredWait(r.Header, 24*time.Hour); elapsed > limit &&
+		!strings.HasPrefix(sw.Header().Get("Content-Type"), "text/event-stream") {
+		return slog.LevelWarn, "slow http request"
+	}
+	if status >= 400 {
+		return slog.LevelInfo, "http request"
+	}
+	return slog.LevelDebug, "http request"
 }
 
 // recoverer turns a panic in a handler into a logged 500 problem instead of a dropped

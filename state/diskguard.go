@@ -174,7 +174,7 @@ func (g *DiskGuard) leave(op, path string) {
 	for _, c := range g.causes {
 		total += c.count
 	}
-	g.log.Warn("local storage writes again", "after", time.Since(g.since).Round(time.Millisecond), "failed_attempts", total,
+	g.log.Warn("local storage writes again", "after_ms", time.Since(g.since).Milliseconds(), "failed_attempts", total,
 		"last_op", op, "path", path)
 	g.cause = ""
 	clear(g.causes)

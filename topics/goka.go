@@ -1,9 +1,13 @@
 package topics
 
 import (
+	"context"
 	"fmt"
 	"hash"
 	"log/slog"
+	"reflect"
+	"strconv"
+	"strings"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -64,5 +68,37 @@ type gokaLogger struct{ l *slog.Logger }
 
 func (g gokaLogger) Print(v ...any)                 { g.l.Info(fmt.Sprint(v...)) }
 func (g gokaLogger) Println(v ...any)               { g.l.Info(fmt.Sprint(v...)) }
-func (g gokaLogger) Printf(format string, v ...any) { g.l.Info(fmt.Sprintf(format, v...)) }
-func (g gokaLogger) Debugf(format string, v ...any) { g.l.Debug(fmt.Sprintf(format, v...)) }
+func (g gokaLogger) Printf(format string, v ...any) { g.log(slog.LevelInfo, format, v) }
+func (g gokaLogger) Debugf(format string, v ...any) { g.log(slog.LevelDebug, format, v) }
+
+// log writes one goka message. A message whose arguments are all scalars is formatted as
+// goka meant; one with a composite argument (goka prints its partition assignments as Go maps,
+// "map[topic:[0 1]]") keeps goka's format as the message and gives each argument as a field,
+// arg1..argN, which the JSON handler renders as JSON.
+func (g gokaLogger) log(level slog.Level, format string, v []any) {
+	if !hasComposite(v) {
+		g.l.Log(context.Background(), level, fmt.Sprintf(format, v...))
+		return
+	}
+	attrs := make([]slog.Attr, len(v))
+	for i, a := range v {
+		attrs[i] = slog.Any("arg"+strconv.Itoa(i+1), a)
+	}
+	g.l.LogAttrs(context.Background(), level, strings.TrimSpace(format), attrs...)
+}
+
+func hasComposite(v []any) bool {
+	for _, a := range v {
+		switch reflect.ValueOf(a).Kind() {
+		case reflect.Map, reflect.Slice, reflect.Array, reflect.Struct, reflect.Pointer:
+			if _, ok := a.(error); ok {
+				continue
+			}
+			if _, ok := a.(fmt.Stringer); ok {
+				continue
+			}
+			return true
+		}
+	}
+	return false
+}

@@ -41,13 +41,6 @@ func DecodeAggregateState(b []byte) (domain.Aggregate, error) {
 	return a, err
 }
 
-// AggregatePosition is the last applied command offset of a group table value, what the
-// views' position tracker needs of every record when a local store opens.
-func AggregatePosition(b []byte) (int64, error) {
-	a, err := DecodeAggregateState(b)
-	return a.Position, err
-}
-
 // DecodeAggregateHistory reads a group table value with its history left encoded: the returned
 // aggregate's Events holds only events the value stores after that block (none from this
 // package's writer); everything else is decoded. An older writer's unsized history is decoded

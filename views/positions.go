@@ -118,9 +118,12 @@ func newPositions(applied func(string) (map[string]int64, bool)) *positions {
 	}
 }
 
-// seed raises a partition's opportunity offset to what a store already held when it opened
-// (a restart that kept the local cache replays no old record to say so).
+// seed raises a partition's opportunity offset to a record's that a store already held when
+// it opened (a restart that kept the local cache replays no old record to say so).
 func (p *positions) seed(partition int32, offset int64) {
+	if offset < 0 {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if cur, ok := p.opp[partition]; !ok || offset > cur {
@@ -223,6 +226,13 @@ func (p *positions) bucketWritten(key string, guard map[string]int64) {
 		}
 	}
 	p.advanced()
+}
+
+// reachedNow reports whether pos is reflected now.
+func (p *positions) reachedNow(pos Position) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reachedLocked(pos)
 }
 
 // reachedLocked reports whether pos is reflected by the opportunity view and the analytics.

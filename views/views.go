@@ -61,6 +61,7 @@ type Service struct {
 	accounts  *goka.View       // Customer 360 accounts (raw values: another team's records)
 	store     *analytics.Store // in-memory read model of every analytics bucket
 	pos       *positions       // what this instance reflects, per commands partition
+	commands  commandIndex     // recent command ids -> opportunity, for CommandOutcome
 	bucketSt  *bucketStores
 
 	mu      sync.Mutex
@@ -114,7 +115,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	var err error
 	oppOpts := append(viewOpts("opportunities", s.onOpportunity),
-		goka.WithViewStorageBuilder(positionBuilder(cfg.StorageBuilder, s.pos.seed, cfg.Logger)))
+		goka.WithViewStorageBuilder(positionBuilder(cfg.StorageBuilder, s.onStoredAtOpen, cfg.Logger)))
 	if s.opps, err = goka.NewView(cfg.Brokers, goka.Table(topics.OpportunityTable), new(codec.Bytes), oppOpts...); err != nil {
 		return nil, fmt.Errorf("opportunity view: %w", err)
 	}
@@ -173,7 +174,15 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 		return nil
 	}
 	s.pos.noteRecord(ctx.Partition(), &agg)
+	s.commands.note(key, &agg)
 	return nil
+}
+
+// onStoredAtOpen takes each record an opportunity store already holds when it opens: a
+// restart that kept the local cache replays only the changelog's tail.
+func (s *Service) onStoredAtOpen(partition int32, key string, agg *domain.Aggregate) {
+	s.pos.seed(partition, agg.Position)
+	s.commands.note(key, agg)
 }
 
 // WaitPositions blocks until this instance reflects every position in ps, in the opportunity
@@ -701,6 +710,14 @@ func (s *sentOffsets) put(id string, off Position) {
 		}
 		s.order = append([]string(nil), s.order[len(drop):]...)
 	}
+}
+
+// has reports whether id was sent by this instance and not yet awaited.
+func (s *sentOffsets) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[id]
+	return ok
 }
 
 func (s *sentOffsets) take(id string) (Position, bool) {

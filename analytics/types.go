@@ -17,6 +17,10 @@
 // sum once, with exact rational arithmetic and half-up rounding to the target's minor unit
 // (API.md, "Money arithmetic").
 //
+// Rebuild sums the same Deltas over whole histories replayed from the start, for
+// `crm-pipeline reset-analytics`, which rewrites a deployment's buckets after the derivation
+// changed.
+//
 // Oracle recomputes every answer from final states and event history without buckets; the
 // property test (and the service's end-to-end test) require Store and Oracle to agree to the
 // minor unit.

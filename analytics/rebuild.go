@@ -48,6 +48,20 @@ func (r *Rebuild) AddHistory(events []domain.Event) (domain.Opportunity, error) 
 		deltas = append(deltas, Deltas(prev, next, events[i:i+1], nil)...)
 		state = next
 	}
+	r.add(deltas)
+	return state, nil
+}
+
+// AddState adds only what a state contributes by itself (forecast and win/loss, the
+// buckets of Deltas(nil, o, nil)), for a deal whose history cannot be replayed from its
+// creation: its funnel and changes entries are then missing from the rebuild.
+func (r *Rebuild) AddState(o domain.Opportunity) {
+	if o.Version > 0 {
+		r.add(Deltas(nil, o, nil, nil))
+	}
+}
+
+func (r *Rebuild) add(deltas []Delta) {
 	for _, d := range deltas {
 		vals := r.values[d.Bucket]
 		if vals == nil {
@@ -62,7 +76,6 @@ func (r *Rebuild) AddHistory(events []domain.Event) (domain.Opportunity, error) 
 			}
 		}
 	}
-	return state, nil
 }
 
 // Buckets returns every bucket with at least one non-zero value, each with a copy of guard as

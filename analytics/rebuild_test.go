@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -45,5 +46,21 @@ func TestRebuildRefusesBrokenHistories(t *testing.T) {
 	w, ok := r.Buckets(nil)["W|default|2025-03-01|u-1"]
 	if !ok || w.Values[nameWonCount] != 1 || w.Values[nameWonCycleDays] != 1 || w.Applied != nil {
 		t.Fatalf("win/loss bucket %+v (present %v)", w, ok)
+	}
+	// From the state alone: the same forecast and win/loss buckets, no event buckets.
+	alone := NewRebuild()
+	alone.AddState(st)
+	whole := r.Buckets(nil)
+	got := alone.Buckets(map[string]int64{"2": 5})
+	for k, b := range whole {
+		if k[0] == famEvents {
+			if _, ok := got[k]; ok {
+				t.Errorf("state alone has event bucket %s", k)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got[k].Values, b.Values) || got[k].Applied["2"] != 5 {
+			t.Errorf("state alone: %s = %+v, the history gives %v", k, got[k], b.Values)
+		}
 	}
 }

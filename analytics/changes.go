@@ -66,7 +66,7 @@ func buildChanges(q ChangesQuery, counts [numChg]int64, money [numChg]moneySum, 
 
 // Velocity answers the sales-velocity query (see VelocityResult): open deals now, from the
 // forecast buckets of every close date, and the win/loss parts from the win/loss buckets of
-// closing days in [q.From, q.To]. Errors as for Forecast.
+// close dates in [q.From, q.To]. Errors as for Forecast.
 func (s *Store) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) {
 	if err := checkPeriod(q.From, q.To); err != nil {
 		return VelocityResult{}, err
@@ -84,11 +84,11 @@ func (s *Store) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) {
 		wl.add(&r.d)
 	})
 	s.mu.RUnlock()
-	return buildVelocity(q, open, wl.won, wl.lost, wl.cycleMs, wl.wonMoney, rates)
+	return buildVelocity(q, open, wl.won, wl.lost, wl.cycleDays, wl.wonMoney, rates)
 }
 
 // buildVelocity converts the won amount and computes velocity exactly, rounding once.
-func buildVelocity(q VelocityQuery, open, won, lost, cycleMs int64, wonMoney moneySum, rates Rates) (VelocityResult, error) {
+func buildVelocity(q VelocityQuery, open, won, lost, cycleDays int64, wonMoney moneySum, rates Rates) (VelocityResult, error) {
 	need := map[string]struct{}{}
 	wonMoney.needs(q.Currency, need)
 	cv, err := newConverter(rates, q.Currency, sortedNeeds(need))
@@ -100,12 +100,11 @@ func buildVelocity(q VelocityQuery, open, won, lost, cycleMs int64, wonMoney mon
 		return VelocityResult{}, err
 	}
 	var velocity int64
-	if won > 0 && cycleMs != 0 {
-		// open × (won/(won+lost)) × (wonAmt/won) / (cycleMs/(won × msPerDay))
+	if won > 0 && cycleDays != 0 {
+		// open × (won/(won+lost)) × (wonAmt/won) / (cycleDays/won)
 		num := new(big.Int).Mul(big.NewInt(open), big.NewInt(wonAmt))
 		num.Mul(num, big.NewInt(won))
-		num.Mul(num, big.NewInt(msPerDay))
-		den := new(big.Int).Mul(big.NewInt(won+lost), big.NewInt(cycleMs))
+		den := new(big.Int).Mul(big.NewInt(won+lost), big.NewInt(cycleDays))
 		if velocity, err = roundQuo(num, den); err != nil {
 			return VelocityResult{}, err
 		}
@@ -116,7 +115,7 @@ func buildVelocity(q VelocityQuery, open, won, lost, cycleMs int64, wonMoney mon
 		WinRate:         ratio(won, won+lost, rateDecimals),
 		WonAmount:       domain.FormatAmount(wonAmt, q.Currency),
 		AvgDealSizeWon:  domain.FormatAmount(roundDiv(wonAmt, won), q.Currency),
-		AvgCycleDaysWon: avgDays(cycleMs, won),
+		AvgCycleDaysWon: ratio(cycleDays, won, daysDecimals),
 		VelocityPerDay:  domain.FormatAmount(velocity, q.Currency),
 	}, nil
 }

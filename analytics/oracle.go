@@ -101,8 +101,14 @@ func (o *Oracle) observeEvent(e domain.Event) error {
 	if after.Version > o.states[e.OpportunityID].Version {
 		o.states[e.OpportunityID] = after
 	}
+	// A closing event counts on the day the deal closed, its close date after the event; every
+	// other event on the UTC day it happened.
+	day := domain.DateOf(e.At)
+	if e.Type == domain.EvtClosedWon || e.Type == domain.EvtClosedLost {
+		day = after.CloseDate
+	}
 	oe := oracleEvent{
-		typ: e.Type, day: domain.DateOf(e.At), pipeline: after.PipelineID, owner: after.OwnerID,
+		typ: e.Type, day: day, pipeline: after.PipelineID, owner: after.OwnerID,
 		fromStage: before.StageID, toStage: after.StageID,
 		amountBefore: before.Amount, amountAfter: after.Amount,
 		currencyBefore: before.Currency, currencyAfter: after.Currency,
@@ -372,10 +378,10 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // oracleWL sums closed deals for win/loss.
 type oracleWL struct {
-	won, lost, cycleMs int64
-	money              oracleMoney // "won", "lost", "reason/<r>", "competitor/<c>"
-	reasons            map[string]int64
-	competitors        map[string]int64
+	won, lost, cycleDays int64
+	money                oracleMoney // "won", "lost", "reason/<r>", "competitor/<c>"
+	reasons              map[string]int64
+	competitors          map[string]int64
 }
 
 func newOracleWL() *oracleWL {
@@ -386,7 +392,7 @@ func (a *oracleWL) put(s domain.Opportunity, wonSide, lostSide bool) {
 	if s.Status == domain.StatusWon && wonSide {
 		a.won++
 		a.money.add("won", s.Currency, s.Amount)
-		a.cycleMs += s.ClosedAt.UnixMilli() - s.CreatedAt.UnixMilli()
+		a.cycleDays += oracleCycleDays(s)
 	}
 	if s.Status == domain.StatusLost && lostSide {
 		a.lost++
@@ -398,6 +404,23 @@ func (a *oracleWL) put(s domain.Opportunity, wonSide, lostSide bool) {
 			a.money.add("competitor/"+s.Competitor, s.Currency, s.Amount)
 		}
 	}
+}
+
+// oracleCycleDays counts the calendar days from the creation day to the close date, both
+// included, with the time package: the days between the two midnights (UTC) plus one, and
+// never less than one.
+func oracleCycleDays(s domain.Opportunity) int64 {
+	created := s.CreatedAt.UTC()
+	start := time.Date(created.Year(), created.Month(), created.Day(), 0, 0, 0, 0, time.UTC)
+	end, err := time.Parse(time.DateOnly, s.CloseDate.String())
+	if err != nil {
+		panic(fmt.Sprintf("oracle: close date %s: %v", s.CloseDate, err))
+	}
+	days := int64(end.Sub(start)/(24*time.Hour)) + 1
+	if days < 1 {
+		return 1
+	}
+	return days
 }
 
 func (a *oracleWL) figures(cv *oracleConverter) WinLossFigures {
@@ -413,7 +436,7 @@ func (a *oracleWL) figures(cv *oracleConverter) WinLossFigures {
 		WinRateByCount:  oracleRatio(ratInt(a.won), ratInt(a.won+a.lost), 6),
 		WinRateByAmount: oracleRatio(ratInt(won), ratInt(won+lost), 6),
 		AvgDealSizeWon:  cv.format(avgMinor),
-		AvgCycleDaysWon: oracleRatio(ratInt(a.cycleMs), ratInt(a.won*86_400_000), 1),
+		AvgCycleDaysWon: oracleRatio(ratInt(a.cycleDays), ratInt(a.won), 1),
 	}
 }
 
@@ -428,10 +451,10 @@ func (o *Oracle) WinLoss(q WinLossQuery, rates Rates) (WinLossResult, error) {
 	total := newOracleWL()
 	groups := map[string]*oracleWL{}
 	for _, s := range o.selected(q.PipelineID, q.OwnerID) {
-		if s.Status == domain.StatusOpen || s.ClosedAt == nil {
+		if s.Status == domain.StatusOpen {
 			continue
 		}
-		day := domain.DateOf(*s.ClosedAt)
+		day := s.CloseDate // a closed deal's one date
 		if day < q.From || day > q.To {
 			continue
 		}
@@ -624,10 +647,7 @@ func (o *Oracle) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) 
 			open++
 			continue
 		}
-		if s.ClosedAt == nil {
-			continue
-		}
-		if day := domain.DateOf(*s.ClosedAt); day >= q.From && day <= q.To {
+		if s.CloseDate >= q.From && s.CloseDate <= q.To {
 			wl.put(s, true, true)
 		}
 	}
@@ -637,10 +657,10 @@ func (o *Oracle) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) 
 	}
 	wonAmt := cv.total(wl.money["won"])
 	velocity := int64(0)
-	if wl.won > 0 && wl.cycleMs != 0 {
+	if wl.won > 0 && wl.cycleDays != 0 {
 		winRate := new(big.Rat).SetFrac64(wl.won, wl.won+wl.lost)
 		avgDeal := new(big.Rat).SetFrac64(wonAmt, wl.won)
-		avgCycle := new(big.Rat).SetFrac(big.NewInt(wl.cycleMs), new(big.Int).Mul(big.NewInt(wl.won), big.NewInt(86_400_000)))
+		avgCycle := new(big.Rat).SetFrac64(wl.cycleDays, wl.won)
 		v := new(big.Rat).Mul(ratInt(open), winRate)
 		v.Mul(v, avgDeal)
 		v.Quo(v, avgCycle)
@@ -656,7 +676,7 @@ func (o *Oracle) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) 
 		WinRate:         oracleRatio(ratInt(wl.won), ratInt(wl.won+wl.lost), 6),
 		WonAmount:       cv.format(wonAmt),
 		AvgDealSizeWon:  cv.format(avg),
-		AvgCycleDaysWon: oracleRatio(ratInt(wl.cycleMs), ratInt(wl.won*86_400_000), 1),
+		AvgCycleDaysWon: oracleRatio(ratInt(wl.cycleDays), ratInt(wl.won), 1),
 		VelocityPerDay:  cv.format(velocity),
 	}, nil
 }

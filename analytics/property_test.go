@@ -59,6 +59,7 @@ func TestPropertyAggregatesMatchOracle(t *testing.T) {
 		"refused", "duplicate", "noop", "reemitted", "guard skipped", "currency changed", "close date pushed", "close date pulled",
 		"amount increased", "amount decreased", "owner changed", "override", "stage skipped forward", "stage moved backward",
 		"compared", "compared error: missing rate", "missing rate not needed", "funnel regressed", "funnel reopened",
+		"closed on an earlier day", "rebuilt",
 	} {
 		if total[k] == 0 {
 			t.Errorf("the random histories never produced %q (stats %v)", k, total)
@@ -141,6 +142,20 @@ func (s *aggSim) amount(cur string) string {
 
 func (s *aggSim) closeDate() string {
 	return (domain.DateOf(s.now) + domain.Date(s.r.IntN(460)-60)).String()
+}
+
+// closingDate is a close-won or close-lost body's closeDate: mostly a day the rule accepts
+// (from the creation day, or 90 days back, to today), now and then a later one (refused).
+func (s *aggSim) closingDate(cur *domain.Opportunity) string {
+	today := domain.DateOf(s.now)
+	if s.chance(10) {
+		return (today + domain.Date(1+s.r.IntN(30))).String()
+	}
+	lo := today - 90
+	if cur != nil {
+		lo = max(lo, domain.DateOf(cur.CreatedAt))
+	}
+	return (lo + domain.Date(s.r.IntN(int(today-lo)+1))).String()
 }
 
 func (s *aggSim) stageOf(pipelineID string, openOnly bool) string {
@@ -241,7 +256,7 @@ func (s *aggSim) command() domain.Command {
 	case kind < 84:
 		c := &domain.CloseWon{}
 		if s.chance(3) {
-			c.CloseDate = ptr(s.closeDate())
+			c.CloseDate = ptr(s.closingDate(cur))
 		}
 		if s.chance(4) && cur != nil {
 			c.Amount = ptr(s.amount(cur.Currency))
@@ -249,6 +264,9 @@ func (s *aggSim) command() domain.Command {
 		cmd.Type, cmd.CloseWon = domain.CmdCloseWon, c
 	case kind < 96:
 		cmd.Type, cmd.CloseLost = domain.CmdCloseLost, &domain.CloseLost{Reason: s.pick(simReasons), Competitor: s.pick(simComps)}
+		if s.chance(3) {
+			cmd.CloseLost.CloseDate = ptr(s.closingDate(cur))
+		}
 	default:
 		cmd.Type, cmd.Reopen = domain.CmdReopen, &domain.Reopen{StageID: s.stageOf(pipelineID, !s.chance(8))}
 	}
@@ -361,6 +379,9 @@ func stamp(ds []Delta, opportunityID string, position int64) {
 // classify counts what kind of change an event was, for the coverage check.
 func (s *aggSim) classify(prev *domain.Opportunity, next domain.Opportunity, e domain.Event) {
 	s.stats["event:"+string(e.Type)]++
+	if (e.Type == domain.EvtClosedWon || e.Type == domain.EvtClosedLost) && next.CloseDate < domain.DateOf(e.At) {
+		s.stats["closed on an earlier day"]++
+	}
 	if prev == nil {
 		return
 	}
@@ -472,6 +493,7 @@ func (s *aggSim) checkpoint() {
 		t.Fatal(err)
 	}
 	s.checkRawMillis()
+	s.checkRebuild()
 	rebuilt := storeOf(s.buckets)
 	for range 40 {
 		s.compareForecast(rebuilt)
@@ -484,6 +506,41 @@ func (s *aggSim) checkpoint() {
 			s.compareFunnel(testPipelines[id])
 		}
 	}
+}
+
+// checkRebuild folds every opportunity's event log from the start (what reset-analytics
+// does with the history topic) and requires the buckets the incremental path built: the same
+// keys with values, the same values, every one guarded by the given positions.
+func (s *aggSim) checkRebuild() {
+	t := s.t
+	r := NewRebuild()
+	for id, log := range s.logs {
+		st, err := r.AddHistory(log)
+		if err != nil {
+			t.Fatalf("rebuild %s: %v", id, err)
+		}
+		if want := s.states[id]; st.Version != want.Version || st.Status != want.Status || st.CloseDate != want.CloseDate || st.Amount != want.Amount {
+			t.Fatalf("rebuild %s: replayed v%d %s %s %d, state v%d %s %s %d", id, st.Version, st.Status, st.CloseDate, st.Amount,
+				want.Version, want.Status, want.CloseDate, want.Amount)
+		}
+	}
+	guard := map[string]int64{"0": 7, "3": 9}
+	got := r.Buckets(guard)
+	n := 0
+	for k, c := range s.clean {
+		if len(c.Values) == 0 {
+			continue
+		}
+		n++
+		b, ok := got[k]
+		if !ok || !reflect.DeepEqual(b.Values, c.Values) || !reflect.DeepEqual(b.Applied, guard) {
+			t.Fatalf("rebuilt bucket %s: %+v (present %v), incremental %v", k, b, ok, c.Values)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("rebuild has %d buckets, the incremental path %d with values", len(got), n)
+	}
+	s.stats["rebuilt"]++
 }
 
 func sameValues(a, b map[string]int64) bool {
@@ -625,9 +682,10 @@ func (s *aggSim) compareFunnel(p domain.Pipeline) {
 	}
 }
 
-// checkRawMillis compares the millisecond sums behind avgDaysInStage and avgCycleDaysWon, which
-// the one-decimal day figures would round away: per pipeline and stage the total length of
-// ended stays, per pipeline the total cycle of won deals.
+// checkRawMillis compares the sums behind avgDaysInStage and avgCycleDaysWon, which the
+// one-decimal day figures would round away: per pipeline and stage the total length of ended
+// stays in milliseconds, per pipeline the total cycle of won deals in days (inclusive: the
+// close date minus the creation day, plus one).
 func (s *aggSim) checkRawMillis() {
 	got, want := map[string]int64{}, map[string]int64{}
 	for k, b := range s.buckets {
@@ -640,7 +698,7 @@ func (s *aggSim) checkRawMillis() {
 			switch {
 			case pk.fam == famEvents && n == 3 && seg[0] == "stay" && seg[2] == "ms":
 				got["stay|"+pk.pipeline+"|"+seg[1]] += v
-			case pk.fam == famWinLoss && name == nameWonCycleMs:
+			case pk.fam == famWinLoss && name == nameWonCycleDays:
 				got["cycle|"+pk.pipeline] += v
 			}
 		}
@@ -653,7 +711,7 @@ func (s *aggSim) checkRawMillis() {
 	}
 	for _, st := range s.oracle.states {
 		if st.Status == domain.StatusWon {
-			want["cycle|"+st.PipelineID] += st.ClosedAt.UnixMilli() - st.CreatedAt.UnixMilli()
+			want["cycle|"+st.PipelineID] += int64(st.CloseDate-domain.DateOf(st.CreatedAt)) + 1
 		}
 	}
 	s.oracle.mu.Unlock()
@@ -665,6 +723,6 @@ func (s *aggSim) checkRawMillis() {
 		}
 	}
 	if !reflect.DeepEqual(got, want) {
-		s.t.Fatalf("raw milliseconds differ:\nbuckets %v\noracle  %v", got, want)
+		s.t.Fatalf("raw sums differ:\nbuckets %v\noracle  %v", got, want)
 	}
 }

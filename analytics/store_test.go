@@ -17,7 +17,8 @@ import (
 //	C  EUR 200.00   proposal (50%, best case)      u-1  close 2025-04-15, won 2025-03-05 09:00
 //	D  KWD 1.005    discovery (20%, pipeline)      u-2  close 2025-06-01, lost 2025-03-03 21:00
 //
-// all created 2025-03-01 09:00. Returns the Store fed through Deltas and Bucket.Apply, and the
+// all created 2025-03-01 09:00. C and D close without a date in the body, so their close
+// dates become the days they closed: 2025-03-05 and 2025-03-03. Returns the Store fed through Deltas and Bucket.Apply, and the
 // Oracle fed with the same commands.
 func smallWorld(t *testing.T) (*Store, *Oracle) {
 	t.Helper()
@@ -61,16 +62,26 @@ func TestStoreHandComputed(t *testing.T) {
 		Pipeline:         Measure{1, "1000.00", "100.00"},
 		BestCase:         Measure{0, "0.00", "0.00"},
 		Commit:           Measure{1, "1005.00", "804.00"},
-		ClosedWon:        Measure{1, "216.00", "216.00"}, // 200.00 EUR × 1.08
-		ClosedLost:       Measure{1, "3.27", "0.00"},     // 1.005 KWD × 3.25 = 3.26625
-		CommitForecast:   Measure{2, "1221.00", "1020.00"},
-		BestCaseForecast: Measure{2, "1221.00", "1020.00"},
+		ClosedWon:        Measure{0, "0.00", "0.00"}, // C and D closed in March: they count there
+		ClosedLost:       Measure{0, "0.00", "0.00"},
+		CommitForecast:   Measure{1, "1005.00", "804.00"},
+		BestCaseForecast: Measure{1, "1005.00", "804.00"},
 	}
 	if got, want := mustJSON(t, fc.Total), mustJSON(t, wantTotal); got != want {
 		t.Errorf("forecast total\n got %s\nwant %s", got, want)
 	}
 	if len(fc.Groups) != 0 || fc.From != "2025-04-01" || fc.To != "2025-06-30" || fc.Currency != "USD" {
 		t.Errorf("forecast envelope %+v", fc)
+	}
+	// March holds the closed deals, in the forecast as in win/loss below.
+	fcMarch, err := s.Forecast(ForecastQuery{From: march[0], To: march[1], Currency: "USD"}, testRates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fcMarch.Total; got.ClosedWon != (Measure{1, "216.00", "216.00"}) || // 200.00 EUR × 1.08
+		got.ClosedLost != (Measure{1, "3.27", "0.00"}) || // 1.005 KWD × 3.25 = 3.26625
+		got.Open.Count != 0 || got.CommitForecast != (Measure{1, "216.00", "216.00"}) {
+		t.Errorf("March forecast %+v", got)
 	}
 	// The wire names of these answers are query's: TestStoreAnswersOnTheWire there checks the
 	// JSON of this same world.
@@ -83,7 +94,7 @@ func TestStoreHandComputed(t *testing.T) {
 	for _, g := range byMonth.Groups {
 		keys = append(keys, g.Key)
 	}
-	if mustJSON(t, keys) != `["2025-04","2025-05","2025-06"]` {
+	if mustJSON(t, keys) != `["2025-04","2025-05"]` {
 		t.Errorf("month keys %v", keys)
 	}
 	if a := byMonth.Groups[0].Open; a != (Measure{1, "149254", "14925"}) { // 1000 / 0.0067 = 149253.73; 100 / 0.0067 = 14925.37
@@ -96,7 +107,7 @@ func TestStoreHandComputed(t *testing.T) {
 	}
 	wantWL := WinLossResult{Currency: "USD", From: "2025-03-01", To: "2025-03-31",
 		WinLossFigures: WinLossFigures{Won: CountAmount{1, "216.00"}, Lost: CountAmount{1, "3.27"}, WinRateByCount: "0.500000",
-			WinRateByAmount: "0.985087", AvgDealSizeWon: "216.00", AvgCycleDaysWon: "4.0"},
+			WinRateByAmount: "0.985087", AvgDealSizeWon: "216.00", AvgCycleDaysWon: "5.0"}, // 2025-03-01..2025-03-05
 		LossReasons: []ReasonFigure{{Reason: "price", Count: 1, Amount: "3.27"}},
 		Competitors: []CompetitorFigure{{Competitor: "Globex", Count: 1, Amount: "3.27"}},
 		Groups:      []WinLossGroup{}}
@@ -133,16 +144,17 @@ func TestStoreHandComputed(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := (VelocityResult{Currency: "USD", From: "2025-03-01", To: "2025-03-31", OpenCount: 2, WonCount: 1, LostCount: 1,
-		WinRate: "0.500000", WonAmount: "216.00", AvgDealSizeWon: "216.00", AvgCycleDaysWon: "4.0", VelocityPerDay: "54.00"}); v != want {
-		t.Errorf("velocity\n got %+v\nwant %+v", v, want) // 2 × 0.5 × 216 / 4 = 54
+		WinRate: "0.500000", WonAmount: "216.00", AvgDealSizeWon: "216.00", AvgCycleDaysWon: "5.0", VelocityPerDay: "43.20"}); v != want {
+		t.Errorf("velocity\n got %+v\nwant %+v", v, want) // 2 × 0.5 × 216 / 5 = 43.2
 	}
 
 	// The Oracle agrees on all of it.
 	ofc, _ := o.Forecast(ForecastQuery{From: q2[0], To: q2[1], Currency: "USD"}, testRates)
+	ofcMarch, _ := o.Forecast(ForecastQuery{From: march[0], To: march[1], Currency: "USD"}, testRates)
 	owl, _ := o.WinLoss(WinLossQuery{From: march[0], To: march[1], Currency: "USD"}, testRates)
 	ofn, _ := o.Funnel(FunnelQuery{From: march[0], To: march[1]}, domain.DefaultPipeline())
 	ov, _ := o.Velocity(VelocityQuery{From: march[0], To: march[1], Currency: "USD"}, testRates)
-	for _, pair := range [][2]any{{fc, ofc}, {wl, owl}, {fn, ofn}, {v, ov}} {
+	for _, pair := range [][2]any{{fc, ofc}, {fcMarch, ofcMarch}, {wl, owl}, {fn, ofn}, {v, ov}} {
 		if a, b := mustJSON(t, pair[0]), mustJSON(t, pair[1]); a != b {
 			t.Errorf("store and oracle differ\nstore  %s\noracle %s", a, b)
 		}

@@ -20,7 +20,8 @@
 //	command.avsc           OpportunityCommand: commandId, opportunityId, issuedAt, actor,
 //	                       expectedVersion, type (enum CommandType), body (union of the six
 //	                       command records CreateOpportunity ... Reopen)
-//	v1/command.avsc        the same without CreateOpportunity.leadId/source/nextStep
+//	v2/command.avsc        the same without CloseLost.closeDate
+//	v1/command.avsc        v2 without CreateOpportunity.leadId/source/nextStep
 //	event.avsc             OpportunityEvent: eventId, type (enum EventType), ..., changes
 //	                       (array of Change), position, body (union of six empty records
 //	                       crm.pipeline.events.OpportunityCreatedEvent ..., the event names as

@@ -15,8 +15,13 @@ import (
 )
 
 // v1CommandNative builds goavro's native form of a command for the v1 command schema, which
-// has no CreateOpportunity.leadId/source/nextStep.
-func v1CommandNative(c domain.Command) map[string]any {
+// has no CreateOpportunity.leadId/source/nextStep (and no CloseLost.closeDate).
+func v1CommandNative(c domain.Command) map[string]any { return olderCommandNative(c, 1) }
+
+// olderCommandNative builds goavro's native form of a command for the command schema of
+// version 1 or 2: v2 adds CreateOpportunity.leadId/source/nextStep, neither has
+// CloseLost.closeDate (v3).
+func olderCommandNative(c domain.Command, version int) map[string]any {
 	optS := func(p *string) any {
 		if p == nil {
 			return nil
@@ -36,6 +41,9 @@ func v1CommandNative(c domain.Command) map[string]any {
 		body = map[string]any{"name": b.Name, "accountId": b.AccountID, "ownerId": b.OwnerID, "pipelineId": b.PipelineID,
 			"stageId": b.StageID, "amount": b.Amount, "currency": b.Currency, "closeDate": b.CloseDate,
 			"probability": optI(b.Probability), "forecastCategory": optS(b.ForecastCategory)}
+		if version >= 2 {
+			body["leadId"], body["source"], body["nextStep"] = b.LeadID, b.Source, b.NextStep
+		}
 	case domain.CmdUpdate:
 		b := c.Update
 		body = map[string]any{"name": optS(b.Name), "accountId": optS(b.AccountID), "ownerId": optS(b.OwnerID),
@@ -72,48 +80,57 @@ func entryByPath(t *testing.T, path string) *schemaEntry {
 	return nil
 }
 
-// Records written by a v1 producer (here: goavro with the v1 .avsc, stamped with the v1
-// fingerprint) are read by this build, with the fields v2 added at their defaults.
+// Records written by a v1 or v2 producer (here: goavro with the old .avsc, stamped with its
+// fingerprint) are read by this build, with the fields later versions added at their
+// defaults: v1 has no CreateOpportunity.leadId/source/nextStep, neither has
+// CloseLost.closeDate (read as null: the deal closes on the day of the command).
 func TestOlderCommandWriterIsRead(t *testing.T) {
-	v1 := entryByPath(t, "schemas/v1/command.avsc")
-	codec, err := v1.Goavro()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, c := range commandFixtures() {
-		body, err := codec.BinaryFromNative(nil, v1CommandNative(c))
+	for version, path := range map[int]string{1: "schemas/v1/command.avsc", 2: "schemas/v2/command.avsc"} {
+		old := entryByPath(t, path)
+		codec, err := old.Goavro()
 		if err != nil {
-			t.Fatalf("%s: v1 encode: %v", name, err)
+			t.Fatal(err)
 		}
-		b := append(v1.Header[:], body...)
-		got, err := DecodeCommand(b)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		want := c
-		if c.Create != nil {
-			cr := *c.Create
-			cr.LeadID, cr.Source, cr.NextStep = "", "", "" // v1 has no such fields: defaults
-			want.Create = &cr
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: v1 record read as\n %#v\nwant %#v", name, got, want)
-		}
-		// Same through the goka adapter.
-		v, err := CommandCodec{}.Decode(b)
-		if err != nil || !reflect.DeepEqual(*v.(*domain.Command), want) {
-			t.Errorf("%s: CommandCodec: %v", name, err)
-		}
-		// Corrupt v1 records fail cleanly on the generic path too.
-		for i := headerLen; i < len(b); i++ {
-			if _, err := DecodeCommand(b[:i]); err == nil {
-				t.Errorf("%s: v1 prefix %d decoded", name, i)
+		for name, c := range commandFixtures() {
+			body, err := codec.BinaryFromNative(nil, olderCommandNative(c, version))
+			if err != nil {
+				t.Fatalf("v%d %s: encode: %v", version, name, err)
+			}
+			b := append(old.Header[:], body...)
+			got, err := DecodeCommand(b)
+			if err != nil {
+				t.Fatalf("v%d %s: %v", version, name, err)
+			}
+			want := c
+			if c.Create != nil && version < 2 {
+				cr := *c.Create
+				cr.LeadID, cr.Source, cr.NextStep = "", "", "" // v1 has no such fields: defaults
+				want.Create = &cr
+			}
+			if c.CloseLost != nil {
+				cl := *c.CloseLost
+				cl.CloseDate = nil // since v3
+				want.CloseLost = &cl
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("v%d %s: record read as\n %#v\nwant %#v", version, name, got, want)
+			}
+			// Same through the goka adapter.
+			v, err := CommandCodec{}.Decode(b)
+			if err != nil || !reflect.DeepEqual(*v.(*domain.Command), want) {
+				t.Errorf("v%d %s: CommandCodec: %v", version, name, err)
+			}
+			// Corrupt old records fail cleanly on the generic path too.
+			for i := headerLen; i < len(b); i++ {
+				if _, err := DecodeCommand(b[:i]); err == nil {
+					t.Errorf("v%d %s: prefix %d decoded", version, name, i)
+				}
 			}
 		}
-	}
-	// v1 and v2 must be told apart by their fingerprints.
-	if v1.Fingerprint == currentSchema[kindCommand].Fingerprint {
-		t.Fatal("v1 and v2 share a fingerprint")
+		// Each version must be told apart from the current one by its fingerprint.
+		if old.Fingerprint == currentSchema[kindCommand].Fingerprint {
+			t.Fatalf("%s and the current command schema share a fingerprint", path)
+		}
 	}
 }
 
@@ -444,7 +461,8 @@ var pinnedFingerprints = map[string]uint64{
 	"schemas/analytics_delta.avsc":     0xfa351deab03ea034, // v2: + source, position
 	"schemas/aggregate.avsc":           0xabde86bd2a99a1e5, // v2: + recentDeltas, historyOnTopic (the history moved to crm.opportunity.history)
 	"schemas/closed_won.avsc":          0x5d9a33889dafaceb,
-	"schemas/command.avsc":             0x2e31b4a9899e8c85,
+	"schemas/command.avsc":             0xdc25da86a78aa3a0, // v3: + CloseLost.closeDate
+	"schemas/v2/command.avsc":          0x2e31b4a9899e8c85,
 	"schemas/command_rejected.avsc":    0xf9db6fd7bbc43b6b, // pre-release, re-pinned (was 0x30f13666f3811cce): + position
 	"schemas/event.avsc":               0xe7870d8fb1b0c618,
 	"schemas/fx_rate.avsc":             0xe3ce708d67996e25,

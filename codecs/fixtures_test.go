@@ -71,7 +71,7 @@ func commandFixtures() map[string]domain.Command {
 	m["won/empty"] = c
 
 	c = base(domain.CmdCloseLost)
-	c.CloseLost = &domain.CloseLost{Reason: "price", Competitor: "ACME", Note: "too expensive\nby far"}
+	c.CloseLost = &domain.CloseLost{Reason: "price", Competitor: "ACME", Note: "too expensive\nby far", CloseDate: ptr("2025-05-04")}
 	m["lost/full"] = c
 	c = bare(domain.CmdCloseLost)
 	c.CloseLost = &domain.CloseLost{}

@@ -188,20 +188,25 @@ type ChangeStage struct {
 	StageID string
 }
 
-// CloseWon wins the deal, optionally fixing the final close date and amount.
+// CloseWon wins the deal, optionally fixing the final amount and the day it closed (CloseDate,
+// YYYY-MM-DD, no later than the day the command is decided on and no earlier than the day the
+// deal was created; nil: that day itself).
 type CloseWon struct {
 	CloseDate *string
 	Amount    *string
 }
 
-// CloseLost loses the deal; Reason is required.
+// CloseLost loses the deal; Reason is required. CloseDate is the day it closed, as for
+// CloseWon (nil: the day the command is decided on).
 type CloseLost struct {
 	Reason     string
 	Competitor string
 	Note       string
+	CloseDate  *string
 }
 
-// Reopen returns a closed deal to an open stage, clearing the close fields.
+// Reopen returns a closed deal to an open stage, clearing closedAt and the loss fields; the
+// close date stays the day the deal closed until an update changes it.
 type Reopen struct {
 	StageID string
 }

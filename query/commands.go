@@ -225,6 +225,7 @@ func readCloseLost(body *object, cmd *domain.Command) {
 		Reason:     body.str("reason"),
 		Competitor: body.str("competitor"),
 		Note:       body.str("note"),
+		CloseDate:  body.optStr("closeDate"),
 	}
 }
 

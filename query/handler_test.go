@@ -611,6 +611,16 @@ func TestLifecycleAndRejections(t *testing.T) {
 	}
 	wantProblem(t, e.do(t, "POST", "/api/v1/opportunities/opp-l/reopen", `{"stageId":"negotiation"}`, w...), 422, string(domain.CodeNotClosed))
 
+	// A closing date after the day of the command, or before the deal was created, is a 422
+	// naming closeDate (testNow is 2025-03-14, the deal was created that day).
+	p = wantProblem(t, e.do(t, "POST", "/api/v1/opportunities/opp-l/close-won", `{"closeDate":"2025-03-15"}`, w...), 422, string(domain.CodeCloseDateInFuture))
+	if !p.hasField("closeDate") || p.Title != "Close date in the future" {
+		t.Fatalf("future close date: %+v", p)
+	}
+	p = wantProblem(t, e.do(t, "POST", "/api/v1/opportunities/opp-l/close-lost", `{"reason":"price","closeDate":"2025-03-13"}`, w...), 422, string(domain.CodeCloseDateBeforeCreated))
+	if !p.hasField("closeDate") {
+		t.Fatalf("close date before creation: %+v", p)
+	}
 	m = wantJSON(t, e.do(t, "POST", "/api/v1/opportunities/opp-l/close-won", `{"amount":"13000.00","closeDate":"2025-03-14"}`, w...), 200)
 	if m["status"] != "won" || m["amount"] != "13000.00" || m["weightedAmount"] != "13000.00" || m["closeDate"] != "2025-03-14" {
 		t.Fatalf("after close-won: %v", m)

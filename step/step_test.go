@@ -110,6 +110,30 @@ func TestDecisionTime(t *testing.T) {
 	}
 }
 
+// A closing without a date closes on the UTC day of the command's issuedAt, not of the
+// record's time (the processing clock has no say), and the hand-off to Sales carries it.
+func TestClosingDayIsTheDayOfIssuedAt(t *testing.T) {
+	env := Env{Key: "opp-1", Pipelines: pipelines}
+	created := Apply(domain.Aggregate{Position: -1, HistoryOnTopic: true}, create("opp-1", "c1"), t0, Position{Source: "0", Offset: 1}, env)
+	issued := time.Date(2026, 3, 5, 23, 30, 0, 0, time.UTC)
+	won := domain.Command{Type: domain.CmdCloseWon, CommandID: "c2", OpportunityID: "opp-1", Actor: "bob",
+		IssuedAt: issued, CloseWon: &domain.CloseWon{}}
+	res := Apply(created.Aggregate, won, issued.Add(2*time.Hour), Position{Source: "0", Offset: 2}, env) // record on 2026-03-06
+	if got := res.Aggregate.State.CloseDate.String(); got != "2026-03-05" || len(res.Won) != 1 || res.Won[0].CloseDate.String() != "2026-03-05" {
+		t.Fatalf("closed on %s (hand-off %+v), want the day of issuedAt 2026-03-05", got, res.Won)
+	}
+	// A closing date after that day is refused on field closeDate, whatever the record's time.
+	later := won
+	later.CommandID, later.CloseWon = "c3", &domain.CloseWon{CloseDate: ptrTo("2026-03-06")}
+	res = Apply(created.Aggregate, later, issued.Add(2*time.Hour), Position{Source: "0", Offset: 3}, env)
+	if res.Rejected == nil || res.Rejected.Code != string(domain.CodeCloseDateInFuture) ||
+		len(res.Rejected.Fields) != 1 || res.Rejected.Fields[0].Field != "closeDate" {
+		t.Fatalf("a closing date after issuedAt's day: %+v", res.Rejected)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
 // TestBoundText cuts on a rune boundary and marks the cut.
 func TestBoundText(t *testing.T) {
 	s := strings.Repeat("é", 2000)

@@ -4,6 +4,7 @@
 //	crm-pipeline broker    the embedded broker alone, for several serve instances
 //	crm-pipeline emit      send commands (JSON lines) to the commands topic
 //	crm-pipeline accounts put   publish a Customer 360 account record
+//	crm-pipeline reset-analytics   rebuild the analytics table from the opportunity data
 //
 // The performance scenarios of BENCHMARKS.md are a binary of their own, cmd/crm-bench.
 package main
@@ -36,6 +37,9 @@ commands:
   broker         run the embedded Kafka broker alone
   emit           send commands (JSON lines) from a file or stdin to --brokers
   accounts put   publish a Customer 360 account record
+  reset-analytics
+                 rebuild the analytics table from the opportunity table and history
+                 (service stopped), after a change of how the reports are derived
 `
 
 // run dispatches a subcommand; it is main without the process exit, for tests.
@@ -61,6 +65,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return fmt.Errorf("usage: crm-pipeline accounts put --id ID --name NAME [--segment S] [--region R] [--owner O]")
 		}
 		return runAccountsPut(ctx, args[2:], stdout, stderr)
+	case "reset-analytics":
+		return runResetAnalytics(ctx, args[1:], logger, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -83,6 +83,9 @@ type Config struct {
 	// Clock is the time the views and the HTTP API decide with (nil: time.Now); tests set it
 	// to pin dates.
 	Clock func() time.Time
+	// LogFormat is --log-format: "json" makes the start banner on stdout one JSON object, so
+	// stdout carries JSON only; anything else prints it as plain lines.
+	LogFormat string
 	// Started, when set, is called once with what the service exposes as soon as the HTTP
 	// listener is up: tests and the benchmark learn the chosen addresses from it.
 	Started func(s *Running)
@@ -349,10 +352,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	if cfg.TLSCert != "" {
 		scheme = "https"
 	}
-	fmt.Fprintf(stdout, "crm-pipeline is up: HTTP on %s://%s/api/v1, Kafka at %s\n", scheme, run.HTTPAddr, run.BrokerAddr)
-	fmt.Fprintf(stdout, "send a first command:\n  curl -s -X POST %s://%s/api/v1/opportunities -H 'Content-Type: application/json' -H 'Prefer: wait=5' \\\n"+
-		"    -d '{\"name\":\"First deal\",\"accountId\":\"acc-1\",\"ownerId\":\"owner-1\",\"amount\":\"12500.00\",\"currency\":\"USD\",\"closeDate\":\"%s\"}'\n",
-		scheme, run.HTTPAddr, cfg.Clock().AddDate(0, 1, 0).Format(time.DateOnly))
+	writeBanner(stdout, cfg, scheme, run)
 	if cfg.Started != nil {
 		cfg.Started(run)
 	}
@@ -362,6 +362,22 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	}
 	log.Info("crm-pipeline stopped cleanly")
 	return nil
+}
+
+// writeBanner tells the operator where the service is and how to send a first command: plain
+// lines in text mode, one JSON object (the same text in msg, the addresses as fields) when
+// the logs are JSON, so that stdout carries JSON only.
+func writeBanner(stdout io.Writer, cfg Config, scheme string, run *Running) {
+	up := fmt.Sprintf("crm-pipeline is up: HTTP on %s://%s/api/v1, Kafka at %s", scheme, run.HTTPAddr, run.BrokerAddr)
+	first := fmt.Sprintf("curl -s -X POST %s://%s/api/v1/opportunities -H 'Content-Type: application/json' -H 'Prefer: wait=5' "+
+		"-d '{\"name\":\"First deal\",\"accountId\":\"acc-1\",\"ownerId\":\"owner-1\",\"amount\":\"12500.00\",\"currency\":\"USD\",\"closeDate\":\"%s\"}'",
+		scheme, run.HTTPAddr, cfg.Clock().AddDate(0, 1, 0).Format(time.DateOnly))
+	if cfg.LogFormat == "json" {
+		slog.New(slog.NewJSONHandler(stdout, nil)).Info(up,
+			"http", scheme+"://"+run.HTTPAddr+"/api/v1", "kafka", run.BrokerAddr, "firstCommand", first)
+		return
+	}
+	fmt.Fprintf(stdout, "%s\nsend a first command:\n  %s\n", up, first)
 }
 
 // waitStopped waits for the service's goroutines. Once a stop is asked for it waits at most

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/crm-pipeline/crm-pipeline/app"
@@ -14,7 +13,7 @@ import (
 // runResetAnalytics parses the flags of `crm-pipeline reset-analytics` and rebuilds the
 // analytics table from the opportunity table and the history topic (app.ResetAnalytics),
 // with the service stopped.
-func runResetAnalytics(ctx context.Context, args []string, logger *slog.Logger, stdout, stderr io.Writer) error {
+func runResetAnalytics(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("reset-analytics", flag.ContinueOnError)
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; empty: the embedded broker of --data (the running one on --embedded-broker, else its log opened here)")
 	var cfg app.ResetConfig
@@ -25,7 +24,12 @@ func runResetAnalytics(ctx context.Context, args []string, logger *slog.Logger, 
 	fs.BoolVar(&cfg.DryRun, "dry-run", false, "compute and report, write nothing")
 	fs.BoolVar(&cfg.AllowIncompleteHistory, "allow-incomplete-history", false, "rebuild a deal whose history does not reach back to version 1 from its state alone (its funnel and changes entries are lost) instead of refusing")
 	sec := addKafkaSecurityFlags(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
+	lf := addLogFlags(fs)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
+	}
+	logger, err := lf.logger(stderr)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -35,6 +39,6 @@ func runResetAnalytics(ctx context.Context, args []string, logger *slog.Logger, 
 	if err := sec.apply(&cfg.Kafka); err != nil {
 		return fmt.Errorf("reset-analytics: %w", err)
 	}
-	_, err := app.ResetAnalytics(ctx, cfg, logger, stdout)
+	_, err = app.ResetAnalytics(ctx, cfg, logger, stdout)
 	return err
 }

@@ -76,7 +76,7 @@ func TestResetAnalyticsOnTheEmbeddedBrokersLog(t *testing.T) {
 		defer cancel()
 		// Nothing listens on port 1: the command opens the log itself.
 		args := append([]string{"--data", data, "--embedded-broker", "127.0.0.1:1", "--wait", "1s"}, extra...)
-		err := runResetAnalytics(ctx, args, slog.New(slog.NewTextHandler(&errOut, nil)), &out, &errOut)
+		err := runResetAnalytics(ctx, append(args, "--log-format", "text"), &out, &errOut)
 		t.Logf("reset-analytics %q: %v\n%s%s", extra, err, out.String(), errOut.String())
 		return out.String(), err
 	}
@@ -126,7 +126,7 @@ func TestResetAnalyticsOnTheEmbeddedBrokersLog(t *testing.T) {
 	}
 
 	err = runResetAnalytics(context.Background(), []string{"--data", t.TempDir(), "--embedded-broker", "127.0.0.1:1"},
-		slog.New(slog.DiscardHandler), &bytes.Buffer{}, &bytes.Buffer{})
+		&bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "no embedded broker log") {
 		t.Fatalf("an empty --data: %v", err)
 	}

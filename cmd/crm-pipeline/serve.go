@@ -16,7 +16,14 @@ import (
 // parseServe turns serve's flags (and their CRM_PIPELINE_* variables) into the service's
 // configuration, refusing inconsistent ones before anything starts.
 func parseServe(args []string, stderr io.Writer) (app.Config, error) {
+	cfg, _, err := parseServeTo(args, io.Discard, stderr)
+	return cfg, err
+}
+
+// parseServeTo is parseServe with the help's writer, also returning the log flags.
+func parseServeTo(args []string, stdout, stderr io.Writer) (app.Config, *logFlags, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	lf := addLogFlags(fs)
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; empty starts the embedded broker")
 	cfg := app.Config{Clock: time.Now}
 	sec := addKafkaSecurityFlags(fs)
@@ -39,23 +46,24 @@ func parseServe(args []string, stderr io.Writer) (app.Config, error) {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, with HTTP/2 (needs --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "allow bearer tokens over plain HTTP on a non-loopback address (behind a TLS-terminating proxy)")
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return cfg, err
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return cfg, lf, err
 	}
+	cfg.LogFormat = lf.format
 	cfg.Brokers = splitList(*brokers)
 	cfg.AllowedHosts = splitList(*allowedHosts)
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
-		return cfg, errors.New("--tls-cert and --tls-key go together")
+		return cfg, lf, errors.New("--tls-cert and --tls-key go together")
 	}
 	cfg.EmbeddedNoSync = !*embeddedSync
 	if err := sec.apply(&cfg.Kafka); err != nil {
-		return cfg, err
+		return cfg, lf, err
 	}
 	if _, ok := domain.CurrencyExponent(cfg.ReportingCurrency); !ok {
-		return cfg, fmt.Errorf("--reporting-currency %q: not an ISO 4217 currency", cfg.ReportingCurrency)
+		return cfg, lf, fmt.Errorf("--reporting-currency %q: not an ISO 4217 currency", cfg.ReportingCurrency)
 	}
 	if cfg.Partitions < 1 || cfg.Partitions > 1024 {
-		return cfg, fmt.Errorf("--partitions %d: want 1..1024", cfg.Partitions)
+		return cfg, lf, fmt.Errorf("--partitions %d: want 1..1024", cfg.Partitions)
 	}
-	return cfg, nil
+	return cfg, lf, nil
 }

@@ -44,6 +44,9 @@ type Config struct {
 	// StorageDegraded names what the local disk refuses while stores wait for it (the
 	// state.DiskGuard's Degraded); nil means never.
 	StorageDegraded func() string
+	// Feed configures the change feed of the live stream (replay window, epoch); the zero
+	// value is DefaultFeedSize changes and a random epoch per process start.
+	Feed FeedConfig
 }
 
 // Service owns the views.
@@ -62,6 +65,7 @@ type Service struct {
 	sent    sentOffsets // command id -> offset of its record, for Await
 
 	health readiness
+	feed   *Feed // the live stream's replay ring (feed.go)
 
 	viewLatency prometheus.Histogram
 	updates     prometheus.Counter
@@ -70,7 +74,7 @@ type Service struct {
 // New connects the views and emitters (goka connects in the constructors, so the topics must
 // exist: provision them first).
 func New(cfg Config) (*Service, error) {
-	s := &Service{cfg: cfg, waiters: map[string]map[*waiter]struct{}{}, store: analytics.NewStore()}
+	s := &Service{cfg: cfg, waiters: map[string]map[*waiter]struct{}{}, store: analytics.NewStore(), feed: NewFeed(cfg.Feed)}
 	s.health = readiness{now: time.Now, running: s.running}
 	s.viewLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "crm_command_to_view_seconds",
@@ -127,8 +131,9 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Run runs the views until ctx ends.
+// Run runs the views until ctx ends; then the change feed is closed, which ends its streams.
 func (s *Service) Run(ctx context.Context) error {
+	defer s.feed.Close()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, v := range []*goka.View{s.opps, s.pipelines, s.fx, s.buckets, s.history, s.accounts} {
 		g.Go(func() error { return v.Run(gctx) })
@@ -140,8 +145,10 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// onOpportunity stores a table record in the local view and wakes whoever waits on its key.
+// onOpportunity stores a table record in the local view, wakes whoever waits on its key and,
+// once the views have recovered, puts the change on the live stream's feed.
 func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+	prev := s.storedVersion(st, key) // for the change feed: a record that keeps the version is no change
 	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
 		return err
 	}
@@ -150,6 +157,7 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 		s.viewLatency.Observe(time.Since(time.Unix(0, ts)).Seconds())
 	}
 	s.notify(key, value)
+	s.publishChange(prev, value)
 	return nil
 }
 
@@ -166,7 +174,8 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 // crm_consumer_lag_records; a write whose outcome does not arrive in time is answered 202 as
 // API.md says.
 func (s *Service) Ready() bool {
-	_, ready := s.health.poll()
+	recovered, ready := s.health.poll()
+	s.noteRecovered(recovered)
 	return ready
 }
 
@@ -176,6 +185,7 @@ func (s *Service) Ready() bool {
 // start, longer in a broker outage) must not turn reads into 503s.
 func (s *Service) Recovered() bool {
 	recovered, _ := s.health.poll()
+	s.noteRecovered(recovered)
 	return recovered
 }
 

@@ -29,6 +29,10 @@ type Backend interface {
 	PutFXRate(ctx context.Context, r domain.FXRate) error
 	Send(ctx context.Context, cmd domain.Command) error             // returns once the broker acknowledged the command record
 	Await(ctx context.Context, cmd domain.Command) (Outcome, error) // blocks until the processor applied or refused cmd, or ctx ends (then ctx.Err())
+	// Subscribe opens a cursor on the instance's change feed for the live stream, after the
+	// resume token after ("": from now on); a token it cannot continue from gives a reset
+	// first (views.Feed). Errors wrap views.ErrNotRecovered or views.ErrFeedClosed.
+	Subscribe(after string, f FeedFilter) (*Subscription, error)
 }
 
 // Analytics is what the analytics endpoints (GET /forecast, /forecast/rolling and
@@ -56,6 +60,10 @@ type (
 	Outcome = views.Outcome
 	// ListFilter is views.ListFilter.
 	ListFilter = views.ListFilter
+	// FeedFilter is views.FeedFilter.
+	FeedFilter = views.FeedFilter
+	// Subscription is views.Subscription.
+	Subscription = views.Subscription
 )
 
 // Errors a Backend wraps, so that handlers can answer 400 and 404 instead of 500.

@@ -1,5 +1,6 @@
 // Package query is the HTTP face of the service: the chi router of API.md's opportunity,
-// pipeline, FX and analytics endpoints (analytics.go), health and metrics, and the middleware
+// pipeline, FX and analytics endpoints (analytics.go), the live change stream (stream.go,
+// Server-Sent Events), health and metrics, and the middleware
 // around them (request ids, access logs, Prometheus, body limits, panic recovery). It holds no
 // state of its own: writes become commands handed to a Backend, reads come from the Backend's
 // views, so the package can be tested with an in-memory Backend and no Kafka.

@@ -1,7 +1,8 @@
 // Package views keeps local replicas (goka views, pebble on disk) of the opportunity table, the
 // history, the analytics buckets and the configuration tables, and answers reads from them,
-// including read-your-writes waiting for a command's outcome. It is the read side of the query
-// service (the gateway package is the write side); it writes no topic.
+// including read-your-writes waiting for a command's outcome, and keeps the change feed the
+// live stream replays from (feed.go). It is the read side of the query service (the gateway
+// package is the write side); it writes no topic.
 //
 // Imports from this module: domain, analytics, codecs, topics (the README's package table, checked by imports_test.go).
 package views

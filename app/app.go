@@ -79,6 +79,12 @@ type Config struct {
 	TLSCert, TLSKey string
 	// InsecureHTTP allows tokens over plain HTTP on a non-loopback address.
 	InsecureHTTP bool
+	// MaxStreams caps the live change streams open at once (--max-streams; 0: query's
+	// default).
+	MaxStreams int
+	// StreamReplay is the live stream's replay window in changes (--stream-replay; 0:
+	// views.DefaultFeedSize).
+	StreamReplay int
 
 	// Clock is the time the views and the HTTP API decide with (nil: time.Now); tests set it
 	// to pin dates.
@@ -217,6 +223,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 		Brokers: brokers, Client: client, Logger: log, Registerer: reg,
 		ReportingCurrency: cfg.ReportingCurrency, Clock: cfg.Clock, StorageDegraded: disk.Degraded,
 		StorageBuilder: state.NewBuilder(filepath.Join(stateRoot, "views"), storeOpts), Partitions: partitions,
+		Feed: views.FeedConfig{Size: cfg.StreamReplay},
 	})
 	if err != nil {
 		return err
@@ -241,8 +248,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	})
 	reg.MustRegister(lag)
 
+	// Live streams never finish by themselves and Shutdown waits for every handler: the
+	// server's shutdown ends them (RegisterOnShutdown below; the views closing their feed
+	// would too, but only once the views have stopped).
+	streamsStop := make(chan struct{})
 	handler, err := query.NewHandler(query.Config{
 		Backend: query.Stream{Service: vs, Gateway: gw}, Logger: log, Registerer: reg, Gatherer: reg, Clock: cfg.Clock, Tokens: tokens,
+		MaxStreams: cfg.MaxStreams, StreamsStop: streamsStop,
 		// With tokens a rebinding page has no credential to send, so any Host is answered
 		// unless the operator lists them.
 		Hosts: query.HostPolicy{Allowed: cfg.AllowedHosts, Any: tokens.Len() > 0 && len(cfg.AllowedHosts) == 0},
@@ -281,6 +293,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 		IdleTimeout: 30 * time.Second,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(func() { close(streamsStop) })
 	run.HTTPAddr = ln.Addr().String()
 
 	runCtx, cancel := context.WithCancel(ctx)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/views"
 )
 
 // fakeBackend is an in-memory Backend that applies commands synchronously through the real
@@ -37,6 +38,10 @@ type fakeBackend struct {
 	buckets   map[string]*analytics.Bucket
 	reporting string // reporting currency; rates come from the rates map above
 
+	// feed is a real change feed (views.Feed, live, epoch "test"): Send publishes every
+	// applied command's state on it, as the opportunity view does.
+	feed *views.Feed
+
 	// knobs for error paths
 	sendErr      error
 	readErr      error
@@ -57,7 +62,25 @@ func newFakeBackend(now func() time.Time) *fakeBackend {
 		store:     analytics.NewStore(),
 		buckets:   map[string]*analytics.Bucket{},
 		reporting: "USD",
+		feed:      newTestFeed(),
 	}
+}
+
+// testFeedEpoch is the epoch of the fake backend's feed: its tokens are "test-<seq>".
+const testFeedEpoch = "test"
+
+func newTestFeed() *views.Feed {
+	f := views.NewFeed(views.FeedConfig{Size: 64, Epoch: testFeedEpoch})
+	f.GoLive()
+	return f
+}
+
+// Subscribe opens a cursor on the fake's feed, gated on recovery as the views gate it.
+func (f *fakeBackend) Subscribe(after string, filter FeedFilter) (*Subscription, error) {
+	if !f.Recovered() {
+		return nil, fmt.Errorf("fake subscribe: %w", views.ErrNotRecovered)
+	}
+	return f.feed.Subscribe(after, filter)
 }
 
 func (f *fakeBackend) Ready() bool {
@@ -330,6 +353,8 @@ func (f *fakeBackend) send(cmd domain.Command) (Position, error) {
 	agg.Events = append(agg.Events, d.Events...)
 	agg.Position++
 	f.outcomes[cmd.CommandID] = Outcome{Aggregate: cloneAgg(agg)}
+	published := d.Next
+	f.feed.PublishOpportunity(&published)
 	return pos, nil
 }
 

@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,10 +106,20 @@ func (e *env) do(t testing.TB, method, path, body string, headers ...string) *ht
 			req.Header.Add(headers[i], headers[i+1])
 		}
 	}
+	if strings.HasPrefix(path, BasePath+"/stream") {
+		// A live stream never ends by itself: end it shortly, so its answer (status,
+		// headers, the first lines) can be inspected like any other.
+		ctx, cancel := context.WithTimeout(req.Context(), recordedStreamFor)
+		defer cancel()
+		req = req.WithContext(ctx)
+	}
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
 	return rec
 }
+
+// recordedStreamFor is how long do lets a stream run.
+const recordedStreamFor = 100 * time.Millisecond
 
 func decodeJSON(t testing.TB, rec *httptest.ResponseRecorder) map[string]any {
 	t.Helper()

@@ -1,7 +1,8 @@
 // Package views keeps local replicas (goka views, pebble on disk) of the opportunity table, the
 // history, the analytics buckets and the configuration tables, and answers reads from them,
-// including read-your-writes waiting for a command's outcome. It is the read side of the query
-// service (the gateway package is the write side); it writes no topic.
+// including read-your-writes waiting for a command's outcome, and keeps the change feed the
+// live stream replays from (feed.go). It is the read side of the query service (the gateway
+// package is the write side); it writes no topic.
 //
 // Imports from this module: domain, analytics, codecs, topics (the README's package table, checked by imports_test.go).
 package views
@@ -48,6 +49,9 @@ type Config struct {
 	// Partitions is the partition count of the copartitioned topics (the commands topic's):
 	// the position tracker finds a bucket's store by it.
 	Partitions int32
+	// Feed configures the change feed of the live stream (replay window, epoch); the zero
+	// value is DefaultFeedSize changes and a random epoch per process start.
+	Feed FeedConfig
 }
 
 // Service owns the views.
@@ -70,6 +74,7 @@ type Service struct {
 
 	health     readiness
 	configured atomic.Bool // the seeded configuration is visible (MarkConfigured)
+	feed       *Feed       // the live stream's replay ring (feed.go)
 
 	viewLatency prometheus.Histogram
 	updates     prometheus.Counter
@@ -78,7 +83,7 @@ type Service struct {
 // New connects the views and emitters (goka connects in the constructors, so the topics must
 // exist: provision them first).
 func New(cfg Config) (*Service, error) {
-	s := &Service{cfg: cfg, waiters: map[string]map[*waiter]struct{}{}, store: analytics.NewStore(),
+	s := &Service{cfg: cfg, waiters: map[string]map[*waiter]struct{}{}, store: analytics.NewStore(), feed: NewFeed(cfg.Feed),
 		bucketSt: &bucketStores{partitions: cfg.Partitions}}
 	s.pos = newPositions(s.bucketSt.guard)
 	s.health = readiness{now: time.Now, running: s.running}
@@ -139,8 +144,9 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Run runs the views until ctx ends.
+// Run runs the views until ctx ends; then the change feed is closed, which ends its streams.
 func (s *Service) Run(ctx context.Context) error {
+	defer s.feed.Close()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, v := range []*goka.View{s.opps, s.pipelines, s.fx, s.buckets, s.history, s.accounts} {
 		g.Go(func() error { return v.Run(gctx) })
@@ -152,9 +158,11 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// onOpportunity stores a table record in the local view, wakes whoever waits on its key and
-// tells the position tracker which command the record reflects.
+// onOpportunity stores a table record in the local view, wakes whoever waits on its key,
+// tells the position tracker which command the record reflects and, once the views have
+// recovered, puts the change on the live stream's feed.
 func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+	prev := s.storedVersion(st, key) // for the change feed: a record that keeps the version is no change
 	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
 		return err
 	}
@@ -175,6 +183,9 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 	}
 	s.pos.noteRecord(ctx.Partition(), &agg)
 	s.commands.note(key, &agg)
+	if s.feed != nil && s.feed.Live() {
+		s.publishAggregate(prev, &agg)
+	}
 	return nil
 }
 
@@ -209,7 +220,8 @@ func (s *Service) WaitPositions(ctx context.Context, ps []Position) error {
 // pipeline) is visible, so a client that waits for /readyz never finds GET
 // /pipelines/default answering 404.
 func (s *Service) Ready() bool {
-	_, ready := s.health.poll()
+	recovered, ready := s.health.poll()
+	s.noteRecovered(recovered)
 	return ready && s.configured.Load()
 }
 
@@ -223,6 +235,7 @@ func (s *Service) MarkConfigured() { s.configured.Store(true) }
 // start, longer in a broker outage) must not turn reads into 503s.
 func (s *Service) Recovered() bool {
 	recovered, _ := s.health.poll()
+	s.noteRecovered(recovered)
 	return recovered
 }
 

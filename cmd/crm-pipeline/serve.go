@@ -9,8 +9,10 @@ import (
 
 	"github.com/crm-pipeline/crm-pipeline/app"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/query"
 	"github.com/crm-pipeline/crm-pipeline/state"
 	"github.com/crm-pipeline/crm-pipeline/topics"
+	"github.com/crm-pipeline/crm-pipeline/views"
 )
 
 // parseServe turns serve's flags (and their CRM_PIPELINE_* variables) into the service's
@@ -46,6 +48,8 @@ func parseServeTo(args []string, stdout, stderr io.Writer) (app.Config, *logFlag
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, with HTTP/2 (needs --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "allow bearer tokens over plain HTTP on a non-loopback address (behind a TLS-terminating proxy)")
+	fs.IntVar(&cfg.MaxStreams, "max-streams", query.DefaultMaxStreams, "live change streams (GET /api/v1/stream) open at once at most; past it 503")
+	fs.IntVar(&cfg.StreamReplay, "stream-replay", views.DefaultFeedSize, "the live stream's replay window: the last N changes a client reconnecting with Last-Event-ID can resume from")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return cfg, lf, err
 	}
@@ -61,6 +65,12 @@ func parseServeTo(args []string, stdout, stderr io.Writer) (app.Config, *logFlag
 	}
 	if _, ok := domain.CurrencyExponent(cfg.ReportingCurrency); !ok {
 		return cfg, lf, fmt.Errorf("--reporting-currency %q: not an ISO 4217 currency", cfg.ReportingCurrency)
+	}
+	if cfg.MaxStreams < 1 {
+		return cfg, lf, fmt.Errorf("--max-streams %d: want at least 1", cfg.MaxStreams)
+	}
+	if cfg.StreamReplay < 1 || cfg.StreamReplay > 10_000_000 {
+		return cfg, lf, fmt.Errorf("--stream-replay %d: want 1..10000000", cfg.StreamReplay)
 	}
 	if cfg.Partitions < 1 || cfg.Partitions > 1024 {
 		return cfg, lf, fmt.Errorf("--partitions %d: want 1..1024", cfg.Partitions)

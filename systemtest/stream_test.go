@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"github.com/crm-pipeline/crm-pipeline/topics"
+	"github.com/crm-pipeline/crm-pipeline/views"
 )
 
 // The live change stream (GET /api/v1/stream) against the real service over TCP.
@@ -394,5 +396,64 @@ func TestStreamCap(t *testing.T) {
 	case <-open.ended:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stream did not end with the service")
+	}
+}
+
+// TestStreamAnalyticsEvents: a write's effect on the aggregates is announced on the stream
+// (types=analytics) naming its owner, pipeline and close date, with a position that covers
+// the write's Crm-Position; a read naming that position shows the write, on this instance
+// and on another one sharing the broker.
+func TestStreamAnalyticsEvents(t *testing.T) {
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	other := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir(), Brokers: []string{s.Run.BrokerAddr}})
+	st := openLiveStream(t, s, "?types=analytics&ownerId=owner-analytics")
+	st.startID()
+	body := testkit.CreateBody("opp-analytics")
+	body["ownerId"], body["amount"] = "owner-analytics", "777.00"
+	r := s.Do("POST", "/opportunities", body, nil) // 202: no wait, the stream says when
+	s.MustStatus(r, http.StatusAccepted)
+	written, err := views.ParsePositions(r.Header.Get("Crm-Position"))
+	if err != nil || len(written) != 1 {
+		t.Fatalf("Crm-Position %q: %v", r.Header.Get("Crm-Position"), err)
+	}
+	var change struct {
+		PipelineIDs []string `json:"pipelineIds"`
+		OwnerIDs    []string `json:"ownerIds"`
+		Dates       struct{ From, To string }
+		Position    string `json:"position"`
+	}
+	for {
+		e := st.next(10 * time.Second)
+		if e.Event != "analytics" {
+			t.Fatalf("event %q on a types=analytics stream", e.Event)
+		}
+		if err := json.Unmarshal([]byte(e.Data), &change); err != nil {
+			t.Fatalf("analytics data %q: %v", e.Data, err)
+		}
+		ps, err := views.ParsePositions(change.Position)
+		if err != nil {
+			t.Fatalf("position %q: %v", change.Position, err)
+		}
+		covered := false
+		for _, p := range ps {
+			covered = covered || p.Partition == written[0].Partition && p.Offset >= written[0].Offset
+		}
+		if covered {
+			break
+		}
+	}
+	if !slices.Contains(change.OwnerIDs, "owner-analytics") || !slices.Contains(change.PipelineIDs, "default") {
+		t.Fatalf("analytics change %+v does not name the write's owner and pipeline", change)
+	}
+	if change.Dates.From > body["closeDate"].(string) || change.Dates.To < body["closeDate"].(string) {
+		t.Fatalf("analytics change %+v does not span the close date %s", change, body["closeDate"])
+	}
+	for _, inst := range []*testkit.Service{s, other} {
+		f := inst.Do("GET", "/forecast?ownerId=owner-analytics&from="+change.Dates.From+"&to="+change.Dates.To, nil,
+			map[string]string{"Crm-Min-Position": change.Position, "Prefer": "wait=10"}).JSON(t)
+		total := f["total"].(map[string]any)["open"].(map[string]any)
+		if total["count"] != 1.0 || total["amount"] != "777.00" {
+			t.Fatalf("forecast at the announced position: %v", total)
+		}
 	}
 }

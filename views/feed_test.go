@@ -410,6 +410,7 @@ func TestOnOpportunityPublishesChanges(t *testing.T) {
 		feed:        NewFeed(FeedConfig{Size: 64, Epoch: "ep1"}),
 		updates:     prometheus.NewCounter(prometheus.CounterOpts{Name: "u"}),
 		viewLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "l"}),
+		pos:         newPositions(func(string) (map[string]int64, bool) { return nil, false }),
 	}
 	st := storage.NewMemory()
 	put := func(a domain.Aggregate) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -243,5 +244,18 @@ func TestPositionTouchedScope(t *testing.T) {
 	}
 	if _, ok := p.drainTouched(); ok {
 		t.Fatal("drain does not reset")
+	}
+}
+
+func TestTouchedScopeAsAStreamEvent(t *testing.T) {
+	var sc touchedScope
+	sc.merge(&touchedScope{pipelines: map[string]struct{}{"p2": {}, "p1": {}}, owners: map[string]struct{}{"o": {}},
+		from: 10, to: 12}, Position{Partition: 3, Offset: 40})
+	sc.merge(&touchedScope{pipelines: map[string]struct{}{"p1": {}}, owners: map[string]struct{}{"a": {}},
+		from: 5, to: 11}, Position{Partition: 0, Offset: 7})
+	c := sc.change()
+	if strings.Join(c.PipelineIDs, ",") != "p1,p2" || strings.Join(c.OwnerIDs, ",") != "a,o" || c.From != 5 || c.To != 12 ||
+		c.Position != "0:7,3:40" {
+		t.Fatalf("change = %+v", c)
 	}
 }

@@ -151,6 +151,7 @@ func (s *Service) Run(ctx context.Context) error {
 	for _, v := range []*goka.View{s.opps, s.pipelines, s.fx, s.buckets, s.history, s.accounts} {
 		g.Go(func() error { return v.Run(gctx) })
 	}
+	g.Go(func() error { s.publishAnalyticsChanges(gctx); return nil })
 	err := g.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("views: %w", err)

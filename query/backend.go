@@ -36,6 +36,8 @@ type Backend interface {
 	// WaitPositions blocks until this instance reflects every position (opportunity view
 	// and analytics), or ctx ends: then an error wrapping views.ErrPositionNotReached.
 	WaitPositions(ctx context.Context, ps []Position) error
+	// CommandOutcome says where a command stands (views.CommandOutcome).
+	CommandOutcome(ctx context.Context, q CommandQuery) (CommandOutcome, error)
 	// Subscribe opens a cursor on the instance's change feed for the live stream, after the
 	// resume token after ("": from now on); a token it cannot continue from gives a reset
 	// first (views.Feed). Errors wrap views.ErrNotRecovered or views.ErrFeedClosed.

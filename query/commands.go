@@ -340,6 +340,9 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request, cmd domain.Comma
 			s.log.ErrorContext(r.Context(), "await command outcome", "command_id", cmd.CommandID, "error", err)
 		}
 	}
+	// The 202 points to where the command's outcome will be, the deal being related.
+	h.Set("Location", commandLocation(cmd.CommandID, cmd.OpportunityID, pos))
+	h.Set("Link", "<"+opportunityLocation(cmd.OpportunityID)+`>; rel="related"`)
 	writeJSON(w, r, http.StatusAccepted, acceptedJSON{CommandID: cmd.CommandID, OpportunityID: cmd.OpportunityID})
 }
 

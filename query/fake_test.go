@@ -469,3 +469,20 @@ func (f *fakeBackend) Stale(pipelineID, ownerID string) ([]analytics.StaleDeal, 
 		return p, p != nil
 	}, f.now()), nil
 }
+
+// CommandOutcome: the fake decides at Send, so a command it was sent is applied or refused;
+// with blockAwait it stays pending (as a slow processor would leave it).
+func (f *fakeBackend) CommandOutcome(ctx context.Context, q CommandQuery) (CommandOutcome, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out, ok := f.outcomes[q.CommandID]
+	switch {
+	case !ok:
+		return CommandOutcome{State: views.CommandUnknown}, nil
+	case f.blockAwait:
+		return CommandOutcome{State: views.CommandPending, OpportunityID: q.OpportunityID}, nil
+	case out.Rejected != nil:
+		return CommandOutcome{State: views.CommandRefused, OpportunityID: out.Rejected.OpportunityID, Rejected: out.Rejected}, nil
+	}
+	return CommandOutcome{State: views.CommandApplied, OpportunityID: out.Aggregate.State.ID, Version: out.Aggregate.State.Version}, nil
+}

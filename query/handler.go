@@ -182,6 +182,7 @@ func (s *server) routes(gath prometheus.Gatherer) {
 		r.Get(b+"/opportunities", s.listOpportunities)
 		r.Get(b+"/opportunities/{id}", s.getOpportunity)
 		r.Get(b+"/opportunities/{id}/history", s.history)
+		r.Get(b+"/commands/{commandId}", s.commandStatus)
 		r.Get(b+"/pipelines", s.listPipelines)
 		r.Get(b+"/pipelines/{id}", s.getPipeline)
 		r.Get(b+"/fx-rates", s.listFXRates)

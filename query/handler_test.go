@@ -252,8 +252,12 @@ func TestCreateAccepted(t *testing.T) {
 		// id-1 is the request id
 		t.Fatalf("202 body = %v", m)
 	}
-	if loc := rec.Header().Get("Location"); loc != "/api/v1/opportunities/id-3" {
+	// A 202 points to the command's outcome, its deal being related.
+	if loc := rec.Header().Get("Location"); loc != "/api/v1/commands/id-2?opportunityId=id-3&position=0%3A0" {
 		t.Fatalf("Location = %q", loc)
+	}
+	if link := rec.Header().Get("Link"); link != `</api/v1/opportunities/id-3>; rel="related"` {
+		t.Fatalf("Link = %q", link)
 	}
 	if rec.Header().Get("Preference-Applied") != "" {
 		t.Fatal("Preference-Applied without Prefer")
@@ -642,7 +646,8 @@ func TestLifecycleAndRejections(t *testing.T) {
 	// without wait every action is 202 with Location
 	rec := e.do(t, "POST", "/api/v1/opportunities/opp-w/reopen", `{"stageId":"discovery"}`)
 	wantJSON(t, rec, 202)
-	if rec.Header().Get("Location") != "/api/v1/opportunities/opp-w" || rec.Header().Get("X-Command-Id") == "" {
+	if !strings.HasPrefix(rec.Header().Get("Location"), "/api/v1/commands/"+rec.Header().Get("X-Command-Id")+"?opportunityId=opp-w&") ||
+		rec.Header().Get("X-Command-Id") == "" || !strings.Contains(rec.Header().Get("Link"), "/api/v1/opportunities/opp-w") {
 		t.Fatalf("headers %v", rec.Header())
 	}
 	// wrong types on action bodies name the field
@@ -1174,7 +1179,10 @@ func TestPathParamsAreUnescaped(t *testing.T) {
 	wantProblem(t, e.do(t, "GET", "/api/v1/opportunities/a%253Ab", ""), 404, string(domain.CodeNotFound))
 	rec := e.do(t, "POST", "/api/v1/opportunities/a%3Ab/stage", `{"stageId":"proposal"}`)
 	wantJSON(t, rec, 202)
-	if loc := rec.Header().Get("Location"); loc != "/api/v1/opportunities/a:b" && loc != "/api/v1/opportunities/a%3Ab" {
+	if loc := rec.Header().Get("Link"); loc != `</api/v1/opportunities/a:b>; rel="related"` && loc != `</api/v1/opportunities/a%3Ab>; rel="related"` {
+		t.Fatalf("Link %q", loc)
+	}
+	if loc := rec.Header().Get("Location"); !strings.Contains(loc, "opportunityId=a%3Ab") {
 		t.Fatalf("Location %q", loc)
 	}
 	// A path id outside the id alphabet is refused before anything is sent.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -234,4 +235,49 @@ func kafkaCommand(t *testing.T, st rywStep, i int) domain.Command {
 		cmd.CloseWon = &domain.CloseWon{}
 	}
 	return cmd
+}
+
+// TestCommandOutcomeWithoutWait: a write answered 202 points (Location) to its command's
+// status, which any instance of the group answers: pending or applied with the version for an
+// accepted command, refused with the problem for a refused one.
+func TestCommandOutcomeWithoutWait(t *testing.T) {
+	a := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	b := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir(), Brokers: []string{a.Run.BrokerAddr}})
+	status := func(s *testkit.Service, loc string, want string) map[string]any {
+		t.Helper()
+		var m map[string]any
+		testkit.Eventually(t, "command "+want, func() bool {
+			r := s.Do("GET", strings.TrimPrefix(loc, "/api/v1"), nil, nil)
+			if r.Status != http.StatusOK {
+				t.Fatalf("GET %s answered %d: %s", loc, r.Status, r.Body)
+			}
+			m = r.JSON(t)
+			if m["status"] != "pending" && m["status"] != want {
+				t.Fatalf("GET %s: %v, want %s", loc, m, want)
+			}
+			return m["status"] == want
+		})
+		return m
+	}
+	r := a.Do("POST", "/opportunities", testkit.CreateBody("opp-outcome"), nil)
+	a.MustStatus(r, http.StatusAccepted)
+	loc := r.Header.Get("Location")
+	for _, s := range []*testkit.Service{a, b} {
+		if m := status(s, loc, "applied"); m["opportunityId"] != "opp-outcome" || m["version"] != 1.0 {
+			t.Fatalf("applied: %v", m)
+		}
+	}
+	r = a.Do("POST", "/opportunities/opp-outcome/stage", map[string]any{"stageId": "no-such-stage"}, nil)
+	a.MustStatus(r, http.StatusAccepted)
+	for _, s := range []*testkit.Service{b, a} {
+		m := status(s, r.Header.Get("Location"), "refused")
+		if p, _ := m["problem"].(map[string]any); p == nil || p["code"] != "unknown_stage" || p["status"] != 422.0 {
+			t.Fatalf("refused: %v", m)
+		}
+	}
+	// By its id alone, once processed: found through the instance's index of recent commands.
+	id := r.Header.Get("X-Command-Id")
+	if m := b.Do("GET", "/commands/"+id, nil, nil).JSON(t); m["status"] != "refused" {
+		t.Fatalf("by id alone: %v", m)
+	}
 }

@@ -459,7 +459,8 @@ var pinnedFingerprints = map[string]uint64{
 	"schemas/account.avsc":             0xddd8dad8542a13ff,
 	"schemas/analytics_bucket.avsc":    0x4ba940cc948e47ec, // v2: per-source guard "applied" replaces per-opportunity "seen"
 	"schemas/analytics_delta.avsc":     0xfa351deab03ea034, // v2: + source, position
-	"schemas/aggregate.avsc":           0xabde86bd2a99a1e5, // v2: + recentDeltas, historyOnTopic (the history moved to crm.opportunity.history)
+	"schemas/aggregate.avsc":           0xf87a208333680a67, // v3: + fingerprints
+	"schemas/v2/aggregate.avsc":        0xabde86bd2a99a1e5, // v2: + recentDeltas, historyOnTopic (the history moved to crm.opportunity.history)
 	"schemas/closed_won.avsc":          0x5d9a33889dafaceb,
 	"schemas/command.avsc":             0xdc25da86a78aa3a0, // v3: + CloseLost.closeDate
 	"schemas/v2/command.avsc":          0x2e31b4a9899e8c85,
@@ -562,18 +563,19 @@ func TestOlderAnalyticsWritersAreRead(t *testing.T) {
 // tells the processor to copy its history to the history topic. The v1 body is the current
 // body without the two trailing empty fields; goavro with the v1 file confirms it is one.
 func TestOlderAggregateWriterIsRead(t *testing.T) {
+	t.Run("v2", testV2AggregateWriterIsRead)
 	v1 := entryByPath(t, "schemas/v1/aggregate.avsc")
 	codec, err := v1.Goavro()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := fullAggregate()
-	want.RecentDeltas, want.HistoryOnTopic = nil, false
+	want.RecentDeltas, want.HistoryOnTopic, want.Fingerprints = nil, false, nil
 	cur, err := EncodeAggregate(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := cur[headerLen : len(cur)-2]
+	body := cur[headerLen : len(cur)-3]
 	if _, rest, err := codec.NativeFromBinary(body); err != nil || len(rest) != 0 {
 		t.Fatalf("not a v1 body: %v (%d bytes left)", err, len(rest))
 	}
@@ -588,5 +590,33 @@ func TestOlderAggregateWriterIsRead(t *testing.T) {
 	st, err := DecodeAggregateState(b)
 	if err != nil || st.Events != nil || st.HistoryOnTopic || st.State.ID != want.State.ID {
 		t.Errorf("v1 aggregate state read as %+v, %v", st, err)
+	}
+}
+
+// A group table value of schema v2 (no fingerprints) is read with none: its command ids count
+// as applied before fingerprints were kept, so a repeated id is taken as a retry. The v2 body
+// is the current body without the trailing empty array.
+func testV2AggregateWriterIsRead(t *testing.T) {
+	v2 := entryByPath(t, "schemas/v2/aggregate.avsc")
+	codec, err := v2.Goavro()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fullAggregate()
+	want.Fingerprints = nil
+	cur, err := EncodeAggregate(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := cur[headerLen : len(cur)-1]
+	if _, rest, err := codec.NativeFromBinary(body); err != nil || len(rest) != 0 {
+		t.Fatalf("not a v2 body: %v (%d bytes left)", err, len(rest))
+	}
+	got, err := DecodeAggregate(append(v2.Header[:], body...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("v2 aggregate read as\n %#v\nwant %#v", got, want)
 	}
 }

@@ -146,6 +146,7 @@ func fullAggregate() domain.Aggregate {
 	a.Won = []domain.ClosedWon{won["full"], won["no-account"]}
 	a.RecentDeltas = []domain.StoredDelta{{Position: 1<<40 + 9, Record: []byte{0xc3, 0x01, 0, 0xff}}, {Position: 1<<40 + 10, Record: []byte("delta")}}
 	a.HistoryOnTopic = true
+	a.Fingerprints = []domain.CommandFingerprint{{CommandID: "cmd-2", Fingerprint: 1, Position: 7}, {CommandID: "cmd-3", Fingerprint: 0xfedcba9876543210, Position: 1 << 40}}
 	return a
 }
 

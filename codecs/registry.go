@@ -66,6 +66,7 @@ var schemaTable = []struct {
 	{kindCommand, "schemas/v1/command.avsc", false},
 	{kindEvent, "schemas/event.avsc", true},
 	{kindAggregate, "schemas/aggregate.avsc", true},
+	{kindAggregate, "schemas/v2/aggregate.avsc", false},
 	{kindAggregate, "schemas/v1/aggregate.avsc", false},
 	{kindPipeline, "schemas/pipeline.avsc", true},
 	{kindAccount, "schemas/account.avsc", true},

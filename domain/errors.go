@@ -30,6 +30,9 @@ const (
 	// A close-won or close-lost whose closeDate is before the UTC day the deal was created
 	// (it cannot have closed before it existed) -> 422, field closeDate.
 	CodeCloseDateBeforeCreated RejectCode = "close_date_before_created"
+	// CodeIdempotencyKeyReused: the command id (the Idempotency-Key) was applied to this
+	// opportunity before for a request with another fingerprint -> 422.
+	CodeIdempotencyKeyReused RejectCode = "idempotency_key_reused"
 )
 
 // HTTPStatus is the status the gateway answers a refused command with, kept next to the codes

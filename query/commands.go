@@ -325,6 +325,11 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request, cmd domain.Comma
 			return
 		case err == nil && out.Aggregate != nil:
 			h.Set("Preference-Applied", "wait="+strconv.FormatInt(waitSeconds(wait), 10))
+			if out.Replayed {
+				// The key was applied before: this is its first request's outcome (the
+				// IETF idempotency-key draft's replay), not a second application.
+				h.Set(HeaderIdempotentReplayed, "true")
+			}
 			writeJSON(w, r, okStatus, s.opportunityOut(&out.Aggregate.State, nil))
 			return
 		case err == nil:

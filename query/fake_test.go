@@ -30,7 +30,9 @@ type fakeBackend struct {
 	rates     map[string]string
 	sent      []domain.Command
 	outcomes  map[string]Outcome
-	lastList  *ListFilter
+	// fingerprints are the request fingerprints of the applied command ids.
+	fingerprints map[string]uint64
+	lastList     *ListFilter
 
 	// analytics read model, fed by Send the way the aggregator is fed by the processor:
 	// analytics.Deltas of each applied command, folded into buckets and Put into the store.
@@ -53,16 +55,17 @@ type fakeBackend struct {
 
 func newFakeBackend(now func() time.Time) *fakeBackend {
 	return &fakeBackend{
-		ready:     true,
-		now:       now,
-		aggs:      map[string]*domain.Aggregate{},
-		pipelines: map[string]domain.Pipeline{domain.DefaultPipelineID: domain.DefaultPipeline()},
-		rates:     map[string]string{"USD": "1", "EUR": "1.0823"},
-		outcomes:  map[string]Outcome{},
-		store:     analytics.NewStore(),
-		buckets:   map[string]*analytics.Bucket{},
-		reporting: "USD",
-		feed:      newTestFeed(),
+		ready:        true,
+		now:          now,
+		aggs:         map[string]*domain.Aggregate{},
+		pipelines:    map[string]domain.Pipeline{domain.DefaultPipelineID: domain.DefaultPipeline()},
+		rates:        map[string]string{"USD": "1", "EUR": "1.0823"},
+		outcomes:     map[string]Outcome{},
+		fingerprints: map[string]uint64{},
+		store:        analytics.NewStore(),
+		buckets:      map[string]*analytics.Bucket{},
+		reporting:    "USD",
+		feed:         newTestFeed(),
 	}
 }
 
@@ -324,6 +327,20 @@ func (f *fakeBackend) send(cmd domain.Command) (Position, error) {
 			return p, p != nil
 		},
 	})
+	// Like step.Apply: a command id applied before is a replay of the same request, a refusal
+	// for another one.
+	if fp, seen := f.fingerprints[cmd.CommandID]; err == nil && d.Duplicate && seen && fp != domain.Fingerprint(cmd) {
+		err = &domain.Rejection{Code: domain.CodeIdempotencyKeyReused, Message: "key reused for another request", Fields: []domain.FieldError{{Field: "Idempotency-Key", Message: "reused"}}}
+	}
+	if err == nil && d.Duplicate {
+		out := f.outcomes[cmd.CommandID]
+		out.Replayed = true
+		f.outcomes[cmd.CommandID] = out
+		return pos, nil
+	}
+	if err == nil {
+		f.fingerprints[cmd.CommandID] = domain.Fingerprint(cmd)
+	}
 	if err != nil {
 		rej, ok := domain.AsRejection(err)
 		if !ok {

@@ -96,6 +96,7 @@ var titles = map[string]string{
 	string(domain.CodeInvalidTransition):      "Invalid stage transition",
 	string(domain.CodeCloseDateInFuture):      "Close date in the future",
 	string(domain.CodeCloseDateBeforeCreated): "Close date before the deal was created",
+	string(domain.CodeIdempotencyKeyReused):   "Idempotency-Key used for another request",
 }
 
 func (p *problem) fill() {

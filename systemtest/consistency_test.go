@@ -281,3 +281,34 @@ func TestCommandOutcomeWithoutWait(t *testing.T) {
 		t.Fatalf("by id alone: %v", m)
 	}
 }
+
+// TestIdempotencyKeyOverHTTP: against the real processor, a retried request with its key is
+// answered with the first outcome and Idempotent-Replayed, the same key with another body is
+// a 422 naming the key and changes nothing, a later request with a new key applies.
+func TestIdempotencyKeyOverHTTP(t *testing.T) {
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody("opp-idem"), testkit.Wait), http.StatusCreated)
+	patch := func(key, amount string) testkit.Response {
+		return s.Do("PATCH", "/opportunities/opp-idem", map[string]any{"amount": amount},
+			map[string]string{"Prefer": "wait=10", "Idempotency-Key": key})
+	}
+	first := patch("k-15000", "15000.00")
+	s.MustStatus(first, http.StatusOK)
+	if first.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatal("the first request is marked as a replay")
+	}
+	retry := patch("k-15000", "15000.00")
+	s.MustStatus(retry, http.StatusOK)
+	if retry.Header.Get("Idempotent-Replayed") != "true" || retry.JSON(t)["version"] != first.JSON(t)["version"] {
+		t.Fatalf("retry: %v %s", retry.Header, retry.Body)
+	}
+	reused := patch("k-15000", "16000.00")
+	s.MustStatus(reused, http.StatusUnprocessableEntity)
+	if p := reused.JSON(t); p["code"] != "idempotency_key_reused" || !strings.Contains(string(reused.Body), `"field":"Idempotency-Key"`) {
+		t.Fatalf("reused key: %s", reused.Body)
+	}
+	if got := s.Do("GET", "/opportunities/opp-idem", nil, nil).JSON(t); got["amount"] != "15000.00" {
+		t.Fatalf("the refused request changed the deal: %v", got["amount"])
+	}
+	s.MustStatus(patch("k-16000", "16000.00"), http.StatusOK)
+}

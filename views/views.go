@@ -589,17 +589,11 @@ func (s *Service) awaitOutcome(ctx context.Context, cmd domain.Command, minPos i
 		if err != nil {
 			return Outcome{}, fmt.Errorf("await %s: %w", cmd.CommandID, err)
 		}
-		if agg != nil {
-			if agg.State.Version > 0 && agg.State.ContainsCommand(cmd.CommandID) {
-				s.joinAccount(&agg.State)
-				return Outcome{Aggregate: agg}, nil
+		if out, ok := outcomeIn(agg, cmd.CommandID, minPos); ok {
+			if out.Aggregate != nil {
+				s.joinAccount(&out.Aggregate.State)
 			}
-			for i := len(agg.Rejections) - 1; i >= 0; i-- {
-				r := agg.Rejections[i]
-				if r.CommandID == cmd.CommandID && r.Position >= minPos {
-					return Outcome{Rejected: &r}, nil
-				}
-			}
+			return out, nil
 		}
 		select {
 		case <-w.ch:
@@ -612,6 +606,32 @@ func (s *Service) awaitOutcome(ctx context.Context, cmd domain.Command, minPos i
 			agg, err = s.getAggregate(cmd.OpportunityID, codecs.DecodeAggregateState)
 		}
 	}
+}
+
+// outcomeIn finds the outcome of command id in agg. For a sending at minPos (-1: unknown)
+// the state must have got that far: a command id applied before is in the state while the
+// processor has yet to see the new sending, which may be refused (its id reused for another
+// request); a refusal of this sending comes first, and an applied id whose fingerprint says it
+// was applied before this sending is a replay.
+func outcomeIn(agg *domain.Aggregate, id string, minPos int64) (Outcome, bool) {
+	if agg == nil || minPos >= 0 && agg.Position < minPos {
+		return Outcome{}, false
+	}
+	for i := len(agg.Rejections) - 1; i >= 0; i-- {
+		if r := agg.Rejections[i]; r.CommandID == id && r.Position >= minPos && minPos >= 0 {
+			return Outcome{Rejected: &r}, true
+		}
+	}
+	if agg.State.Version > 0 && agg.State.ContainsCommand(id) {
+		f, ok := agg.FingerprintOf(id)
+		return Outcome{Aggregate: agg, Replayed: minPos >= 0 && (!ok || f.Position < minPos)}, true
+	}
+	for i := len(agg.Rejections) - 1; i >= 0; i-- {
+		if r := agg.Rejections[i]; r.CommandID == id && r.Position >= minPos {
+			return Outcome{Rejected: &r}, true
+		}
+	}
+	return Outcome{}, false
 }
 
 // waiter is one Await on a key: woken through ch, it finds the newest value stored for the

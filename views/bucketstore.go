@@ -24,9 +24,9 @@ import (
 // the tracker can read a bucket's guard.
 type bucketStorage struct {
 	storage.Storage
-	model   *analytics.Store
-	log     *slog.Logger
-	written func(key string, guard map[string]int64)
+	model     *analytics.Store
+	log       *slog.Logger
+	written   func(key string, guard map[string]int64)
 	stores    *bucketStores
 	partition int32
 }

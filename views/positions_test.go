@@ -165,7 +165,7 @@ func TestPositionSeedAndRefusal(t *testing.T) {
 	if !reached(p, Position{Partition: 4, Offset: 100}) || reached(p, Position{Partition: 4, Offset: 101}) {
 		t.Fatal("seed does not set the partition's position")
 	}
-	p.seed(4, 50) // a lower seed (another store of the partition) does not go back
+	p.seed(4, 50)                                     // a lower seed (another store of the partition) does not go back
 	p.noteRecord(4, &domain.Aggregate{Position: 101}) // a refusal: no deltas
 	if !reached(p, Position{Partition: 4, Offset: 101}) {
 		t.Fatal("a command without deltas is not reached once the view shows it")

@@ -1,10 +1,12 @@
-package analytics
+package analytics_test
 
 import (
 	"fmt"
 	"testing"
 	"time"
 
+	. "github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/analytics/analyticstest"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
@@ -13,19 +15,19 @@ import (
 type calendarWorld struct {
 	t       *testing.T
 	buckets map[string]*Bucket
-	oracle  *Oracle
+	oracle  *analyticstest.Oracle
 	states  map[string]*domain.Opportunity
 }
 
 func newCalendarWorld(t *testing.T) *calendarWorld {
-	return &calendarWorld{t: t, buckets: map[string]*Bucket{}, oracle: NewOracle(), states: map[string]*domain.Opportunity{}}
+	return &calendarWorld{t: t, buckets: map[string]*Bucket{}, oracle: analyticstest.NewOracle(), states: map[string]*domain.Opportunity{}}
 }
 
 func (w *calendarWorld) run(cmd domain.Command, at time.Time) domain.Opportunity {
 	w.t.Helper()
 	cur := w.states[cmd.OpportunityID]
-	d := decide(w.t, cur, cmd, at)
-	applyAll(w.buckets, Deltas(cur, d.Next, d.Events, lookupPipeline))
+	d := MustDecide(w.t, cur, cmd, at)
+	ApplyAll(w.buckets, Deltas(cur, d.Next, d.Events, LookupPipeline))
 	w.oracle.Observe(cur, d.Next, d.Events)
 	n := d.Next
 	w.states[cmd.OpportunityID] = &n
@@ -36,21 +38,21 @@ func (w *calendarWorld) run(cmd domain.Command, at time.Time) domain.Opportunity
 // fails on any disagreement, and returns the Store's.
 func (w *calendarWorld) answers(from, to string) (ForecastResult, WinLossResult, VelocityResult) {
 	w.t.Helper()
-	s := storeOf(w.buckets)
-	f, t := date(w.t, from), date(w.t, to)
-	fc, err1 := s.Forecast(ForecastQuery{From: f, To: t, Currency: "USD"}, testRates)
-	wl, err2 := s.WinLoss(WinLossQuery{From: f, To: t, Currency: "USD"}, testRates)
-	v, err3 := s.Velocity(VelocityQuery{From: f, To: t, Currency: "USD"}, testRates)
-	ofc, err4 := w.oracle.Forecast(ForecastQuery{From: f, To: t, Currency: "USD"}, testRates)
-	owl, err5 := w.oracle.WinLoss(WinLossQuery{From: f, To: t, Currency: "USD"}, testRates)
-	ov, err6 := w.oracle.Velocity(VelocityQuery{From: f, To: t, Currency: "USD"}, testRates)
+	s := StoreOf(w.buckets)
+	f, t := MustDate(w.t, from), MustDate(w.t, to)
+	fc, err1 := s.Forecast(ForecastQuery{From: f, To: t, Currency: "USD"}, TestRates)
+	wl, err2 := s.WinLoss(WinLossQuery{From: f, To: t, Currency: "USD"}, TestRates)
+	v, err3 := s.Velocity(VelocityQuery{From: f, To: t, Currency: "USD"}, TestRates)
+	ofc, err4 := w.oracle.Forecast(ForecastQuery{From: f, To: t, Currency: "USD"}, TestRates)
+	owl, err5 := w.oracle.WinLoss(WinLossQuery{From: f, To: t, Currency: "USD"}, TestRates)
+	ov, err6 := w.oracle.Velocity(VelocityQuery{From: f, To: t, Currency: "USD"}, TestRates)
 	for _, err := range []error{err1, err2, err3, err4, err5, err6} {
 		if err != nil {
 			w.t.Fatal(err)
 		}
 	}
 	for _, pair := range [][2]any{{fc, ofc}, {wl, owl}, {v, ov}} {
-		if a, b := mustJSON(w.t, pair[0]), mustJSON(w.t, pair[1]); a != b {
+		if a, b := MustJSON(w.t, pair[0]), MustJSON(w.t, pair[1]); a != b {
 			w.t.Errorf("%s..%s: store and oracle differ\nstore  %s\noracle %s", from, to, a, b)
 		}
 	}
@@ -61,11 +63,11 @@ func (w *calendarWorld) answers(from, to string) (ForecastResult, WinLossResult,
 // Oracle, fails on any disagreement, and returns the Store's.
 func (w *calendarWorld) events(from, to string) (ChangesResult, FunnelResult) {
 	w.t.Helper()
-	s := storeOf(w.buckets)
-	f, t := date(w.t, from), date(w.t, to)
-	ch, err1 := s.Changes(ChangesQuery{From: f, To: t, Currency: "USD"}, testRates)
+	s := StoreOf(w.buckets)
+	f, t := MustDate(w.t, from), MustDate(w.t, to)
+	ch, err1 := s.Changes(ChangesQuery{From: f, To: t, Currency: "USD"}, TestRates)
 	fn, err2 := s.Funnel(FunnelQuery{From: f, To: t}, domain.DefaultPipeline())
-	och, err3 := w.oracle.Changes(ChangesQuery{From: f, To: t, Currency: "USD"}, testRates)
+	och, err3 := w.oracle.Changes(ChangesQuery{From: f, To: t, Currency: "USD"}, TestRates)
 	ofn, err4 := w.oracle.Funnel(FunnelQuery{From: f, To: t}, domain.DefaultPipeline())
 	for _, err := range []error{err1, err2, err3, err4} {
 		if err != nil {
@@ -73,7 +75,7 @@ func (w *calendarWorld) events(from, to string) (ChangesResult, FunnelResult) {
 		}
 	}
 	for _, pair := range [][2]any{{ch, och}, {fn, ofn}} {
-		if a, b := mustJSON(w.t, pair[0]), mustJSON(w.t, pair[1]); a != b {
+		if a, b := MustJSON(w.t, pair[0]), MustJSON(w.t, pair[1]); a != b {
 			w.t.Errorf("%s..%s: store and oracle differ\nstore  %s\noracle %s", from, to, a, b)
 		}
 	}
@@ -90,20 +92,20 @@ func TestOneCalendarForEveryReport(t *testing.T) {
 	w := newCalendarWorld(t)
 	created := time.Date(2026, 12, 15, 10, 0, 0, 0, time.UTC)
 	today := time.Date(2027, 7, 15, 9, 0, 0, 0, time.UTC)
-	h1 := date(t, "2027-01-01")
+	h1 := MustDate(t, "2027-01-01")
 	for i := range 48 {
 		id := fmt.Sprintf("h1-%02d", i)
 		planned := (h1 + domain.Date(i*3)).String() // 2027-01-01 .. 2027-06-19
-		w.run(createCmd(id, id+"-c", func(c *domain.CreateOpportunity) { c.CloseDate, c.Amount = planned, "1000.00" }), created)
+		w.run(CreateCmd(id, id+"-c", func(c *domain.CreateOpportunity) { c.CloseDate, c.Amount = planned, "1000.00" }), created)
 		if i%6 == 0 { // 8 of the 48
-			n := w.run(wonCmd(id, id+"-w", domain.CloseWon{CloseDate: ptr(planned)}), today.Add(time.Duration(i)*time.Minute))
+			n := w.run(WonCmd(id, id+"-w", domain.CloseWon{CloseDate: Ptr(planned)}), today.Add(time.Duration(i)*time.Minute))
 			if n.CloseDate.String() != planned {
 				t.Fatalf("%s closed on %s, the body said %s", id, n.CloseDate, planned)
 			}
 		}
 	}
-	w.run(createCmd("march", "march-c", func(c *domain.CreateOpportunity) { c.CloseDate, c.Amount = "2028-03-15", "5000.00" }), created)
-	w.run(wonCmd("march", "march-w", domain.CloseWon{}), today.Add(2*time.Hour))
+	w.run(CreateCmd("march", "march-c", func(c *domain.CreateOpportunity) { c.CloseDate, c.Amount = "2028-03-15", "5000.00" }), created)
+	w.run(WonCmd("march", "march-w", domain.CloseWon{}), today.Add(2*time.Hour))
 
 	fc, wl, _ := w.answers("2027-01-01", "2027-06-30")
 	if fc.Total.ClosedWon.Count != 8 || wl.Won.Count != 8 {
@@ -144,9 +146,9 @@ func TestOneCalendarForEveryReport(t *testing.T) {
 func TestCycleDaysCountCalendarDaysInclusively(t *testing.T) {
 	w := newCalendarWorld(t)
 	jan1 := time.Date(2027, 1, 1, 9, 0, 0, 0, time.UTC)
-	w.run(createCmd("same", "same-c"), jan1)
-	w.run(wonCmd("same", "same-w", domain.CloseWon{}), jan1.Add(3*time.Second))
-	w.run(createCmd("open", "open-c"), jan1) // the one open deal velocity multiplies by
+	w.run(CreateCmd("same", "same-c"), jan1)
+	w.run(WonCmd("same", "same-w", domain.CloseWon{}), jan1.Add(3*time.Second))
+	w.run(CreateCmd("open", "open-c"), jan1) // the one open deal velocity multiplies by
 
 	_, wl, v := w.answers("2027-01-01", "2027-01-31")
 	if wl.AvgCycleDaysWon != "1.0" || v.AvgCycleDaysWon != "1.0" {
@@ -157,13 +159,13 @@ func TestCycleDaysCountCalendarDaysInclusively(t *testing.T) {
 		t.Errorf("velocity %+v, want 12500.00 per day", v)
 	}
 
-	w.run(createCmd("three", "three-c"), jan1.Add(time.Hour))
-	w.run(wonCmd("three", "three-w", domain.CloseWon{}), time.Date(2027, 1, 3, 8, 0, 0, 0, time.UTC))
-	w.run(createCmd("midnight", "midnight-c"), time.Date(2027, 1, 4, 23, 59, 0, 0, time.UTC))
-	w.run(wonCmd("midnight", "midnight-w", domain.CloseWon{}), time.Date(2027, 1, 5, 0, 0, 30, 0, time.UTC))
+	w.run(CreateCmd("three", "three-c"), jan1.Add(time.Hour))
+	w.run(WonCmd("three", "three-w", domain.CloseWon{}), time.Date(2027, 1, 3, 8, 0, 0, 0, time.UTC))
+	w.run(CreateCmd("midnight", "midnight-c"), time.Date(2027, 1, 4, 23, 59, 0, 0, time.UTC))
+	w.run(WonCmd("midnight", "midnight-w", domain.CloseWon{}), time.Date(2027, 1, 5, 0, 0, 30, 0, time.UTC))
 	// A win recorded on an earlier day than the command: the cycle ends on the close date.
-	w.run(createCmd("early", "early-c"), time.Date(2027, 1, 10, 12, 0, 0, 0, time.UTC))
-	w.run(wonCmd("early", "early-w", domain.CloseWon{CloseDate: ptr("2027-01-13")}), time.Date(2027, 1, 20, 12, 0, 0, 0, time.UTC))
+	w.run(CreateCmd("early", "early-c"), time.Date(2027, 1, 10, 12, 0, 0, 0, time.UTC))
+	w.run(WonCmd("early", "early-w", domain.CloseWon{CloseDate: Ptr("2027-01-13")}), time.Date(2027, 1, 20, 12, 0, 0, 0, time.UTC))
 
 	_, wl, v = w.answers("2027-01-01", "2027-01-31")
 	// (1 + 3 + 2 + 4) / 4 = 2.5

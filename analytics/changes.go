@@ -10,10 +10,7 @@ import (
 // Changes answers "what happened to the pipeline" for events on days in [q.From, q.To] (see
 // ChangesResult for the definitions). Errors as for Forecast.
 func (s *Store) Changes(q ChangesQuery, rates Rates) (ChangesResult, error) {
-	if err := checkPeriod(q.From, q.To); err != nil {
-		return ChangesResult{}, err
-	}
-	if err := checkCurrency(q.Currency); err != nil {
+	if err := q.Validate(); err != nil {
 		return ChangesResult{}, err
 	}
 	var counts [numChg]int64
@@ -36,8 +33,8 @@ func (s *Store) Changes(q ChangesQuery, rates Rates) (ChangesResult, error) {
 	return buildChanges(q, counts, money, currencyChanged, rates)
 }
 
-// buildChanges converts the per-currency sums (each once) and shapes the result; the Oracle
-// computes its sums independently and converts with its own arithmetic.
+// buildChanges converts the per-currency sums (each once) and shapes the result; the oracle of
+// analyticstest computes its sums independently and converts with its own arithmetic.
 func buildChanges(q ChangesQuery, counts [numChg]int64, money [numChg]moneySum, currencyChanged int64, rates Rates) (ChangesResult, error) {
 	need := map[string]struct{}{}
 	for c := range numChg {
@@ -68,10 +65,7 @@ func buildChanges(q ChangesQuery, counts [numChg]int64, money [numChg]moneySum, 
 // forecast buckets of every close date, and the win/loss parts from the win/loss buckets of
 // close dates in [q.From, q.To]. Errors as for Forecast.
 func (s *Store) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) {
-	if err := checkPeriod(q.From, q.To); err != nil {
-		return VelocityResult{}, err
-	}
-	if err := checkCurrency(q.Currency); err != nil {
+	if err := q.Validate(); err != nil {
 		return VelocityResult{}, err
 	}
 	var open int64

@@ -282,6 +282,60 @@ type VelocityResult struct {
 	VelocityPerDay  string
 }
 
+// Validation. Every reader of a query validates it with the Validate methods below, so that a
+// bad query is refused the same way wherever it is answered: the Store's queries call them
+// first, and the test oracle of package analyticstest (outside this package, and independent
+// of the Store in everything it computes) calls them too, since the property and system tests
+// require it to return the same *QueryError as the Store. That is why they are exported; the
+// arithmetic behind the answers is not.
+
+// Validate returns nil for a forecast query the Store answers, else the *QueryError
+// Store.Forecast returns for it: an inverted period, an unknown target currency, or a groupBy
+// other than "", none, month, quarter, owner and category.
+func (q ForecastQuery) Validate() error {
+	_, err := checkForecastQuery(q)
+	return err
+}
+
+// Validate returns nil for a win/loss query the Store answers, else the *QueryError
+// Store.WinLoss returns for it: an inverted period, an unknown target currency, or a groupBy
+// other than "", none, owner, reason and month.
+func (q WinLossQuery) Validate() error {
+	_, err := checkWinLossQuery(q)
+	return err
+}
+
+// Validate returns nil for a funnel query the Store answers for pipeline p, else the
+// *QueryError Store.Funnel returns for it: an inverted period, or a PipelineID other than ""
+// and p's.
+func (q FunnelQuery) Validate(p domain.Pipeline) error {
+	if err := checkPeriod(q.From, q.To); err != nil {
+		return err
+	}
+	if q.PipelineID != "" && q.PipelineID != p.ID {
+		return &QueryError{Field: "pipelineId", Message: "the query names pipeline " + quote(q.PipelineID) + " but was given " + quote(p.ID)}
+	}
+	return nil
+}
+
+// Validate returns nil for a changes query the Store answers, else the *QueryError
+// Store.Changes returns for it: an inverted period or an unknown target currency.
+func (q ChangesQuery) Validate() error {
+	if err := checkPeriod(q.From, q.To); err != nil {
+		return err
+	}
+	return checkCurrency(q.Currency)
+}
+
+// Validate returns nil for a velocity query the Store answers, else the *QueryError
+// Store.Velocity returns for it: an inverted period or an unknown target currency.
+func (q VelocityQuery) Validate() error {
+	if err := checkPeriod(q.From, q.To); err != nil {
+		return err
+	}
+	return checkCurrency(q.Currency)
+}
+
 // checkPeriod refuses an empty or inverted period.
 func checkPeriod(from, to domain.Date) error {
 	if from > to {

@@ -21,9 +21,12 @@
 // `crm-pipeline reset-analytics`, which rewrites a deployment's buckets after the derivation
 // changed.
 //
-// Oracle recomputes every answer from final states and event history without buckets; the
-// property test (and the service's end-to-end test) require Store and Oracle to agree to the
-// minor unit.
+// The tests check the Store against an oracle that recomputes every answer from final states
+// and event histories without buckets: analyticstest.Oracle, support code in the package
+// analytics/analyticstest, outside the product. The property test (and the system tests)
+// require Store and oracle to agree to the minor unit. The oracle validates queries with the
+// queries' Validate methods, the Store's own, so both refuse a bad query the same way; all it
+// computes is its own.
 //
 // Imports from this module: domain (the README's package table, checked by imports_test.go).
 package analytics

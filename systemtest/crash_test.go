@@ -19,6 +19,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/analytics/analyticstest"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/query"
@@ -295,7 +296,7 @@ func randomCommand(rng *rand.Rand, id string, i int) (method, path string, body 
 
 // replayCommandLog is the oracle: every record of the commands topic, in partition order,
 // through the pure domain, decided at the same time the processor decides it.
-func replayCommandLog(t *testing.T, broker string) (map[string]domain.Opportunity, *analytics.Oracle) {
+func replayCommandLog(t *testing.T, broker string) (map[string]domain.Opportunity, *analyticstest.Oracle) {
 	t.Helper()
 	msgs := testkit.ReadAll(t, broker, topics.Commands)
 	sort.SliceStable(msgs, func(i, j int) bool {
@@ -312,7 +313,7 @@ func replayCommandLog(t *testing.T, broker string) (map[string]domain.Opportunit
 		return nil, false
 	}
 	aggs := map[string]domain.Aggregate{}
-	aggregates := analytics.NewOracle()
+	aggregates := analyticstest.NewOracle()
 	for _, m := range msgs {
 		cmd, err := codecs.DecodeCommand(m.Value)
 		if err != nil || cmd.OpportunityID != string(m.Key) {
@@ -377,7 +378,7 @@ var crashRates = map[string]string{"EUR": "1.08", "JPY": "0.0067"}
 
 // compareAnalytics checks forecast and analytics answers of the service against the oracle's
 // recomputation from the replayed states and events, to the cent; it returns the mismatches.
-func compareAnalytics(t *testing.T, s *testkit.Service, o *analytics.Oracle) int {
+func compareAnalytics(t *testing.T, s *testkit.Service, o *analyticstest.Oracle) int {
 	t.Helper()
 	rates := analytics.MapRates("USD", crashRates)
 	from, to := domain.Date(0), domain.Date(0)

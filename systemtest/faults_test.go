@@ -34,6 +34,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/analytics/analyticstest"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/query"
@@ -539,7 +540,7 @@ func (r *faultRig) verify(l *faultLoad) (opps, mismatches int) {
 }
 
 // forecastMatches compares one analytics answer with the oracle without failing the test.
-func (r *faultRig) forecastMatches(o *analytics.Oracle) bool {
+func (r *faultRig) forecastMatches(o *analyticstest.Oracle) bool {
 	from, _ := domain.ParseDate("2026-01-01")
 	to, _ := domain.ParseDate("2026-12-31")
 	want, err := o.Forecast(analytics.ForecastQuery{From: from, To: to, GroupBy: "owner", Currency: "USD"},

@@ -14,6 +14,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/analytics/analyticstest"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
@@ -103,7 +104,7 @@ func TestResetAnalyticsRebuildsAStoreOfThePreviousRule(t *testing.T) {
 
 	// The expectation: the oracle over the events topic, plus the deal of the previous layout
 	// added below, whose events exist only inside its state record.
-	o := analytics.NewOracle()
+	o := analyticstest.NewOracle()
 	const legacyID = "opp-legacy"
 	legacy := legacyAggregate(t, legacyID, 6, now)
 	legacyAgg, err := codecs.DecodeAggregate(legacy)
@@ -309,7 +310,7 @@ func highWaterMarks(t *testing.T, addr, topic string) map[int32]int64 {
 
 // waitAnalyticsLikeOracle waits until every analytics answer of the service over the two
 // months around now equals the oracle's, and fails with the differences if they do not.
-func waitAnalyticsLikeOracle(t *testing.T, s *testkit.Service, o *analytics.Oracle, now time.Time) {
+func waitAnalyticsLikeOracle(t *testing.T, s *testkit.Service, o *analyticstest.Oracle, now time.Time) {
 	t.Helper()
 	var diffs []string
 	deadline := time.Now().Add(30 * time.Second)
@@ -327,7 +328,7 @@ func waitAnalyticsLikeOracle(t *testing.T, s *testkit.Service, o *analytics.Orac
 
 // analyticsDiffs compares the service's forecast, win/loss, velocity, funnel and changes
 // with the oracle's recomputation, as the bodies the handlers send.
-func analyticsDiffs(t *testing.T, s *testkit.Service, o *analytics.Oracle, now time.Time) []string {
+func analyticsDiffs(t *testing.T, s *testkit.Service, o *analyticstest.Oracle, now time.Time) []string {
 	t.Helper()
 	rates := analytics.MapRates("USD", resetRates)
 	today := domain.DateOf(now)

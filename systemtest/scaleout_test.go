@@ -21,6 +21,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/analytics/analyticstest"
 	"github.com/crm-pipeline/crm-pipeline/app"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
@@ -790,7 +791,7 @@ type pathWant struct {
 
 // scaleAnalyticsExpectations are the analytics answers compareAnalytics checks, precomputed
 // so that the wait for the views can poll them without failing the test.
-func scaleAnalyticsExpectations(t *testing.T, o *analytics.Oracle) []pathWant {
+func scaleAnalyticsExpectations(t *testing.T, o *analyticstest.Oracle) []pathWant {
 	t.Helper()
 	rates := analytics.MapRates("USD", crashRates)
 	from, _ := domain.ParseDate("2026-01-01")

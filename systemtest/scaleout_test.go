@@ -305,19 +305,6 @@ func scrapeMetric(httpAddr, name string) (sum float64, series int, err error) {
 	return sum, series, nil
 }
 
-// waitFor polls cond until it holds or timeout passes, and returns how long it took.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep) {
 	if testing.Short() {
 		t.Skip("scale-out test skipped in -short mode")
@@ -394,7 +381,7 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 	var lastAssign map[string]groupAssignment
 	awaitSplit := func(want []int) time.Duration {
 		t.Helper()
-		return waitFor(t, fmt.Sprintf("instances %v to share the partitions", want), 60*time.Second, func() bool {
+		return testkit.WaitFor(t, fmt.Sprintf("instances %v to share the partitions", want), 60*time.Second, func() bool {
 			a, err := describeGroups(admin, insts)
 			if err != nil {
 				return false
@@ -631,9 +618,9 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 		}
 		return true
 	}
-	waitFor(t, "consumer lag 0 on every instance", 60*time.Second, lagZero)
+	testkit.WaitFor(t, "consumer lag 0 on every instance", 60*time.Second, lagZero)
 	time.Sleep(time.Second)
-	waitFor(t, "consumer lag 0 on every instance (again)", 30*time.Second, lagZero)
+	testkit.WaitFor(t, "consumer lag 0 on every instance (again)", 30*time.Second, lagZero)
 	t.Logf("caught up after %v", time.Since(began))
 
 	// Every instance did part of the work since its last start.

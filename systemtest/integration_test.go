@@ -325,14 +325,7 @@ func TestKafkaCommandsDLQAndForwarding(t *testing.T) {
 	wrong := (topics.PartitionOf("kafka-2", 4) + 1) % 4
 	c2 := create
 	c2.CommandID, c2.OpportunityID = "k-c2", "kafka-2"
-	cfg := topics.SaramaConfig(topics.ClientOptions{Brokers: []string{broker}})
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.Partitioner = sarama.NewManualPartitioner
-	p, err := sarama.NewSyncProducer([]string{broker}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := manualProducer(t, broker, "", 0)
 	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topics.Commands, Partition: wrong,
 		Key: sarama.StringEncoder("kafka-2"), Value: sarama.ByteEncoder(enc(c2))}); err != nil {
 		t.Fatal(err)

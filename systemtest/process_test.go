@@ -162,6 +162,23 @@ func (p *proc) kill() {
 	}
 }
 
+// stop sends SIGTERM and waits up to 30 s for the process to exit 0, failing the test with its
+// log otherwise.
+func (p *proc) stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			p.t.Fatalf("exit after SIGTERM: %v\n%s", err, p.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("no exit within 30s of SIGTERM\n%s", p.logs.String())
+	}
+}
+
 // dead reports whether the process has exited.
 func (p *proc) dead() bool {
 	select {
@@ -243,17 +260,7 @@ func TestGracefulShutdown(t *testing.T) {
 	// Let the offsets of the last records commit (sarama commits every second, and at the end
 	// of the session on shutdown anyway).
 	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no exit within 30s of SIGTERM\n%s", p.logs.String())
-	}
+	p.stop()
 	t.Logf("clean stop took %v", time.Since(start))
 	if !strings.Contains(p.logs.String(), "stopped cleanly") {
 		t.Fatalf("no clean-stop log line\n%s", p.logs.String())

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -24,6 +23,7 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/app"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"github.com/crm-pipeline/crm-pipeline/query"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
@@ -414,25 +414,6 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 	// cut off), half from a plain Kafka producer.
 	rng := rand.New(rand.NewPCG(7, uint64(nInst)))
 	httpClient := &http.Client{Timeout: 5 * time.Second}
-	sendHTTP := func(in *scaleInstance, method, path, key string, body map[string]any) error {
-		raw, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, "http://"+in.http+"/api/v1"+path, bytes.NewReader(raw))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Idempotency-Key", key)
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode >= 500 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		if resp.StatusCode != 202 && resp.StatusCode != 422 {
-			t.Fatalf("%s %s on instance %d: status %d", method, path, in.idx, resp.StatusCode)
-		}
-		return nil
-	}
 	sendKafka := func(cmd domain.Command) error {
 		b, err := codecs.EncodeCommand(cmd)
 		if err != nil {
@@ -453,34 +434,27 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 			id := fmt.Sprintf("opp-%03d", rng.IntN(nOpps))
 			method, path, body, cmd := randomCommand(rng, id, i)
 			viaHTTP := rng.IntN(2) == 0
-			for attempt := 0; ; attempt++ {
-				var err error
-				if viaHTTP {
-					var target *scaleInstance
-					for j := 0; j < nInst && target == nil; j++ {
-						in := insts[(rr+j)%nInst]
-						if _, ok := in.current(); ok {
-							target = in
-						}
-					}
-					rr++
-					if target == nil {
-						err = fmt.Errorf("no instance ready")
-					} else if err = sendHTTP(target, method, path, cmd.CommandID, body); err == nil {
-						httpBy[target.idx]++
-					}
-				} else {
-					err = sendKafka(cmd)
+			retries += sendUntilAccepted(t, i, func() error {
+				if !viaHTTP {
+					return sendKafka(cmd)
 				}
+				var target *scaleInstance
+				for j := 0; j < nInst && target == nil; j++ {
+					in := insts[(rr+j)%nInst]
+					if _, ok := in.current(); ok {
+						target = in
+					}
+				}
+				rr++
+				if target == nil {
+					return fmt.Errorf("no instance ready")
+				}
+				err := sendCommandHTTP(t, httpClient, "http://"+target.http+"/api/v1", method, path, cmd.CommandID, body)
 				if err == nil {
-					break
+					httpBy[target.idx]++
 				}
-				retries++
-				if attempt > 200 {
-					t.Fatalf("command %d not accepted after %d attempts: %v", i, attempt, err)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+				return err
+			}, func() { time.Sleep(20 * time.Millisecond) })
 			if viaHTTP {
 				httpSent++
 			} else {

@@ -160,12 +160,7 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 			}
 			producer = pr
 		}
-		b, err := codecs.EncodeCommand(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _, err = producer.SendMessage(&sarama.ProducerMessage{Topic: topics.Commands,
-			Key: sarama.StringEncoder(cmd.OpportunityID), Value: sarama.ByteEncoder(b)})
+		_, _, err := producer.SendMessage(testkit.CommandMessage(t, cmd))
 		if err != nil {
 			producer.Close()
 			producer = nil

@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -133,41 +132,10 @@ func (r *faultRig) ready() int {
 	return resp.StatusCode
 }
 
-// metric returns every sample of a metric family of the service's /metrics, by label text.
-func (r *faultRig) metric(name string) (map[string]float64, error) {
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + r.s.Run.HTTPAddr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metric line %q: %w", line, err)
-		}
-		out[line[len(name):i]] = v
-	}
-	return out, nil
-}
-
 func (r *faultRig) metricSum(name string) float64 {
-	m, err := r.metric(name)
+	sum, _, err := testkit.MetricSum(r.s.Run.HTTPAddr, name)
 	if err != nil {
 		r.t.Fatalf("read metrics: %v", err)
-	}
-	sum := 0.0
-	for _, v := range m {
-		sum += v
 	}
 	return sum
 }
@@ -175,7 +143,7 @@ func (r *faultRig) metricSum(name string) float64 {
 // caughtUp reports whether both processors have committed everything on their inputs: every
 // partition's lag series is present (a failed lag scrape leaves series out) and zero.
 func (r *faultRig) caughtUp() bool {
-	m, err := r.metric("crm_consumer_lag_records")
+	m, err := testkit.Metrics(r.s.Run.HTTPAddr, "crm_consumer_lag_records")
 	if err != nil || len(m) != 2*faultPartitions {
 		return false
 	}

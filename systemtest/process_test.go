@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -189,43 +188,23 @@ func (p *proc) dead() bool {
 	}
 }
 
-// metric reads one sample of the process's /metrics.
+// metric reads the sample without labels of a metric family of the process's /metrics (0 when
+// it has none).
 func (p *proc) metric(name string) float64 {
 	p.t.Helper()
-	resp, err := http.Get("http://" + p.http + "/metrics")
+	m, err := testkit.Metrics(p.http, name)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, name+" ") {
-			v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, name)), 64)
-			if err == nil {
-				return v
-			}
-		}
-	}
-	return 0
+	return m[""]
 }
 
-// metricSum adds up every sample of a metric family (all label sets).
+// metricSum adds up every sample of a metric family (all label sets); -1 when /metrics does not
+// answer.
 func (p *proc) metricSum(name string) float64 {
-	p.t.Helper()
-	resp, err := http.Get("http://" + p.http + "/metrics")
+	sum, _, err := testkit.MetricSum(p.http, name)
 	if err != nil {
 		return -1
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	sum := 0.0
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
-			f := strings.Fields(line)
-			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
-				sum += v
-			}
-		}
 	}
 	return sum
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"reflect"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/app"
-	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"github.com/crm-pipeline/crm-pipeline/query"
@@ -279,32 +277,6 @@ func describeGroups(admin sarama.ClusterAdmin, insts []*scaleInstance) (map[stri
 	return out, nil
 }
 
-// scrapeMetric sums every sample of a metric family on one instance and counts the series.
-func scrapeMetric(httpAddr, name string) (sum float64, series int, err error) {
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
-			f := strings.Fields(line)
-			v, err := strconv.ParseFloat(f[len(f)-1], 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("%s: %q", name, line)
-			}
-			sum += v
-			series++
-		}
-	}
-	return sum, series, nil
-}
-
 func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep) {
 	if testing.Short() {
 		t.Skip("scale-out test skipped in -short mode")
@@ -415,12 +387,7 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 	rng := rand.New(rand.NewPCG(7, uint64(nInst)))
 	httpClient := &http.Client{Timeout: 5 * time.Second}
 	sendKafka := func(cmd domain.Command) error {
-		b, err := codecs.EncodeCommand(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _, err = producer.SendMessage(&sarama.ProducerMessage{Topic: topics.Commands,
-			Key: sarama.StringEncoder(cmd.OpportunityID), Value: sarama.ByteEncoder(b)})
+		_, _, err := producer.SendMessage(testkit.CommandMessage(t, cmd))
 		return err
 	}
 	next, rr := 0, 0
@@ -479,7 +446,7 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 			if !ok {
 				t.Fatalf("stop of instance %d, which is not running", st.inst)
 			}
-			if n, _, err := scrapeMetric(in.http, "crm_commands_processed_total"); err == nil {
+			if n, _, err := testkit.MetricSum(in.http, "crm_commands_processed_total"); err == nil {
 				t.Logf("instance %d processed %v commands before its stop", in.idx, n)
 			}
 			heldAtStop[in.idx] = lastAssign[topics.OpportunityGroup].members[in.idx]
@@ -585,7 +552,7 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 	// is 0, twice a second apart.
 	lagZero := func() bool {
 		for _, in := range insts {
-			sum, series, err := scrapeMetric(in.http, "crm_consumer_lag_records")
+			sum, series, err := testkit.MetricSum(in.http, "crm_consumer_lag_records")
 			if err != nil || series != len(scaleGroups)*partitions || sum != 0 {
 				return false
 			}
@@ -603,11 +570,11 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 	// deal are refused).
 	processed := make([]string, nInst)
 	for i, in := range insts {
-		acc, _, err := scrapeMetric(in.http, "crm_commands_processed_total")
+		acc, _, err := testkit.MetricSum(in.http, "crm_commands_processed_total")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ref, _, err := scrapeMetric(in.http, "crm_commands_refused_total")
+		ref, _, err := testkit.MetricSum(in.http, "crm_commands_refused_total")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -618,7 +585,7 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 		var counts []string
 		for _, m := range []string{"crm_processor_restarts_total", "crm_records_redelivered_total",
 			"crm_commands_duplicate_total", "crm_records_forwarded_total", "crm_commands_dlq_total"} {
-			if v, _, err := scrapeMetric(in.http, m); err == nil && v != 0 {
+			if v, _, err := testkit.MetricSum(in.http, m); err == nil && v != 0 {
 				counts = append(counts, fmt.Sprintf("%s=%v", m, v))
 			}
 		}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
@@ -174,16 +173,4 @@ func TestMigrateHistoryRecord(t *testing.T) {
 	if key, _, ok := history.NextRaw(); !ok || key != topics.HistoryKey("opp-1", n+1) {
 		t.Fatalf("after the migration the next event went to %q (%v)", key, ok)
 	}
-}
-
-// counterValue reads a counter through the registry's own exposition.
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	mfs, err := reg.Gather()
-	if err != nil || len(mfs) != 1 || len(mfs[0].GetMetric()) != 1 {
-		t.Fatalf("gather: %v (%d families)", err, len(mfs))
-	}
-	return mfs[0].GetMetric()[0].GetCounter().GetValue()
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 )
@@ -195,12 +194,7 @@ func TestReadYourWritesKafka(t *testing.T) {
 	for i := range n {
 		st := nextStep(rng, m, 12, i)
 		cmd := kafkaCommand(t, st, i)
-		raw, err := codecs.EncodeCommand(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		part, off, err := pr.SendMessage(&sarama.ProducerMessage{Topic: "crm.pipeline.opportunity.commands",
-			Key: sarama.StringEncoder(cmd.OpportunityID), Value: sarama.ByteEncoder(raw)})
+		part, off, err := pr.SendMessage(testkit.CommandMessage(t, cmd))
 		if err != nil {
 			t.Fatal(err)
 		}

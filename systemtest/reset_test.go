@@ -214,13 +214,8 @@ func TestResetAnalyticsRebuildsAStoreOfThePreviousRule(t *testing.T) {
 
 	s2 := testkit.StartService(t, testkit.ServiceOpts{Data: data, Brokers: []string{addr}})
 	testkit.Eventually(t, "the old delta skipped", func() bool {
-		for _, l := range strings.Split(metricsText(t, s2), "\n") {
-			if n, ok := strings.CutPrefix(l, "crm_analytics_deltas_skipped_total "); ok {
-				v, _ := strconv.ParseFloat(n, 64)
-				return v >= 1
-			}
-		}
-		return false
+		n, _, err := testkit.MetricSum(s2.Run.HTTPAddr, "crm_analytics_deltas_skipped_total")
+		return err == nil && n >= 1
 	})
 	waitAnalyticsLikeOracle(t, s2, o, now)
 

@@ -235,7 +235,7 @@ func TestStreamKafkaCommandAppears(t *testing.T) {
 // every later change once, in order, and nothing it had.
 func TestStreamResumeExactlyOnce(t *testing.T) {
 	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
-	st := openLiveStream(t, s, "")
+	st := openLiveStream(t, s, "?types=opportunity")
 	st.startID()
 	type change struct {
 		id      string
@@ -275,7 +275,7 @@ func TestStreamResumeExactlyOnce(t *testing.T) {
 	})
 	s.MustStatus(s.Do("PATCH", "/opportunities/opp-res4", map[string]any{"nextStep": "demo"}, testkit.Wait), 200)
 
-	back := openLiveStream(t, s, "", "Last-Event-ID", last)
+	back := openLiveStream(t, s, "?types=opportunity", "Last-Event-ID", last)
 	later, _ := read(back, 4)
 	want := []change{{"opp-res1", 2}, {"opp-res3", 2}, {"opp-res4", 1}, {"opp-res4", 2}}
 	if !reflect.DeepEqual(later, want) {

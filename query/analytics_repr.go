@@ -210,6 +210,8 @@ type velocityJSON struct {
 	VelocityPerDay  string `json:"velocityPerDay"`
 }
 
+func velocityOut(r *analytics.VelocityResult) velocityJSON { return velocityJSON(*r) }
+
 // countOnlyJSON is a count without money (a currency change has no comparable amount).
 type countOnlyJSON struct {
 	Count int64 `json:"count"`
@@ -288,7 +290,7 @@ func MarshalAnalytics(v any) ([]byte, error) {
 	case analytics.FunnelResult:
 		return json.Marshal(funnelOut(&r))
 	case analytics.VelocityResult:
-		return json.Marshal(velocityJSON(r))
+		return json.Marshal(velocityOut(&r))
 	case analytics.ChangesResult:
 		return json.Marshal(changesOut(&r))
 	case []analytics.StaleDeal:

@@ -38,7 +38,15 @@ func startEmitBroker(t *testing.T) string {
 		t.Fatalf("start broker: %v", err)
 	}
 	t.Cleanup(b.Close)
-	c, err := topics.NewClient(topics.ClientOptions{Brokers: []string{b.Addr()}, ClientID: "emit-test"})
+	provisionFor(t, b.Addr(), emitPartitions)
+	return b.Addr()
+}
+
+// provisionFor creates the service's topics with partitions partitions on the broker at
+// addr, as serve does, and checks the commands topic has them.
+func provisionFor(t *testing.T, addr string, partitions int32) {
+	t.Helper()
+	c, err := topics.NewClient(topics.ClientOptions{Brokers: []string{addr}, ClientID: "emit-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,17 +55,16 @@ func startEmitBroker(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := topics.Provision(admin, topics.Catalog(emitPartitions), 1, slog.New(slog.DiscardHandler)); err != nil {
+	if err := topics.Provision(admin, topics.Catalog(partitions), 1, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 	n, err := topics.Partitions(c, topics.Commands)
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}
-	if n != emitPartitions {
-		t.Fatalf("commands topic has %d partitions, want %d", n, emitPartitions)
+	if n != partitions {
+		t.Fatalf("commands topic has %d partitions, want %d", n, partitions)
 	}
-	return b.Addr()
 }
 
 // emitResult is what one runEmit call printed and returned.

@@ -33,3 +33,25 @@ func (w *LogWriter) Close() {
 	w.closed = true
 	w.mu.Unlock()
 }
+
+// SyncBuffer collects what a service's goroutines write (a run's stdout and stderr, a child
+// process's output) while the test reads it: the tests of the command and the system tests
+// poll such output for banners and log lines.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String is everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -13,6 +13,7 @@ var (
 	LookupPipeline = lookupPipeline
 	MustDecide     = decide
 	CreateCmd      = createCmd
+	StageCmd       = stageCmd
 	WonCmd         = wonCmd
 	LostCmd        = lostCmd
 	MustDate       = date

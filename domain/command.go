@@ -64,28 +64,23 @@ func ValidateCommand(cmd Command) error {
 // checkBody makes sure exactly one body is set and that it is the one Type names, so the rest
 // of the domain can dereference it without checks. It reports whether the body is usable.
 func checkBody(errs *fieldErrors, cmd Command) bool {
-	set := 0
-	for _, isSet := range []bool{cmd.Create != nil, cmd.Update != nil, cmd.ChangeStage != nil,
-		cmd.CloseWon != nil, cmd.CloseLost != nil, cmd.Reopen != nil} {
-		if isSet {
+	bodies := [...]struct {
+		typ CommandType
+		set bool
+	}{
+		{CmdCreate, cmd.Create != nil}, {CmdUpdate, cmd.Update != nil}, {CmdChangeStage, cmd.ChangeStage != nil},
+		{CmdCloseWon, cmd.CloseWon != nil}, {CmdCloseLost, cmd.CloseLost != nil}, {CmdReopen, cmd.Reopen != nil},
+	}
+	set, known, matches := 0, false, false
+	for _, b := range bodies {
+		if b.set {
 			set++
 		}
+		if b.typ == cmd.Type {
+			known, matches = true, b.set
+		}
 	}
-	var matches bool
-	switch cmd.Type {
-	case CmdCreate:
-		matches = cmd.Create != nil
-	case CmdUpdate:
-		matches = cmd.Update != nil
-	case CmdChangeStage:
-		matches = cmd.ChangeStage != nil
-	case CmdCloseWon:
-		matches = cmd.CloseWon != nil
-	case CmdCloseLost:
-		matches = cmd.CloseLost != nil
-	case CmdReopen:
-		matches = cmd.Reopen != nil
-	default:
+	if !known {
 		errs.add("type", "unknown command type %q", cmd.Type)
 		return false
 	}

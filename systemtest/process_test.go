@@ -239,23 +239,14 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
-// emitResult is what one `crm-pipeline emit` run printed and returned.
-type emitResult struct {
-	stdout, stderr string
-	err            error
-}
-
 // runEmitT runs `crm-pipeline emit <args>` (the built binary) with stdin and waits for it.
-func runEmitT(t *testing.T, args []string, stdin string) emitResult {
+func runEmitT(t *testing.T, args []string, stdin string) testkit.Output {
 	t.Helper()
-	var out, errOut testkit.SyncBuffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, buildBinary(t), append([]string{"emit"}, args...)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
-	err := cmd.Run()
-	t.Logf("emit %q: err=%v\nstdout:\n%sstderr:\n%s", args, err, out.String(), errOut.String())
-	return emitResult{stdout: out.String(), stderr: errOut.String(), err: err}
+	return testkit.RunLogged(t, fmt.Sprintf("emit %q", args), func(ctx context.Context, stdout, stderr io.Writer) error {
+		cmd := exec.CommandContext(ctx, buildBinary(t), append([]string{"emit"}, args...)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), stdout, stderr
+		return cmd.Run()
+	})
 }
 
 // runCLI runs `crm-pipeline <args>` (the built binary) to its end and returns its stdout and

@@ -225,17 +225,10 @@ func (f factor) apply(sum int64) (int64, error) {
 	}
 	v := new(big.Int).SetUint64(u)
 	v.Mul(v, f.bn)
-	q, r := new(big.Int).QuoRem(v, f.bd, new(big.Int))
-	if r.Lsh(r, 1).Cmp(f.bd) >= 0 {
-		q.Add(q, big.NewInt(1))
-	}
-	if !q.IsInt64() {
-		return 0, ErrOverflow
-	}
 	if neg {
-		return -q.Int64(), nil
+		v.Neg(v)
 	}
-	return q.Int64(), nil
+	return roundQuo(v, f.bd)
 }
 
 // moneySum is one figure kept per currency until conversion: a handful of currencies, so a

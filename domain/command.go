@@ -64,15 +64,8 @@ func ValidateCommand(cmd Command) error {
 // checkBody makes sure exactly one body is set and that it is the one Type names, so the rest
 // of the domain can dereference it without checks. It reports whether the body is usable.
 func checkBody(errs *fieldErrors, cmd Command) bool {
-	bodies := [...]struct {
-		typ CommandType
-		set bool
-	}{
-		{CmdCreate, cmd.Create != nil}, {CmdUpdate, cmd.Update != nil}, {CmdChangeStage, cmd.ChangeStage != nil},
-		{CmdCloseWon, cmd.CloseWon != nil}, {CmdCloseLost, cmd.CloseLost != nil}, {CmdReopen, cmd.Reopen != nil},
-	}
 	set, known, matches := 0, false, false
-	for _, b := range bodies {
+	for _, b := range bodiesOf(&cmd) {
 		if b.set {
 			set++
 		}
@@ -93,6 +86,24 @@ func checkBody(errs *fieldErrors, cmd Command) bool {
 		return false
 	}
 	return true
+}
+
+// commandBody is one of the six bodies a command may carry: the type it belongs to, whether
+// the command carries it, and the body itself (a typed nil pointer when not).
+type commandBody struct {
+	typ  CommandType
+	set  bool
+	body any
+}
+
+// bodiesOf lists cmd's six body fields with their types, so that checkBody and Fingerprint
+// read one table instead of each switching over the command types.
+func bodiesOf(cmd *Command) [6]commandBody {
+	return [...]commandBody{
+		{CmdCreate, cmd.Create != nil, cmd.Create}, {CmdUpdate, cmd.Update != nil, cmd.Update},
+		{CmdChangeStage, cmd.ChangeStage != nil, cmd.ChangeStage}, {CmdCloseWon, cmd.CloseWon != nil, cmd.CloseWon},
+		{CmdCloseLost, cmd.CloseLost != nil, cmd.CloseLost}, {CmdReopen, cmd.Reopen != nil, cmd.Reopen},
+	}
 }
 
 func validateCreate(errs *fieldErrors, c *CreateOpportunity) {

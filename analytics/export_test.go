@@ -18,7 +18,6 @@ var (
 	LostCmd        = lostCmd
 	MustDate       = date
 	MustJSON       = mustJSON
-	ApplyAll       = applyAll
 	StoreOf        = storeOf
 )
 

@@ -102,18 +102,6 @@ func mustJSON(t testing.TB, v any) string {
 	return string(b)
 }
 
-// applyAll folds deltas into a map of buckets in order.
-func applyAll(buckets map[string]*Bucket, ds []Delta) {
-	for _, d := range ds {
-		b := buckets[d.Bucket]
-		if b == nil {
-			b = &Bucket{}
-			buckets[d.Bucket] = b
-		}
-		b.Apply(d)
-	}
-}
-
 // storeOf builds a Store from buckets.
 func storeOf(buckets map[string]*Bucket) *Store {
 	s := NewStore()

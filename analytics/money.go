@@ -293,16 +293,6 @@ func addChecked(a, b int64) (int64, error) {
 	return s, nil
 }
 
-// sortedNeeds turns the need set into a sorted list.
-func sortedNeeds(set map[string]struct{}) []string {
-	out := make([]string, 0, len(set))
-	for c := range set {
-		out = append(out, c)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // Decimal places of the ratios in results: rates (win rates, conversion) in 0..1 with 6
 // decimals, day averages with 1. Both round half up (away from zero); an undefined ratio
 // (nothing to divide by) is zero at the same precision ("0.000000", "0.0"), so every value of

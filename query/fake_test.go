@@ -422,20 +422,23 @@ func (f *fakeBackend) analyticsRates() (analytics.Rates, error) {
 	return analytics.MapRates(f.reporting, maps.Clone(f.rates)), nil
 }
 
-func (f *fakeBackend) Forecast(q analytics.ForecastQuery) (analytics.ForecastResult, error) {
+// askStore asks the fake's store a query that converts money, with the FX table now (or the
+// error knob's error).
+func askStore[Q, R any](f *fakeBackend, q Q, query func(*analytics.Store, Q, analytics.Rates) (R, error)) (R, error) {
 	rates, err := f.analyticsRates()
 	if err != nil {
-		return analytics.ForecastResult{}, err
+		var none R
+		return none, err
 	}
-	return f.store.Forecast(q, rates)
+	return query(f.store, q, rates)
+}
+
+func (f *fakeBackend) Forecast(q analytics.ForecastQuery) (analytics.ForecastResult, error) {
+	return askStore(f, q, (*analytics.Store).Forecast)
 }
 
 func (f *fakeBackend) WinLoss(q analytics.WinLossQuery) (analytics.WinLossResult, error) {
-	rates, err := f.analyticsRates()
-	if err != nil {
-		return analytics.WinLossResult{}, err
-	}
-	return f.store.WinLoss(q, rates)
+	return askStore(f, q, (*analytics.Store).WinLoss)
 }
 
 func (f *fakeBackend) Funnel(q analytics.FunnelQuery) (analytics.FunnelResult, error) {
@@ -453,19 +456,11 @@ func (f *fakeBackend) Funnel(q analytics.FunnelQuery) (analytics.FunnelResult, e
 }
 
 func (f *fakeBackend) Velocity(q analytics.VelocityQuery) (analytics.VelocityResult, error) {
-	rates, err := f.analyticsRates()
-	if err != nil {
-		return analytics.VelocityResult{}, err
-	}
-	return f.store.Velocity(q, rates)
+	return askStore(f, q, (*analytics.Store).Velocity)
 }
 
 func (f *fakeBackend) Changes(q analytics.ChangesQuery) (analytics.ChangesResult, error) {
-	rates, err := f.analyticsRates()
-	if err != nil {
-		return analytics.ChangesResult{}, err
-	}
-	return f.store.Changes(q, rates)
+	return askStore(f, q, (*analytics.Store).Changes)
 }
 
 func (f *fakeBackend) Stale(pipelineID, ownerID string) ([]analytics.StaleDeal, error) {

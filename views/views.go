@@ -504,22 +504,13 @@ func (s *Service) Pipelines() ([]domain.Pipeline, error) {
 
 // Pipeline returns one pipeline, nil when unknown.
 func (s *Service) Pipeline(id string) (*domain.Pipeline, error) {
-	v, err := s.pipelines.Get(id)
-	if err != nil {
-		return nil, fmt.Errorf("read pipeline %s: %w", id, err)
-	}
-	p, _ := v.(*domain.Pipeline)
-	return p, nil
+	return viewValue[domain.Pipeline](s.pipelines, id, "pipeline")
 }
 
 // WaitPipeline returns once this instance's view shows p, so that a read after a write sees
 // it (the gateway's PutPipeline).
 func (s *Service) WaitPipeline(ctx context.Context, p domain.Pipeline) error {
-	return poll(ctx, func() bool {
-		v, err := s.pipelines.Get(p.ID)
-		got, _ := v.(*domain.Pipeline)
-		return err == nil && got != nil && reflect.DeepEqual(*got, p)
-	})
+	return waitValue(ctx, s.pipelines, p.ID, func(got *domain.Pipeline) bool { return reflect.DeepEqual(*got, p) })
 }
 
 // FXRates lists every exchange rate, the reporting currency's at its fixed 1 (a stored one,
@@ -537,20 +528,32 @@ func (s *Service) FXRates() ([]domain.FXRate, error) {
 
 // FXRate returns the rate of one currency, nil when unknown.
 func (s *Service) FXRate(currency string) (*domain.FXRate, error) {
-	v, err := s.fx.Get(currency)
-	if err != nil {
-		return nil, fmt.Errorf("read fx rate %s: %w", currency, err)
-	}
-	r, _ := v.(*domain.FXRate)
-	return r, nil
+	return viewValue[domain.FXRate](s.fx, currency, "fx rate")
 }
 
 // WaitFXRate returns once this instance's view shows r.
 func (s *Service) WaitFXRate(ctx context.Context, r domain.FXRate) error {
+	return waitValue(ctx, s.fx, r.Currency, func(got *domain.FXRate) bool { return *got == r })
+}
+
+// viewValue is the configuration value (pipeline, FX rate) of key in view, nil when it has
+// none; what names it in an error.
+func viewValue[T any](view *goka.View, key, what string) (*T, error) {
+	v, err := view.Get(key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", what, key, err)
+	}
+	x, _ := v.(*T)
+	return x, nil
+}
+
+// waitValue returns once view holds a value of key that is the one written (same), so that a
+// read after a configuration write sees it.
+func waitValue[T any](ctx context.Context, view *goka.View, key string, same func(got *T) bool) error {
 	return poll(ctx, func() bool {
-		v, err := s.fx.Get(r.Currency)
-		got, _ := v.(*domain.FXRate)
-		return err == nil && got != nil && *got == r
+		v, err := view.Get(key)
+		got, _ := v.(*T)
+		return err == nil && got != nil && same(got)
 	})
 }
 

@@ -462,7 +462,7 @@ func (s *Service) ListOpportunities(f ListFilter) ([]domain.Opportunity, string,
 		if err != nil {
 			return nil, "", fmt.Errorf("decode opportunity %s: %w", it.Key(), err)
 		}
-		if agg.State.Version == 0 || !matches(agg.State, f) {
+		if agg.State.Version == 0 || !f.Matches(agg.State) {
 			continue
 		}
 		if len(items) == limit {
@@ -477,7 +477,9 @@ func (s *Service) ListOpportunities(f ListFilter) ([]domain.Opportunity, string,
 	return items, "", nil
 }
 
-func matches(o domain.Opportunity, f ListFilter) bool {
+// Matches reports whether o passes every field of the filter but the cursor and the limit:
+// the selection each backend of ListOpportunities (this view, the HTTP tests' fake) makes.
+func (f ListFilter) Matches(o domain.Opportunity) bool {
 	switch {
 	case f.PipelineID != "" && o.PipelineID != f.PipelineID,
 		f.OwnerID != "" && o.OwnerID != f.OwnerID,

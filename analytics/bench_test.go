@@ -105,7 +105,7 @@ func quarterStore(b testing.TB) *Store {
 						o.Status, o.ForecastCategory, o.Probability, o.ClosedAt, o.LossReason = domain.StatusLost, domain.CategoryOmitted, 0, ptr(at.Add(100*time.Hour)), "price"
 					}
 					ev := domain.Event{Type: domain.EvtCreated, OpportunityID: o.ID, Version: 1, At: at, ToStageID: o.StageID}
-					applyAll(buckets, Deltas(nil, o, []domain.Event{ev}, nil))
+					ApplyAll(buckets, Deltas(nil, o, []domain.Event{ev}, nil))
 				}
 			}
 		}

@@ -1,8 +1,10 @@
 package analytics
 
 import (
+	"maps"
 	"math"
 	"math/big"
+	"slices"
 
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
@@ -40,7 +42,7 @@ func buildChanges(q ChangesQuery, counts [numChg]int64, money [numChg]moneySum, 
 	for c := range numChg {
 		money[c].needs(q.Currency, need)
 	}
-	cv, err := newConverter(rates, q.Currency, sortedNeeds(need))
+	cv, err := newConverter(rates, q.Currency, slices.Sorted(maps.Keys(need)))
 	if err != nil {
 		return ChangesResult{}, err
 	}
@@ -85,7 +87,7 @@ func (s *Store) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) {
 func buildVelocity(q VelocityQuery, open, won, lost, cycleDays int64, wonMoney moneySum, rates Rates) (VelocityResult, error) {
 	need := map[string]struct{}{}
 	wonMoney.needs(q.Currency, need)
-	cv, err := newConverter(rates, q.Currency, sortedNeeds(need))
+	cv, err := newConverter(rates, q.Currency, slices.Sorted(maps.Keys(need)))
 	if err != nil {
 		return VelocityResult{}, err
 	}

@@ -233,23 +233,9 @@ func checkDeltas(t *testing.T, name string, got []Delta, next domain.Opportunity
 
 func diffDeltas(got, want map[string]vals) string {
 	var b strings.Builder
-	keys := map[string]bool{}
-	for k := range got {
-		keys[k] = true
-	}
-	for k := range want {
-		keys[k] = true
-	}
-	for _, k := range sortedKeys(keys) {
+	for _, k := range unionKeys(got, want) {
 		g, w := got[k], want[k]
-		names := map[string]bool{}
-		for n := range g {
-			names[n] = true
-		}
-		for n := range w {
-			names[n] = true
-		}
-		for _, n := range sortedKeys(names) {
+		for _, n := range unionKeys(g, w) {
 			if g[n] != w[n] {
 				fmt.Fprintf(&b, "  %s %s: got %d, want %d\n", k, n, g[n], w[n])
 			}

@@ -13,11 +13,11 @@ var (
 	LookupPipeline = lookupPipeline
 	MustDecide     = decide
 	CreateCmd      = createCmd
+	StageCmd       = stageCmd
 	WonCmd         = wonCmd
 	LostCmd        = lostCmd
 	MustDate       = date
 	MustJSON       = mustJSON
-	ApplyAll       = applyAll
 	StoreOf        = storeOf
 )
 

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -101,18 +102,6 @@ func mustJSON(t testing.TB, v any) string {
 	return string(b)
 }
 
-// applyAll folds deltas into a map of buckets in order.
-func applyAll(buckets map[string]*Bucket, ds []Delta) {
-	for _, d := range ds {
-		b := buckets[d.Bucket]
-		if b == nil {
-			b = &Bucket{}
-			buckets[d.Bucket] = b
-		}
-		b.Apply(d)
-	}
-}
-
 // storeOf builds a Store from buckets.
 func storeOf(buckets map[string]*Bucket) *Store {
 	s := NewStore()
@@ -122,11 +111,13 @@ func storeOf(buckets map[string]*Bucket) *Store {
 	return s
 }
 
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// unionKeys is the sorted union of the keys of a and b: the keys a diff of two maps visits.
+func unionKeys[V any](a, b map[string]V) []string {
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	return keys

@@ -225,17 +225,10 @@ func (f factor) apply(sum int64) (int64, error) {
 	}
 	v := new(big.Int).SetUint64(u)
 	v.Mul(v, f.bn)
-	q, r := new(big.Int).QuoRem(v, f.bd, new(big.Int))
-	if r.Lsh(r, 1).Cmp(f.bd) >= 0 {
-		q.Add(q, big.NewInt(1))
-	}
-	if !q.IsInt64() {
-		return 0, ErrOverflow
-	}
 	if neg {
-		return -q.Int64(), nil
+		v.Neg(v)
 	}
-	return q.Int64(), nil
+	return roundQuo(v, f.bd)
 }
 
 // moneySum is one figure kept per currency until conversion: a handful of currencies, so a
@@ -298,16 +291,6 @@ func addChecked(a, b int64) (int64, error) {
 		return 0, ErrOverflow
 	}
 	return s, nil
-}
-
-// sortedNeeds turns the need set into a sorted list.
-func sortedNeeds(set map[string]struct{}) []string {
-	out := make([]string, 0, len(set))
-	for c := range set {
-		out = append(out, c)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // Decimal places of the ratios in results: rates (win rates, conversion) in 0..1 with 6

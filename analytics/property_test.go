@@ -614,16 +614,27 @@ func (s *aggSim) compareForecast(rebuilt *Store) {
 	q := ForecastQuery{From: from, To: to, PipelineID: p, OwnerID: o, Currency: s.pick(simTargets),
 		GroupBy: []string{"", "none", "month", "quarter", "owner", "category"}[s.r.IntN(6)]}
 	rates, holey := s.rates()
-	got, gotErr := s.store.Forecast(q, rates)
-	want, wantErr := s.oracle.Forecast(q, rates)
-	s.same("forecast", q, got, gotErr, want, wantErr)
+	got, gotErr := ask(s, "forecast", q, rates, s.store.Forecast, s.oracle.Forecast, s.eventOracle.Forecast)
 	if gotErr == nil && holey {
 		s.stats["missing rate not needed"]++
 	}
 	again, againErr := rebuilt.Forecast(q, rates)
 	s.same("forecast (rebuilt store)", q, again, againErr, got, gotErr)
-	ev, evErr := s.eventOracle.Forecast(q, rates)
-	s.same("forecast (event-fed oracle)", q, ev, evErr, want, wantErr)
+}
+
+// ask puts q (with arg: the rates, or the funnel's pipeline) to the store and to the oracle
+// and requires the same answer, and to the event-fed oracle too when events is not nil. The
+// store's answer is returned for the caller's further checks.
+func ask[Q, A, R any](s *aggSim, what string, q Q, arg A, store, oracle, events func(Q, A) (R, error)) (R, error) {
+	s.t.Helper()
+	got, gotErr := store(q, arg)
+	want, wantErr := oracle(q, arg)
+	s.same(what, q, got, gotErr, want, wantErr)
+	if events != nil {
+		ev, evErr := events(q, arg)
+		s.same(what+" (event-fed oracle)", q, ev, evErr, want, wantErr)
+	}
+	return got, gotErr
 }
 
 func (s *aggSim) compareWinLoss() {
@@ -632,11 +643,7 @@ func (s *aggSim) compareWinLoss() {
 	q := WinLossQuery{From: from, To: to, PipelineID: p, OwnerID: o, Currency: s.pick(simTargets),
 		GroupBy: []string{"", "none", "owner", "reason", "month"}[s.r.IntN(5)]}
 	rates, _ := s.rates()
-	got, gotErr := s.store.WinLoss(q, rates)
-	want, wantErr := s.oracle.WinLoss(q, rates)
-	s.same("win/loss", q, got, gotErr, want, wantErr)
-	ev, evErr := s.eventOracle.WinLoss(q, rates)
-	s.same("win/loss (event-fed oracle)", q, ev, evErr, want, wantErr)
+	ask(s, "win/loss", q, rates, s.store.WinLoss, s.oracle.WinLoss, s.eventOracle.WinLoss)
 }
 
 func (s *aggSim) compareChanges() {
@@ -644,11 +651,7 @@ func (s *aggSim) compareChanges() {
 	p, o := s.filters()
 	q := ChangesQuery{From: from, To: to, PipelineID: p, OwnerID: o, Currency: s.pick(simTargets)}
 	rates, _ := s.rates()
-	got, gotErr := s.store.Changes(q, rates)
-	want, wantErr := s.oracle.Changes(q, rates)
-	s.same("changes", q, got, gotErr, want, wantErr)
-	ev, evErr := s.eventOracle.Changes(q, rates)
-	s.same("changes (event-fed oracle)", q, ev, evErr, want, wantErr)
+	ask(s, "changes", q, rates, s.store.Changes, s.oracle.Changes, s.eventOracle.Changes)
 }
 
 func (s *aggSim) compareVelocity() {
@@ -657,9 +660,7 @@ func (s *aggSim) compareVelocity() {
 	days := []int{30, 90, 365}[s.r.IntN(3)]
 	q := VelocityQuery{From: to - domain.Date(days-1), To: to, PipelineID: p, OwnerID: o, Currency: s.pick(simTargets)}
 	rates, _ := s.rates()
-	got, gotErr := s.store.Velocity(q, rates)
-	want, wantErr := s.oracle.Velocity(q, rates)
-	s.same("velocity", q, got, gotErr, want, wantErr)
+	ask(s, "velocity", q, rates, s.store.Velocity, s.oracle.Velocity, nil)
 }
 
 func (s *aggSim) compareFunnel(p domain.Pipeline) {
@@ -669,11 +670,7 @@ func (s *aggSim) compareFunnel(p domain.Pipeline) {
 	if s.chance(2) {
 		q.PipelineID = p.ID
 	}
-	got, gotErr := s.store.Funnel(q, p)
-	want, wantErr := s.oracle.Funnel(q, p)
-	s.same("funnel", q, got, gotErr, want, wantErr)
-	ev, evErr := s.eventOracle.Funnel(q, p)
-	s.same("funnel (event-fed oracle)", q, ev, evErr, want, wantErr)
+	got, _ := ask(s, "funnel", q, p, s.store.Funnel, s.oracle.Funnel, s.eventOracle.Funnel)
 	for _, st := range got.Stages {
 		if st.Regressed > 0 {
 			s.stats["funnel regressed"]++

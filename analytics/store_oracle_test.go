@@ -237,3 +237,40 @@ func TestStoreConcurrentPutAndQuery(t *testing.T) {
 		_ = s.Len()
 	}
 }
+
+// TestOracleObserveEvent: the event-fed Oracle skips duplicates, refuses gaps (and keeps the
+// first error), and rebuilds the same state Decide produced.
+func TestOracleObserveEvent(t *testing.T) {
+	d1 := MustDecide(t, nil, CreateCmd("x", "x1"), T0)
+	n1 := d1.Next
+	d2 := MustDecide(t, &n1, StageCmd("x", "x2", "proposal"), T0.Add(time.Hour))
+	o := analyticstest.NewOracle()
+	if err := o.ObserveEvent(d2.Events[0]); !errors.Is(err, domain.ErrEventOutOfOrder) {
+		t.Fatalf("a gap must be refused, got %v", err)
+	}
+	for _, e := range []domain.Event{d1.Events[0], d1.Events[0], d2.Events[0], d1.Events[0], d2.Events[0]} {
+		if err := o.ObserveEvent(e); err != nil {
+			t.Fatalf("in-order or duplicate event refused: %v", err)
+		}
+	}
+	if !errors.Is(o.Err(), domain.ErrEventOutOfOrder) {
+		t.Errorf("Err() = %v, want the first error", o.Err())
+	}
+	st := o.States()
+	if len(st) != 1 || st[0].Version != 2 || st[0].StageID != "proposal" || st[0].Amount != d2.Next.Amount {
+		t.Fatalf("states %+v", st)
+	}
+	fn, err := o.Funnel(FunnelQuery{From: MustDate(t, "2025-03-01"), To: MustDate(t, "2025-03-31")}, domain.DefaultPipeline())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := fn.Stages[0]; q.Entered != 1 || q.Advanced != 1 || q.StaysEnded != 1 || q.AvgDaysInStage != "0.0" {
+		t.Errorf("qualification row %+v", q) // one hour in stage: 0.04 days
+	}
+	if p := fn.Stages[2]; p.Entered != 1 {
+		t.Errorf("proposal row %+v", p)
+	}
+	if fn.Stages[1].Entered != 0 {
+		t.Errorf("skipped discovery was entered: %+v", fn.Stages[1])
+	}
+}

@@ -91,3 +91,17 @@ func (b *Bucket) Apply(d Delta) bool {
 	}
 	return true
 }
+
+// ApplyAll folds ds in order into buckets, each delta into the bucket its key names (created
+// when missing), through Apply: how tests, fixtures and benchmarks build a read model from
+// the deltas of a history, the one fold each of them would otherwise write again.
+func ApplyAll(buckets map[string]*Bucket, ds []Delta) {
+	for _, d := range ds {
+		b := buckets[d.Bucket]
+		if b == nil {
+			b = &Bucket{}
+			buckets[d.Bucket] = b
+		}
+		b.Apply(d)
+	}
+}

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 
 	"github.com/crm-pipeline/crm-pipeline/domain"
@@ -118,7 +119,7 @@ func buildWinLoss(q WinLossQuery, groups map[string]*wlAcc, total *wlAcc, rates 
 	for _, a := range groups {
 		a.needs(q.Currency, need)
 	}
-	cv, err := newConverter(rates, q.Currency, sortedNeeds(need))
+	cv, err := newConverter(rates, q.Currency, slices.Sorted(maps.Keys(need)))
 	if err != nil {
 		return WinLossResult{}, err
 	}

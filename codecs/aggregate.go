@@ -284,40 +284,17 @@ func aggregateFromNative(c *avro.Native, m map[string]any) domain.Aggregate {
 	if s, ok := m["state"]; ok {
 		a.State = opportunityFromNative(c, c.Record("state", s))
 	}
-	if items := c.Array(m, "events"); len(items) > 0 {
-		a.Events = make([]domain.Event, len(items))
-		for i, it := range items {
-			a.Events[i] = eventFromNative(c, c.Record("events", it))
-		}
-	}
-	if items := c.Array(m, "rejections"); len(items) > 0 {
-		a.Rejections = make([]domain.RejectedCommand, len(items))
-		for i, it := range items {
-			a.Rejections[i] = rejectedFromNative(c, c.Record("rejections", it))
-		}
-	}
-	if items := c.Array(m, "won"); len(items) > 0 {
-		a.Won = make([]domain.ClosedWon, len(items))
-		for i, it := range items {
-			a.Won[i] = closedWonFromNative(c, c.Record("won", it))
-		}
-	}
-	if items := c.Array(m, "recentDeltas"); len(items) > 0 {
-		a.RecentDeltas = make([]domain.StoredDelta, len(items))
-		for i, it := range items {
-			r := c.Record("recentDeltas", it)
-			a.RecentDeltas[i] = domain.StoredDelta{Position: c.Long(r, "position"), Record: c.Bytes(r, "record")}
-		}
-	}
+	a.Events = nativeArray(c, m, "events", eventFromNative)
+	a.Rejections = nativeArray(c, m, "rejections", rejectedFromNative)
+	a.Won = nativeArray(c, m, "won", closedWonFromNative)
+	a.RecentDeltas = nativeArray(c, m, "recentDeltas", func(c *avro.Native, r map[string]any) domain.StoredDelta {
+		return domain.StoredDelta{Position: c.Long(r, "position"), Record: c.Bytes(r, "record")}
+	})
 	a.HistoryOnTopic = c.Bool(m, "historyOnTopic")
-	if items := c.Array(m, "fingerprints"); len(items) > 0 {
-		a.Fingerprints = make([]domain.CommandFingerprint, len(items))
-		for i, it := range items {
-			r := c.Record("fingerprints", it)
-			a.Fingerprints[i] = domain.CommandFingerprint{CommandID: c.Str(r, "commandId"), Fingerprint: uint64(c.Long(r, "fingerprint")),
-				Position: c.Long(r, "position")}
-		}
-	}
+	a.Fingerprints = nativeArray(c, m, "fingerprints", func(c *avro.Native, r map[string]any) domain.CommandFingerprint {
+		return domain.CommandFingerprint{CommandID: c.Str(r, "commandId"), Fingerprint: uint64(c.Long(r, "fingerprint")),
+			Position: c.Long(r, "position")}
+	})
 	return a
 }
 
@@ -446,19 +423,15 @@ func opportunityFromNative(c *avro.Native, m map[string]any) domain.Opportunity 
 		ForecastCategory:    domain.ForecastCategory(c.Str(m, "forecastCategory")),
 		RecentCommandIDs:    c.Strings(m, "recentCommandIds"),
 	}
-	if items := c.Array(m, "stageHistory"); len(items) > 0 {
-		o.StageHistory = make([]domain.StageVisit, len(items))
-		for i, it := range items {
-			r := c.Record("stageHistory", it)
-			o.StageHistory[i] = domain.StageVisit{
-				StageID:   c.Str(r, "stageId"),
-				EnteredAt: c.Timestamp(r, "enteredAt"),
-				EnteredBy: c.Str(r, "enteredBy"),
-				LeftAt:    c.OptTimestamp(r, "leftAt"),
-				LeftBy:    c.Str(r, "leftBy"),
-			}
+	o.StageHistory = nativeArray(c, m, "stageHistory", func(c *avro.Native, r map[string]any) domain.StageVisit {
+		return domain.StageVisit{
+			StageID:   c.Str(r, "stageId"),
+			EnteredAt: c.Timestamp(r, "enteredAt"),
+			EnteredBy: c.Str(r, "enteredBy"),
+			LeftAt:    c.OptTimestamp(r, "leftAt"),
+			LeftBy:    c.Str(r, "leftBy"),
 		}
-	}
+	})
 	return o
 }
 

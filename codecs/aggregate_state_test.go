@@ -110,13 +110,8 @@ func FuzzDecodeAggregateState(f *testing.F) {
 
 func BenchmarkDecodeAggregateState(b *testing.B) {
 	data, _ := EncodeAggregate(aggregateWithEvents(10))
-	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
-	for b.Loop() {
-		if _, err := DecodeAggregateState(data); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchLoop(b, data, DecodeAggregateState)
 }
 
 // A history carried encoded and appended to gives byte for byte what encoding the whole

@@ -337,12 +337,8 @@ func rejectedFromNative(c *avro.Native, m map[string]any) domain.RejectedCommand
 		At:            c.Timestamp(m, "at"),
 		Position:      c.Long(m, "position"),
 	}
-	if items := c.Array(m, "fields"); len(items) > 0 {
-		r.Fields = make([]domain.FieldError, len(items))
-		for i, it := range items {
-			f := c.Record("fields", it)
-			r.Fields[i] = domain.FieldError{Field: c.Str(f, "field"), Message: c.Str(f, "message")}
-		}
-	}
+	r.Fields = nativeArray(c, m, "fields", func(c *avro.Native, f map[string]any) domain.FieldError {
+		return domain.FieldError{Field: c.Str(f, "field"), Message: c.Str(f, "message")}
+	})
 	return r
 }

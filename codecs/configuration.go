@@ -112,21 +112,17 @@ func pipelineToNative(p domain.Pipeline) (map[string]any, error) {
 
 func pipelineFromNative(c *avro.Native, m map[string]any) domain.Pipeline {
 	p := domain.Pipeline{ID: c.Str(m, "id"), Name: c.Str(m, "name")}
-	if items := c.Array(m, "stages"); len(items) > 0 {
-		p.Stages = make([]domain.Stage, len(items))
-		for i, it := range items {
-			r := c.Record("stages", it)
-			p.Stages[i] = domain.Stage{
-				ID:               c.Str(r, "id"),
-				Name:             c.Str(r, "name"),
-				Probability:      c.Int(r, "probability"),
-				ForecastCategory: domain.ForecastCategory(c.Str(r, "forecastCategory")),
-				Status:           domain.Status(c.Str(r, "status")),
-				RequiredFields:   c.Strings(r, "requiredFields"),
-				StaleAfterDays:   c.Int(r, "staleAfterDays"),
-			}
+	p.Stages = nativeArray(c, m, "stages", func(c *avro.Native, r map[string]any) domain.Stage {
+		return domain.Stage{
+			ID:               c.Str(r, "id"),
+			Name:             c.Str(r, "name"),
+			Probability:      c.Int(r, "probability"),
+			ForecastCategory: domain.ForecastCategory(c.Str(r, "forecastCategory")),
+			Status:           domain.Status(c.Str(r, "status")),
+			RequiredFields:   c.Strings(r, "requiredFields"),
+			StaleAfterDays:   c.Int(r, "staleAfterDays"),
 		}
-	}
+	})
 	return p
 }
 

@@ -104,13 +104,7 @@ func TestArrayBlocksFromOtherWriters(t *testing.T) {
 		b = stage(b, st, true)
 	}
 	b = avro.AppendArrayEnd(b)
-	got, err := DecodePipeline(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %#v\nwant %#v", got, want)
-	}
+	wantDecodes(t, "pipeline", b, DecodePipeline, want)
 	// The generic path reads it too.
 	if _, err := currentSchema[kindPipeline].ReadNative(b[headerLen:]); err != nil {
 		t.Errorf("generic path: %v", err)
@@ -290,20 +284,10 @@ func TestRingBlocksFromOtherWriters(t *testing.T) {
 	b = avro.AppendLong(b, int64(len(fps)))
 	b = append(b, fps...)
 	b = avro.AppendArrayEnd(b)
-	got, err := DecodeAggregate(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("fast path\n got %#v\nwant %#v", got, want)
-	}
-	got, err = decodeGeneric(currentSchema[kindAggregate], b[headerLen:], aggregateFromNative)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("generic path\n got %#v\nwant %#v", got, want)
-	}
+	wantDecodes(t, "fast path", b, DecodeAggregate, want)
+	wantDecodes(t, "generic path", b[headerLen:], func(body []byte) (domain.Aggregate, error) {
+		return decodeGeneric(currentSchema[kindAggregate], body, aggregateFromNative)
+	}, want)
 }
 
 // Mistyped ring items are errors on the generic path, never panics.

@@ -167,20 +167,16 @@ func eventFromNative(c *avro.Native, m map[string]any) domain.Event {
 		ToStageID:     c.StrOrEmpty(m, "toStageId"),
 		Position:      c.Long(m, "position"),
 	}
-	if items := c.Array(m, "changes"); len(items) > 0 {
-		ev.Changes = make([]domain.Change, len(items))
-		for i, it := range items {
-			r := c.Record("changes", it)
-			ch := &ev.Changes[i]
-			ch.Field = c.Str(r, "field")
-			if p := c.OptStr(r, "before"); p != nil {
-				ch.Before, ch.BeforeSet = *p, true
-			}
-			if p := c.OptStr(r, "after"); p != nil {
-				ch.After, ch.AfterSet = *p, true
-			}
+	ev.Changes = nativeArray(c, m, "changes", func(c *avro.Native, r map[string]any) domain.Change {
+		ch := domain.Change{Field: c.Str(r, "field")}
+		if p := c.OptStr(r, "before"); p != nil {
+			ch.Before, ch.BeforeSet = *p, true
 		}
-	}
+		if p := c.OptStr(r, "after"); p != nil {
+			ch.After, ch.AfterSet = *p, true
+		}
+		return ch
+	})
 	return ev
 }
 

@@ -30,60 +30,36 @@ func fullAccount() *domain.Account {
 }
 
 func commandFixtures() map[string]domain.Command {
-	base := func(t domain.CommandType) domain.Command {
-		return domain.Command{Type: t, CommandID: "cmd-" + string(t), OpportunityID: "opp-1", IssuedAt: t0, Actor: "alice", ExpectedVersion: ptr(int64(7))}
-	}
-	bare := func(t domain.CommandType) domain.Command {
-		return domain.Command{Type: t, CommandID: "c", OpportunityID: "o", IssuedAt: time.Unix(0, 0).UTC()}
-	}
 	m := map[string]domain.Command{}
-
-	c := base(domain.CmdCreate)
-	c.Create = &domain.CreateOpportunity{Name: "Big deal", AccountID: "acc-1", OwnerID: "u-1", PipelineID: "default",
-		StageID: "discovery", Amount: "12500.00", Currency: "USD", CloseDate: "2025-06-30", Probability: ptr(35),
-		ForecastCategory: ptr("best_case"), LeadID: "lead-4", Source: "webinar", NextStep: "send proposal"}
-	m["create/full"] = c
-	c = bare(domain.CmdCreate)
-	c.Create = &domain.CreateOpportunity{}
-	m["create/empty"] = c
-
-	c = base(domain.CmdUpdate)
-	c.Update = &domain.UpdateOpportunity{Name: ptr("n"), AccountID: ptr("a"), OwnerID: ptr("o"), Amount: ptr("1.50"),
-		Currency: ptr("EUR"), CloseDate: ptr("2025-07-01"), NextStep: ptr(""), Probability: ptr(-3),
-		ClearProbability: true, ForecastCategory: ptr("commit"), ClearForecastCategory: true}
-	m["update/full"] = c
-	c = bare(domain.CmdUpdate)
-	c.Update = &domain.UpdateOpportunity{}
-	m["update/empty"] = c
-
-	c = base(domain.CmdChangeStage)
-	c.ChangeStage = &domain.ChangeStage{StageID: "proposal"}
-	m["stage/full"] = c
-	c = bare(domain.CmdChangeStage)
-	c.ChangeStage = &domain.ChangeStage{}
-	m["stage/empty"] = c
-
-	c = base(domain.CmdCloseWon)
-	c.CloseWon = &domain.CloseWon{CloseDate: ptr("2025-05-05"), Amount: ptr("99999999999999.99")}
-	m["won/full"] = c
-	c = bare(domain.CmdCloseWon)
-	c.CloseWon = &domain.CloseWon{}
-	m["won/empty"] = c
-
-	c = base(domain.CmdCloseLost)
-	c.CloseLost = &domain.CloseLost{Reason: "price", Competitor: "ACME", Note: "too expensive\nby far", CloseDate: ptr("2025-05-04")}
-	m["lost/full"] = c
-	c = bare(domain.CmdCloseLost)
-	c.CloseLost = &domain.CloseLost{}
-	m["lost/empty"] = c
-
-	c = base(domain.CmdReopen)
-	c.Reopen = &domain.Reopen{StageID: "qualification"}
-	m["reopen/full"] = c
-	c = bare(domain.CmdReopen)
-	c.Reopen = &domain.Reopen{}
-	m["reopen/empty"] = c
+	fullAndEmpty(m, "create", domain.CmdCreate, func(c *domain.Command, b *domain.CreateOpportunity) { c.Create = b },
+		domain.CreateOpportunity{Name: "Big deal", AccountID: "acc-1", OwnerID: "u-1", PipelineID: "default",
+			StageID: "discovery", Amount: "12500.00", Currency: "USD", CloseDate: "2025-06-30", Probability: ptr(35),
+			ForecastCategory: ptr("best_case"), LeadID: "lead-4", Source: "webinar", NextStep: "send proposal"})
+	fullAndEmpty(m, "update", domain.CmdUpdate, func(c *domain.Command, b *domain.UpdateOpportunity) { c.Update = b },
+		domain.UpdateOpportunity{Name: ptr("n"), AccountID: ptr("a"), OwnerID: ptr("o"), Amount: ptr("1.50"),
+			Currency: ptr("EUR"), CloseDate: ptr("2025-07-01"), NextStep: ptr(""), Probability: ptr(-3),
+			ClearProbability: true, ForecastCategory: ptr("commit"), ClearForecastCategory: true})
+	fullAndEmpty(m, "stage", domain.CmdChangeStage, func(c *domain.Command, b *domain.ChangeStage) { c.ChangeStage = b },
+		domain.ChangeStage{StageID: "proposal"})
+	fullAndEmpty(m, "won", domain.CmdCloseWon, func(c *domain.Command, b *domain.CloseWon) { c.CloseWon = b },
+		domain.CloseWon{CloseDate: ptr("2025-05-05"), Amount: ptr("99999999999999.99")})
+	fullAndEmpty(m, "lost", domain.CmdCloseLost, func(c *domain.Command, b *domain.CloseLost) { c.CloseLost = b },
+		domain.CloseLost{Reason: "price", Competitor: "ACME", Note: "too expensive\nby far", CloseDate: ptr("2025-05-04")})
+	fullAndEmpty(m, "reopen", domain.CmdReopen, func(c *domain.Command, b *domain.Reopen) { c.Reopen = b },
+		domain.Reopen{StageID: "qualification"})
 	return m
+}
+
+// fullAndEmpty adds the two fixtures of command type t to m: name/full, every header field
+// set and the body full, and name/empty, the bare header and a zero body of the same type;
+// setBody puts a body in the field t names.
+func fullAndEmpty[B any](m map[string]domain.Command, name string, t domain.CommandType, setBody func(*domain.Command, *B), full B) {
+	c := domain.Command{Type: t, CommandID: "cmd-" + string(t), OpportunityID: "opp-1", IssuedAt: t0, Actor: "alice", ExpectedVersion: ptr(int64(7))}
+	setBody(&c, &full)
+	m[name+"/full"] = c
+	e := domain.Command{Type: t, CommandID: "c", OpportunityID: "o", IssuedAt: time.Unix(0, 0).UTC()}
+	setBody(&e, new(B))
+	m[name+"/empty"] = e
 }
 
 func fullEvent(version int64) domain.Event {

@@ -192,6 +192,22 @@ func decodeGeneric[T any](e *schemaEntry, body []byte, build func(*avro.Native, 
 	return zero, e.decodeError(err)
 }
 
+// nativeArray converts the array field name of goavro's map m record by record with item (a
+// record's fromNative, or the conversion of a nested record): the one loop behind every list
+// of the generic-map conversions. An absent or empty array is nil, as the fast readers leave
+// it.
+func nativeArray[T any](c *avro.Native, m map[string]any, name string, item func(c *avro.Native, r map[string]any) T) []T {
+	items := c.Array(m, name)
+	if len(items) == 0 {
+		return nil
+	}
+	out := make([]T, len(items))
+	for i, it := range items {
+		out[i] = item(c, c.Record(name, it))
+	}
+	return out
+}
+
 // wellKnown holds the strings that recur in almost every record (statuses, categories, type
 // names, currency codes, the default pipeline's ids, the field names of changes), so that
 // decoding reuses one copy of each instead of allocating it for every record: the fast

@@ -106,6 +106,12 @@ func TestApplyRefusesBrokenStreams(t *testing.T) {
 		t.Fatalf("event %s has no %s change", e.EventID, field)
 		return e
 	}
+	// onlyChange is the second event carrying c as its one change.
+	onlyChange := func(c Change) Event {
+		e := second
+		e.Changes = []Change{c}
+		return e
+	}
 	for _, tc := range []struct {
 		name  string
 		state Opportunity
@@ -127,32 +133,12 @@ func TestApplyRefusesBrokenStreams(t *testing.T) {
 		{"before does not match", created, withChange(second, "nextStep", func(c *Change) { c.Before, c.BeforeSet = "x", true }), false},
 		{"bad date", created, withChange(second, "closeDate", func(c *Change) { c.After = "2025-02-30" }), false},
 		{"bad category override", created, withChange(second, "forecastCategoryOverride", func(c *Change) { c.After = "closed" }), false},
-		{"bad amount", created, func() Event {
-			e := second
-			e.Changes = []Change{{Field: "amount", Before: "12500.00", BeforeSet: true, After: "1.234", AfterSet: true}}
-			return e
-		}(), false},
-		{"bad probability", created, func() Event {
-			e := second
-			e.Changes = []Change{{Field: "probability", Before: "15", BeforeSet: true, After: "015", AfterSet: true}}
-			return e
-		}(), false},
+		{"bad amount", created, onlyChange(Change{Field: "amount", Before: "12500.00", BeforeSet: true, After: "1.234", AfterSet: true}), false},
+		{"bad probability", created, onlyChange(Change{Field: "probability", Before: "15", BeforeSet: true, After: "015", AfterSet: true}), false},
 		{"bad probability override", Opportunity{}, withChange(events[0], "probabilityOverride", func(c *Change) { c.After = "101" }), false},
-		{"bad status", created, func() Event {
-			e := second
-			e.Changes = []Change{{Field: "status", Before: "open", BeforeSet: true, After: "paused", AfterSet: true}}
-			return e
-		}(), false},
-		{"bad closedAt", created, func() Event {
-			e := second
-			e.Changes = []Change{{Field: "closedAt", After: "yesterday", AfterSet: true}}
-			return e
-		}(), false},
-		{"bad currency", created, func() Event {
-			e := second
-			e.Changes = []Change{{Field: "currency", Before: "USD", BeforeSet: true, After: "XYZ", AfterSet: true}}
-			return e
-		}(), false},
+		{"bad status", created, onlyChange(Change{Field: "status", Before: "open", BeforeSet: true, After: "paused", AfterSet: true}), false},
+		{"bad closedAt", created, onlyChange(Change{Field: "closedAt", After: "yesterday", AfterSet: true}), false},
+		{"bad currency", created, onlyChange(Change{Field: "currency", Before: "USD", BeforeSet: true, After: "XYZ", AfterSet: true}), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := deepCopy(tc.state)

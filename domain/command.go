@@ -64,28 +64,16 @@ func ValidateCommand(cmd Command) error {
 // checkBody makes sure exactly one body is set and that it is the one Type names, so the rest
 // of the domain can dereference it without checks. It reports whether the body is usable.
 func checkBody(errs *fieldErrors, cmd Command) bool {
-	set := 0
-	for _, isSet := range []bool{cmd.Create != nil, cmd.Update != nil, cmd.ChangeStage != nil,
-		cmd.CloseWon != nil, cmd.CloseLost != nil, cmd.Reopen != nil} {
-		if isSet {
+	set, known, matches := 0, false, false
+	for _, b := range bodiesOf(&cmd) {
+		if b.set {
 			set++
 		}
+		if b.typ == cmd.Type {
+			known, matches = true, b.set
+		}
 	}
-	var matches bool
-	switch cmd.Type {
-	case CmdCreate:
-		matches = cmd.Create != nil
-	case CmdUpdate:
-		matches = cmd.Update != nil
-	case CmdChangeStage:
-		matches = cmd.ChangeStage != nil
-	case CmdCloseWon:
-		matches = cmd.CloseWon != nil
-	case CmdCloseLost:
-		matches = cmd.CloseLost != nil
-	case CmdReopen:
-		matches = cmd.Reopen != nil
-	default:
+	if !known {
 		errs.add("type", "unknown command type %q", cmd.Type)
 		return false
 	}
@@ -98,6 +86,24 @@ func checkBody(errs *fieldErrors, cmd Command) bool {
 		return false
 	}
 	return true
+}
+
+// commandBody is one of the six bodies a command may carry: the type it belongs to, whether
+// the command carries it, and the body itself (a typed nil pointer when not).
+type commandBody struct {
+	typ  CommandType
+	set  bool
+	body any
+}
+
+// bodiesOf lists cmd's six body fields with their types, so that checkBody and Fingerprint
+// read one table instead of each switching over the command types.
+func bodiesOf(cmd *Command) [6]commandBody {
+	return [...]commandBody{
+		{CmdCreate, cmd.Create != nil, cmd.Create}, {CmdUpdate, cmd.Update != nil, cmd.Update},
+		{CmdChangeStage, cmd.ChangeStage != nil, cmd.ChangeStage}, {CmdCloseWon, cmd.CloseWon != nil, cmd.CloseWon},
+		{CmdCloseLost, cmd.CloseLost != nil, cmd.CloseLost}, {CmdReopen, cmd.Reopen != nil, cmd.Reopen},
+	}
 }
 
 func validateCreate(errs *fieldErrors, c *CreateOpportunity) {

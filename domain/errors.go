@@ -62,21 +62,25 @@ type Rejection struct {
 
 // Error renders the code, the message and each bad field, for logs.
 func (r *Rejection) Error() string {
-	var b strings.Builder
-	b.WriteString(string(r.Code))
-	b.WriteString(": ")
-	b.WriteString(r.Message)
+	s := string(r.Code) + ": " + r.Message
 	if len(r.Fields) > 0 {
-		b.WriteString(" (")
-		for i, f := range r.Fields {
-			if i > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(f.Field)
-			b.WriteString(": ")
-			b.WriteString(f.Message)
+		s += " (" + JoinFieldErrors(r.Fields, ": ") + ")"
+	}
+	return s
+}
+
+// JoinFieldErrors renders fields as "<field><sep><message>", separated by "; ": the list of
+// bad fields in the text of every error that carries them (a Rejection, a refused line of
+// `crm-pipeline emit`).
+func JoinFieldErrors(fields []FieldError, sep string) string {
+	var b strings.Builder
+	for i, f := range fields {
+		if i > 0 {
+			b.WriteString("; ")
 		}
-		b.WriteString(")")
+		b.WriteString(f.Field)
+		b.WriteString(sep)
+		b.WriteString(f.Message)
 	}
 	return b.String()
 }

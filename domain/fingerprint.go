@@ -27,20 +27,11 @@ func Fingerprint(cmd Command) uint64 {
 	} else {
 		write("-")
 	}
-	var body any
-	switch cmd.Type {
-	case CmdCreate:
-		body = cmd.Create
-	case CmdUpdate:
-		body = cmd.Update
-	case CmdChangeStage:
-		body = cmd.ChangeStage
-	case CmdCloseWon:
-		body = cmd.CloseWon
-	case CmdCloseLost:
-		body = cmd.CloseLost
-	case CmdReopen:
-		body = cmd.Reopen
+	var body any // the body Type names; an unknown type has none
+	for _, b := range bodiesOf(&cmd) {
+		if b.typ == cmd.Type {
+			body = b.body
+		}
 	}
 	// The bodies are plain structs of strings, numbers and pointers to them: their JSON is
 	// deterministic (fields in declaration order) and cannot fail.

@@ -75,20 +75,10 @@ func (p Pipeline) Validate() error {
 			}
 		case StatusWon:
 			won++
-			if s.Probability != 100 {
-				errs.add(at+".probability", "the won stage must have probability 100, got %d", s.Probability)
-			}
-			if s.ForecastCategory != CategoryClosed {
-				errs.add(at+".forecastCategory", "the won stage must be in the closed category, got %q", s.ForecastCategory)
-			}
+			checkClosedStage(&errs, at, s, "the won stage", 100, CategoryClosed)
 		case StatusLost:
 			lost++
-			if s.Probability != 0 {
-				errs.add(at+".probability", "a lost stage must have probability 0, got %d", s.Probability)
-			}
-			if s.ForecastCategory != CategoryOmitted {
-				errs.add(at+".forecastCategory", "a lost stage must be in the omitted category, got %q", s.ForecastCategory)
-			}
+			checkClosedStage(&errs, at, s, "a lost stage", 0, CategoryOmitted)
 		default:
 			errs.add(at+".status", "must be one of open, won, lost, got %q", s.Status)
 		}
@@ -111,6 +101,17 @@ func (p Pipeline) Validate() error {
 		errs.add("stages", "needs at least one lost stage")
 	}
 	return errs.rejection(fmt.Sprintf("pipeline %q", p.ID))
+}
+
+// checkClosedStage holds a closed stage s (at in the field names, which in the messages) to
+// the forecast values its status forces: the probability prob and the category cat.
+func checkClosedStage(errs *fieldErrors, at string, s Stage, which string, prob int, cat ForecastCategory) {
+	if s.Probability != prob {
+		errs.add(at+".probability", "%s must have probability %d, got %d", which, prob, s.Probability)
+	}
+	if s.ForecastCategory != cat {
+		errs.add(at+".forecastCategory", "%s must be in the %s category, got %q", which, cat, s.ForecastCategory)
+	}
 }
 
 // checkConfigID accepts 1..100 characters of [A-Za-z0-9_.-], a stricter set than IDAlphabet

@@ -212,61 +212,88 @@ func clampDate(d int64) domain.Date {
 	return domain.Date(d)
 }
 
-// startAnalytics parses the query string or answers the malformed-query problem; ok is false
-// when the answer has gone out.
-func startAnalytics(w http.ResponseWriter, r *http.Request) (*analyticsParams, bool) {
+// readQueryParams is the start the handlers reading analyticsParams share (the analytics
+// endpoints, GET /commands/{commandId}): it parses the query string and reads the query from
+// it with read, which records each bad parameter, so that one 400 names them all. ok is false
+// when that answer (or the malformed-query one) has gone out.
+func readQueryParams[Q any](w http.ResponseWriter, r *http.Request, read func(p *analyticsParams) Q) (q Q, ok bool) {
 	p, prob := parseAnalyticsParams(r.URL.RawQuery)
+	if prob == nil {
+		q = read(p)
+		prob = p.problem()
+	}
 	if prob != nil {
 		writeProblem(w, r, prob)
-		return nil, false
+		return q, false
 	}
-	return p, true
+	return q, true
 }
 
-// finishAnalytics answers the 400 when a parameter was bad; ok is false when the answer has gone out.
-func finishAnalytics(w http.ResponseWriter, r *http.Request, p *analyticsParams) bool {
-	if prob := p.problem(); prob != nil {
-		writeProblem(w, r, prob)
-		return false
+// answerAnalytics is the end the analytics handlers share: the backend's error as its
+// problem (what names the query in a logged error), else 200 with the wire shape body gives
+// of the result.
+func answerAnalytics[R, B any](s *server, w http.ResponseWriter, r *http.Request, what, pipelineID string, res R, err error, body func(R) B) {
+	if err != nil {
+		s.writeAnalyticsError(w, r, fmt.Errorf("%s: %w", what, err), pipelineID)
+		return
 	}
-	return true
+	writeJSON(w, r, http.StatusOK, body(res))
+}
+
+// serveAnalytics is an analytics endpoint answered by one backend query: read builds the
+// query from the parameters (as readQueryParams) and names its pipeline, for the 404 of an
+// unknown one; run asks the backend and body gives the result's wire shape (answerAnalytics).
+func serveAnalytics[Q, R, B any](s *server, w http.ResponseWriter, r *http.Request, what string,
+	run func(Q) (R, error), body func(*R) B, read func(p *analyticsParams) (q Q, pipelineID string)) {
+	var pipelineID string
+	q, ok := readQueryParams(w, r, func(p *analyticsParams) (q Q) {
+		q, pipelineID = read(p)
+		return q
+	})
+	if ok {
+		res, err := run(q)
+		answerAnalytics(s, w, r, what, pipelineID, &res, err, body)
+	}
+}
+
+// groupedReport reads the parameters forecast and win/loss both take: the filters, the
+// period (default: the current quarter), groupBy among groups and the currency. Their query
+// types have the same fields, so win/loss converts the result.
+func (s *server) groupedReport(p *analyticsParams, groups []string) analytics.ForecastQuery {
+	q := analytics.ForecastQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
+	q.From, q.To = p.period(quarterOf(s.backend.Today()))
+	q.GroupBy = p.groupBy(groups)
+	q.Currency = p.currency(s.backend.ReportingCurrency)
+	return q
 }
 
 // forecast answers GET /forecast?pipelineId&ownerId&from&to&groupBy&currency; the period
 // defaults to the current quarter.
 func (s *server) forecast(w http.ResponseWriter, r *http.Request) {
-	p, ok := startAnalytics(w, r)
-	if !ok {
-		return
+	q, ok := readQueryParams(w, r, func(p *analyticsParams) analytics.ForecastQuery {
+		return s.groupedReport(p, forecastGroups)
+	})
+	if ok {
+		s.sendForecast(w, r, q)
 	}
-	q := analytics.ForecastQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
-	q.From, q.To = p.period(quarterOf(s.backend.Today()))
-	q.GroupBy = p.groupBy(forecastGroups)
-	q.Currency = p.currency(s.backend.ReportingCurrency)
-	if !finishAnalytics(w, r, p) {
-		return
-	}
-	s.sendForecast(w, r, q)
 }
 
 // rollingForecast answers GET /forecast/rolling?days=N&pipelineId&ownerId&groupBy&currency:
 // the forecast of close dates in [today, today+N), N in 1..3660 and required (from and to
 // are not parameters of this route and are ignored like any unknown parameter).
 func (s *server) rollingForecast(w http.ResponseWriter, r *http.Request) {
-	p, ok := startAnalytics(w, r)
-	if !ok {
-		return
+	q, ok := readQueryParams(w, r, func(p *analyticsParams) analytics.ForecastQuery {
+		q := analytics.ForecastQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
+		n := p.days(0)
+		q.GroupBy = p.groupBy(forecastGroups)
+		q.Currency = p.currency(s.backend.ReportingCurrency)
+		q.From = s.backend.Today()
+		q.To = clampDate(int64(q.From) + int64(n) - 1)
+		return q
+	})
+	if ok {
+		s.sendForecast(w, r, q)
 	}
-	q := analytics.ForecastQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
-	n := p.days(0)
-	q.GroupBy = p.groupBy(forecastGroups)
-	q.Currency = p.currency(s.backend.ReportingCurrency)
-	if !finishAnalytics(w, r, p) {
-		return
-	}
-	q.From = s.backend.Today()
-	q.To = clampDate(int64(q.From) + int64(n) - 1)
-	s.sendForecast(w, r, q)
 }
 
 func (s *server) sendForecast(w http.ResponseWriter, r *http.Request, q analytics.ForecastQuery) {
@@ -360,115 +387,66 @@ func appendJSONString(b []byte, s string) []byte {
 // winLoss answers GET /analytics/win-loss?pipelineId&ownerId&from&to&groupBy&currency over
 // deals whose close date, the day they closed, is in the period (default: the current quarter).
 func (s *server) winLoss(w http.ResponseWriter, r *http.Request) {
-	p, ok := startAnalytics(w, r)
-	if !ok {
-		return
-	}
-	q := analytics.WinLossQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
-	q.From, q.To = p.period(quarterOf(s.backend.Today()))
-	q.GroupBy = p.groupBy(winLossGroups)
-	q.Currency = p.currency(s.backend.ReportingCurrency)
-	if !finishAnalytics(w, r, p) {
-		return
-	}
-	res, err := s.backend.WinLoss(q)
-	if err != nil {
-		s.writeAnalyticsError(w, r, fmt.Errorf("win/loss: %w", err), q.PipelineID)
-		return
-	}
-	writeJSON(w, r, http.StatusOK, winLossOut(&res))
+	serveAnalytics(s, w, r, "win/loss", s.backend.WinLoss, winLossOut, func(p *analyticsParams) (analytics.WinLossQuery, string) {
+		q := analytics.WinLossQuery(s.groupedReport(p, winLossGroups))
+		return q, q.PipelineID
+	})
 }
 
 // funnel answers GET /analytics/funnel?pipelineId&ownerId&from&to for one pipeline (default
 // "default"; unknown: 404) over stage moves in the period (default: the current quarter).
 func (s *server) funnel(w http.ResponseWriter, r *http.Request) {
-	p, ok := startAnalytics(w, r)
-	if !ok {
-		return
-	}
-	q := analytics.FunnelQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
-	if q.PipelineID == "" && !p.present("pipelineId") {
-		q.PipelineID = domain.DefaultPipelineID
-	}
-	q.From, q.To = p.period(quarterOf(s.backend.Today()))
-	if !finishAnalytics(w, r, p) {
-		return
-	}
-	res, err := s.backend.Funnel(q)
-	if err != nil {
-		s.writeAnalyticsError(w, r, fmt.Errorf("funnel: %w", err), q.PipelineID)
-		return
-	}
-	writeJSON(w, r, http.StatusOK, funnelOut(&res))
+	serveAnalytics(s, w, r, "funnel", s.backend.Funnel, funnelOut, func(p *analyticsParams) (analytics.FunnelQuery, string) {
+		q := analytics.FunnelQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
+		if q.PipelineID == "" && !p.present("pipelineId") {
+			q.PipelineID = domain.DefaultPipelineID
+		}
+		q.From, q.To = p.period(quarterOf(s.backend.Today()))
+		return q, q.PipelineID
+	})
 }
 
 // velocity answers GET /analytics/velocity?pipelineId&ownerId&days&to&currency: win/loss parts
 // from deals whose close date is in the trailing window [to-days+1, to] (days default 90, to
 // default today), cycles in whole calendar days, open deals as they are now.
 func (s *server) velocity(w http.ResponseWriter, r *http.Request) {
-	p, ok := startAnalytics(w, r)
-	if !ok {
-		return
-	}
-	q := analytics.VelocityQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
-	n := p.days(defaultVelocityDays)
-	to, _ := p.date("to") // a bad one is recorded
-	if !p.present("to") {
-		to = s.backend.Today()
-	}
-	q.Currency = p.currency(s.backend.ReportingCurrency)
-	if !finishAnalytics(w, r, p) {
-		return
-	}
-	q.To = to
-	q.From = clampDate(int64(to) - int64(n) + 1)
-	res, err := s.backend.Velocity(q)
-	if err != nil {
-		s.writeAnalyticsError(w, r, fmt.Errorf("velocity: %w", err), q.PipelineID)
-		return
-	}
-	writeJSON(w, r, http.StatusOK, velocityJSON(res))
+	serveAnalytics(s, w, r, "velocity", s.backend.Velocity, velocityOut, func(p *analyticsParams) (analytics.VelocityQuery, string) {
+		q := analytics.VelocityQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
+		n := p.days(defaultVelocityDays)
+		to, _ := p.date("to") // a bad one is recorded
+		if !p.present("to") {
+			to = s.backend.Today()
+		}
+		q.Currency = p.currency(s.backend.ReportingCurrency)
+		q.To = to
+		q.From = clampDate(int64(to) - int64(n) + 1)
+		return q, q.PipelineID
+	})
 }
 
 // changes answers GET /analytics/changes?pipelineId&ownerId&from&to&currency: what happened to
 // the pipeline in the period (default: the last 7 days, today included).
 func (s *server) changes(w http.ResponseWriter, r *http.Request) {
-	p, ok := startAnalytics(w, r)
-	if !ok {
-		return
-	}
-	q := analytics.ChangesQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
-	today := s.backend.Today()
-	q.From, q.To = p.period(clampDate(int64(today)-defaultChangesDays+1), today)
-	q.Currency = p.currency(s.backend.ReportingCurrency)
-	if !finishAnalytics(w, r, p) {
-		return
-	}
-	res, err := s.backend.Changes(q)
-	if err != nil {
-		s.writeAnalyticsError(w, r, fmt.Errorf("changes: %w", err), q.PipelineID)
-		return
-	}
-	writeJSON(w, r, http.StatusOK, changesOut(&res))
+	serveAnalytics(s, w, r, "changes", s.backend.Changes, changesOut, func(p *analyticsParams) (analytics.ChangesQuery, string) {
+		q := analytics.ChangesQuery{PipelineID: p.str("pipelineId"), OwnerID: p.str("ownerId")}
+		today := s.backend.Today()
+		q.From, q.To = p.period(clampDate(int64(today)-defaultChangesDays+1), today)
+		q.Currency = p.currency(s.backend.ReportingCurrency)
+		return q, q.PipelineID
+	})
 }
 
 // stale answers GET /analytics/stale?pipelineId&ownerId: {"items": [staleDealJSON...]}, most
 // stale first.
 func (s *server) stale(w http.ResponseWriter, r *http.Request) {
-	p, ok := startAnalytics(w, r)
-	if !ok {
-		return
+	type staleQuery struct{ pipelineID, ownerID string }
+	q, ok := readQueryParams(w, r, func(p *analyticsParams) staleQuery {
+		return staleQuery{p.str("pipelineId"), p.str("ownerId")}
+	})
+	if ok {
+		items, err := s.backend.Stale(q.pipelineID, q.ownerID)
+		answerAnalytics(s, w, r, "stale deals", q.pipelineID, items, err, staleOut)
 	}
-	pipelineID, ownerID := p.str("pipelineId"), p.str("ownerId")
-	if !finishAnalytics(w, r, p) {
-		return
-	}
-	items, err := s.backend.Stale(pipelineID, ownerID)
-	if err != nil {
-		s.writeAnalyticsError(w, r, fmt.Errorf("stale deals: %w", err), pipelineID)
-		return
-	}
-	writeJSON(w, r, http.StatusOK, staleOut(items))
 }
 
 // writeAnalyticsError maps an Analytics backend error onto its problem:

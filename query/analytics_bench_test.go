@@ -45,14 +45,7 @@ func benchAnalyticsEnv(b *testing.B) *env {
 				o.ClosedAt = new(at.Add(100 * time.Hour))
 			}
 			ev := domain.Event{Type: domain.EvtCreated, OpportunityID: o.ID, Version: 1, At: at, ToStageID: o.StageID}
-			for _, d := range analytics.Deltas(nil, o, []domain.Event{ev}, nil) {
-				bk := buckets[d.Bucket]
-				if bk == nil {
-					bk = &analytics.Bucket{}
-					buckets[d.Bucket] = bk
-				}
-				bk.Apply(d)
-			}
+			analytics.ApplyAll(buckets, analytics.Deltas(nil, o, []domain.Event{ev}, nil))
 		}
 		for k, bk := range buckets {
 			e.fb.store.Put(k, *bk)

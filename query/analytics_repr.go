@@ -72,13 +72,20 @@ func forecastFiguresOut(f *analytics.ForecastFigures) forecastFiguresJSON {
 // forecastOut is r in its wire shape, what appendForecastJSON must write byte for byte once
 // json.Marshal has encoded it.
 func forecastOut(r *analytics.ForecastResult) forecastJSON {
-	out := forecastJSON{Currency: r.Currency, From: r.From, To: r.To,
-		Groups: make([]forecastGroupJSON, len(r.Groups)), Total: forecastFiguresOut(&r.Total)}
-	for i := range r.Groups {
-		g := &r.Groups[i]
-		out.Groups[i] = forecastGroupJSON{Key: g.Key, forecastFiguresJSON: forecastFiguresOut(&g.ForecastFigures)}
+	return forecastJSON{Currency: r.Currency, From: r.From, To: r.To, Total: forecastFiguresOut(&r.Total),
+		Groups: listOut(r.Groups, func(g *analytics.ForecastGroup) forecastGroupJSON {
+			return forecastGroupJSON{Key: g.Key, forecastFiguresJSON: forecastFiguresOut(&g.ForecastFigures)}
+		})}
+}
+
+// listOut is a result's list in its wire shape, out applied to each item (by pointer: the
+// items are large structs). It is never nil, so that an empty list is sent as [].
+func listOut[S, D any](items []S, out func(*S) D) []D {
+	list := make([]D, len(items))
+	for i := range items {
+		list[i] = out(&items[i])
 	}
-	return out
+	return list
 }
 
 // countAmountJSON is a count with one money figure.
@@ -145,21 +152,12 @@ func winLossFiguresOut(f *analytics.WinLossFigures) winLossFiguresJSON {
 }
 
 func winLossOut(r *analytics.WinLossResult) winLossJSON {
-	out := winLossJSON{Currency: r.Currency, From: r.From, To: r.To, winLossFiguresJSON: winLossFiguresOut(&r.WinLossFigures),
-		LossReasons: make([]reasonFigureJSON, len(r.LossReasons)),
-		Competitors: make([]competitorFigureJSON, len(r.Competitors)),
-		Groups:      make([]winLossGroupJSON, len(r.Groups))}
-	for i, f := range r.LossReasons {
-		out.LossReasons[i] = reasonFigureJSON(f)
-	}
-	for i, f := range r.Competitors {
-		out.Competitors[i] = competitorFigureJSON(f)
-	}
-	for i := range r.Groups {
-		g := &r.Groups[i]
-		out.Groups[i] = winLossGroupJSON{Key: g.Key, winLossFiguresJSON: winLossFiguresOut(&g.WinLossFigures)}
-	}
-	return out
+	return winLossJSON{Currency: r.Currency, From: r.From, To: r.To, winLossFiguresJSON: winLossFiguresOut(&r.WinLossFigures),
+		LossReasons: listOut(r.LossReasons, func(f *analytics.ReasonFigure) reasonFigureJSON { return reasonFigureJSON(*f) }),
+		Competitors: listOut(r.Competitors, func(f *analytics.CompetitorFigure) competitorFigureJSON { return competitorFigureJSON(*f) }),
+		Groups: listOut(r.Groups, func(g *analytics.WinLossGroup) winLossGroupJSON {
+			return winLossGroupJSON{Key: g.Key, winLossFiguresJSON: winLossFiguresOut(&g.WinLossFigures)}
+		})}
 }
 
 // funnelStageJSON is one stage of the funnel (analytics.FunnelStage defines each count).
@@ -187,11 +185,8 @@ type funnelJSON struct {
 }
 
 func funnelOut(r *analytics.FunnelResult) funnelJSON {
-	out := funnelJSON{PipelineID: r.PipelineID, From: r.From, To: r.To, Stages: make([]funnelStageJSON, len(r.Stages))}
-	for i, st := range r.Stages {
-		out.Stages[i] = funnelStageJSON(st)
-	}
-	return out
+	return funnelJSON{PipelineID: r.PipelineID, From: r.From, To: r.To,
+		Stages: listOut(r.Stages, func(st *analytics.FunnelStage) funnelStageJSON { return funnelStageJSON(*st) })}
 }
 
 // velocityJSON is the body of GET /analytics/velocity: the velocity beside its components, so
@@ -209,6 +204,8 @@ type velocityJSON struct {
 	AvgCycleDaysWon string `json:"avgCycleDaysWon"`
 	VelocityPerDay  string `json:"velocityPerDay"`
 }
+
+func velocityOut(r *analytics.VelocityResult) velocityJSON { return velocityJSON(*r) }
 
 // countOnlyJSON is a count without money (a currency change has no comparable amount).
 type countOnlyJSON struct {
@@ -265,11 +262,7 @@ type staleDealJSON struct {
 }
 
 func staleOut(items []analytics.StaleDeal) itemsJSON[staleDealJSON] {
-	out := itemsJSON[staleDealJSON]{Items: make([]staleDealJSON, len(items))}
-	for i, d := range items {
-		out.Items[i] = staleDealJSON(d)
-	}
-	return out
+	return itemsJSON[staleDealJSON]{Items: listOut(items, func(d *analytics.StaleDeal) staleDealJSON { return staleDealJSON(*d) })}
 }
 
 // MarshalAnalytics encodes an analytics answer exactly as its endpoint sends it (without the
@@ -288,7 +281,7 @@ func MarshalAnalytics(v any) ([]byte, error) {
 	case analytics.FunnelResult:
 		return json.Marshal(funnelOut(&r))
 	case analytics.VelocityResult:
-		return json.Marshal(velocityJSON(r))
+		return json.Marshal(velocityOut(&r))
 	case analytics.ChangesResult:
 		return json.Marshal(changesOut(&r))
 	case []analytics.StaleDeal:

@@ -32,14 +32,7 @@ func storeSmallWorld(t *testing.T) (*analytics.Store, analytics.Rates) {
 		if err != nil {
 			t.Fatalf("Decide(%s %s): %v", cmd.Type, cmd.CommandID, err)
 		}
-		for _, delta := range analytics.Deltas(cur, d.Next, d.Events, lookup) {
-			b := buckets[delta.Bucket]
-			if b == nil {
-				b = &analytics.Bucket{}
-				buckets[delta.Bucket] = b
-			}
-			b.Apply(delta)
-		}
+		analytics.ApplyAll(buckets, analytics.Deltas(cur, d.Next, d.Events, lookup))
 		n := d.Next
 		states[cmd.OpportunityID] = &n
 	}

@@ -185,38 +185,9 @@ func checkToken(tok string) error {
 	return nil
 }
 
-func validB64Token(s string) bool {
-	body := strings.TrimRight(s, "=")
-	if body == "" {
-		return false
-	}
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validB64Token(s string) bool { return alnumOr(strings.TrimRight(s, "="), "-._~+/") }
 
-func validTokenName(s string) bool {
-	if s == "" || len(s) > maxNameLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-', c == '.', c == '_', c == '@', c == '+', c == '/':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validTokenName(s string) bool { return len(s) <= maxNameLen && alnumOr(s, "-._@+/") }
 
 // LoadTokens reads a token file: one `<role> <token> [name]` a line, fields separated by
 // spaces or tabs. Blank lines and lines starting with '#' are ignored, as is anything from a

@@ -117,9 +117,8 @@ func (s *server) begin(w http.ResponseWriter, r *http.Request, typ domain.Comman
 		writeProblem(w, r, p)
 		return nil, meta, domain.Command{}, false
 	}
-	body, p := decodeBody(r)
-	if p != nil {
-		writeProblem(w, r, p)
+	body, ok := readJSONBody(w, r)
+	if !ok {
 		return nil, meta, domain.Command{}, false
 	}
 	cmd := domain.Command{
@@ -133,6 +132,17 @@ func (s *server) begin(w http.ResponseWriter, r *http.Request, typ domain.Comman
 		cmd.CommandID = s.newID()
 	}
 	return body, meta, cmd, true
+}
+
+// readJSONBody reads the request body as a JSON object (decodeBody); ok is false when its
+// problem has been answered.
+func readJSONBody(w http.ResponseWriter, r *http.Request) (*object, bool) {
+	body, p := decodeBody(r)
+	if p != nil {
+		writeProblem(w, r, p)
+		return nil, false
+	}
+	return body, true
 }
 
 // finishBody reports unknown and mistyped members; it returns false after answering.

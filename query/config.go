@@ -28,26 +28,15 @@ func (s *server) listPipelines(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) getPipeline(w http.ResponseWriter, r *http.Request) {
-	id := pathParam(r, "id")
-	p, err := s.backend.Pipeline(id)
-	if err != nil {
-		s.writeReadError(w, r, fmt.Errorf("read pipeline %q: %w", id, err))
-		return
-	}
-	if p == nil {
-		writeProblem(w, r, notFoundProblem("pipeline", id))
-		return
-	}
-	writeJSON(w, r, http.StatusOK, pipelineOut(p))
+	getByID(s, w, r, "pipeline", s.backend.Pipeline, pipelineOut)
 }
 
 // putPipeline replaces a pipeline's stage configuration. PUT is idempotent, so a timeout here
 // is safe to retry; the answer is the configuration as validated and stored.
 func (s *server) putPipeline(w http.ResponseWriter, r *http.Request) {
 	id := pathParam(r, "id")
-	body, p := decodeBody(r)
-	if p != nil {
-		writeProblem(w, r, p)
+	body, ok := readJSONBody(w, r)
+	if !ok {
 		return
 	}
 	var invalid []fieldError
@@ -89,14 +78,9 @@ func (s *server) putPipeline(w http.ResponseWriter, r *http.Request) {
 			"The pipeline is invalid.", invalid...))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.maxWait)
-	defer cancel()
-	if err := s.backend.PutPipeline(ctx, pl); err != nil {
-		s.writeBackendError(w, r, fmt.Errorf("put pipeline %q: %w", id, err),
-			"The pipeline could not be stored or was not confirmed in time; retry the PUT.")
-		return
-	}
-	writeJSON(w, r, http.StatusOK, pipelineOut(&pl))
+	s.putConfig(w, r, func(ctx context.Context) error { return s.backend.PutPipeline(ctx, pl) },
+		fmt.Sprintf("put pipeline %q", id), "The pipeline could not be stored or was not confirmed in time; retry the PUT.",
+		pipelineOut(&pl))
 }
 
 func (s *server) listFXRates(w http.ResponseWriter, r *http.Request) {
@@ -135,9 +119,8 @@ func validRate(s string) bool {
 
 func (s *server) putFXRate(w http.ResponseWriter, r *http.Request) {
 	currency := pathParam(r, "currency")
-	body, p := decodeBody(r)
-	if p != nil {
-		writeProblem(w, r, p)
+	body, ok := readJSONBody(w, r)
+	if !ok {
 		return
 	}
 	rate := body.decimal("rate")
@@ -167,12 +150,19 @@ func (s *server) putFXRate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fx := domain.FXRate{Currency: currency, Rate: *rate}
+	s.putConfig(w, r, func(ctx context.Context) error { return s.backend.PutFXRate(ctx, fx) },
+		"put FX rate "+currency, "The FX rate could not be stored; retry the PUT.", fxRateJSON(fx))
+}
+
+// putConfig is the end of the configuration PUTs: put stores the value within the write
+// deadline, and the answer is the value as stored; a failure is logged as what and answered
+// with retry as its detail (a PUT is idempotent, so retrying is always safe).
+func (s *server) putConfig(w http.ResponseWriter, r *http.Request, put func(ctx context.Context) error, what, retry string, stored any) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.maxWait)
 	defer cancel()
-	if err := s.backend.PutFXRate(ctx, fx); err != nil {
-		s.writeBackendError(w, r, fmt.Errorf("put FX rate %s: %w", currency, err),
-			"The FX rate could not be stored; retry the PUT.")
+	if err := put(ctx); err != nil {
+		s.writeBackendError(w, r, fmt.Errorf("%s: %w", what, err), retry)
 		return
 	}
-	writeJSON(w, r, http.StatusOK, fxRateJSON(fx))
+	writeJSON(w, r, http.StatusOK, stored)
 }

@@ -142,45 +142,22 @@ func (o *object) str(member string) string {
 }
 
 // optStr is like str but keeps "not given" apart from "".
-func (o *object) optStr(member string) *string {
-	raw, present, null := o.get(member)
-	if !present || null {
-		return nil
-	}
-	s, ok := o.decodeString(member, raw, "a string")
-	if !ok {
-		return nil
-	}
-	return &s
-}
+func (o *object) optStr(member string) *string { return o.optString(member, "a string") }
+
+// decimalWhat is what a type error says a money or rate member must be.
+const decimalWhat = `a decimal string such as "12500.00" (money is never a JSON number)`
 
 // decimal is a money or rate member: a JSON string of decimal text. A JSON number is refused
 // on purpose, since a float cannot carry money exactly.
-func (o *object) decimal(member string) *string {
+func (o *object) decimal(member string) *string { return o.optString(member, decimalWhat) }
+
+// optString is the one reader of optional string members (absent and null: nil), so that
+// every kind of string member decodes and reports a wrong type alike; what is the expected
+// JSON a type error names.
+func (o *object) optString(member, what string) *string {
 	raw, present, null := o.get(member)
 	if !present || null {
 		return nil
-	}
-	s, ok := o.decodeString(member, raw, `a decimal string such as "12500.00" (money is never a JSON number)`)
-	if !ok {
-		return nil
-	}
-	return &s
-}
-
-// patchStr is a PATCH member that cannot be cleared: null is refused rather than ignored.
-func (o *object) patchStr(member string, decimal bool) *string {
-	raw, present, null := o.get(member)
-	if !present {
-		return nil
-	}
-	if null {
-		o.typeError(member, "cannot be null; omit the field to leave it unchanged")
-		return nil
-	}
-	what := "a string"
-	if decimal {
-		what = `a decimal string such as "12500.00" (money is never a JSON number)`
 	}
 	s, ok := o.decodeString(member, raw, what)
 	if !ok {
@@ -189,20 +166,25 @@ func (o *object) patchStr(member string, decimal bool) *string {
 	return &s
 }
 
+// patchStr is a PATCH member that cannot be cleared: null is refused rather than ignored.
+func (o *object) patchStr(member string, decimal bool) *string {
+	if _, present, null := o.get(member); present && null {
+		o.typeError(member, "cannot be null; omit the field to leave it unchanged")
+		return nil
+	}
+	what := "a string"
+	if decimal {
+		what = decimalWhat
+	}
+	return o.optString(member, what)
+}
+
 // nullableStr is a PATCH member where null means "clear".
 func (o *object) nullableStr(member string) (v *string, null bool) {
-	raw, present, isNull := o.get(member)
-	if !present {
-		return nil, false
-	}
-	if isNull {
+	if _, present, isNull := o.get(member); present && isNull {
 		return nil, true
 	}
-	s, ok := o.decodeString(member, raw, "a string or null")
-	if !ok {
-		return nil, false
-	}
-	return &s, false
+	return o.optString(member, "a string or null"), false
 }
 
 // decodeInt decodes raw as an integral JSON number that fits an int64.
@@ -224,19 +206,15 @@ func describeNumber(raw json.RawMessage) string {
 
 // optInt is an integer member; absent and null mean "not given".
 func (o *object) optInt(member string) *int {
-	raw, present, null := o.get(member)
-	if !present || null {
+	n := o.optInt64(member)
+	if n == nil {
 		return nil
 	}
-	n, ok := o.decodeInt(member, raw, "an integer")
-	if !ok {
-		return nil
-	}
-	if n < -1<<31 || n > 1<<31-1 {
+	if *n < -1<<31 || *n > 1<<31-1 {
 		o.typeError(member, "is out of range")
 		return nil
 	}
-	v := int(n)
+	v := int(*n)
 	return &v
 }
 
@@ -262,15 +240,25 @@ func (o *object) optInt64(member string) *int64 {
 	return &n
 }
 
-// stringList is an array of strings; absent and null give nil.
-func (o *object) stringList(member string) []string {
+// array is an array member's raw elements, shared by the list readers so that they tell
+// absent and null (ok false, no error) and a non-array (a type error saying it must be an
+// array of what) apart alike.
+func (o *object) array(member, what string) (items []json.RawMessage, ok bool) {
 	raw, present, null := o.get(member)
 	if !present || null {
-		return nil
+		return nil, false
 	}
-	var items []json.RawMessage
 	if jsonKind(raw) != "an array" || json.Unmarshal(raw, &items) != nil {
-		o.typeError(member, "must be an array of strings, not "+jsonKind(raw))
+		o.typeError(member, "must be an array of "+what+", not "+jsonKind(raw))
+		return nil, false
+	}
+	return items, true
+}
+
+// stringList is an array of strings; absent and null give nil.
+func (o *object) stringList(member string) []string {
+	items, ok := o.array(member, "strings")
+	if !ok {
 		return nil
 	}
 	out := make([]string, 0, len(items))
@@ -285,13 +273,8 @@ func (o *object) stringList(member string) []string {
 // objects is an array of objects; each element is returned as a nested object whose errors are
 // reported under "member[i].".
 func (o *object) objects(member string) []*object {
-	raw, present, null := o.get(member)
-	if !present || null {
-		return nil
-	}
-	var items []json.RawMessage
-	if jsonKind(raw) != "an array" || json.Unmarshal(raw, &items) != nil {
-		o.typeError(member, "must be an array of objects, not "+jsonKind(raw))
+	items, ok := o.array(member, "objects")
+	if !ok {
 		return nil
 	}
 	out := make([]*object, 0, len(items))

@@ -192,15 +192,7 @@ func (f *fakeBackend) ListOpportunities(lf ListFilter) ([]domain.Opportunity, st
 	var out []domain.Opportunity
 	for _, id := range ids {
 		o := f.aggs[id].State
-		switch {
-		case id <= after,
-			lf.PipelineID != "" && o.PipelineID != lf.PipelineID,
-			lf.OwnerID != "" && o.OwnerID != lf.OwnerID,
-			lf.AccountID != "" && o.AccountID != lf.AccountID,
-			lf.StageID != "" && o.StageID != lf.StageID,
-			lf.Status != "" && o.Status != lf.Status,
-			lf.CloseFrom != nil && o.CloseDate < *lf.CloseFrom,
-			lf.CloseTo != nil && o.CloseDate > *lf.CloseTo:
+		if id <= after || !lf.Matches(o) {
 			continue
 		}
 		if len(out) == lf.Limit {
@@ -211,15 +203,22 @@ func (f *fakeBackend) ListOpportunities(lf ListFilter) ([]domain.Opportunity, st
 	return out, "", nil
 }
 
-func (f *fakeBackend) Pipelines() ([]domain.Pipeline, error) {
+// unlessKnob runs fn under the lock unless the error knob (readErr, putErr) is set, which it
+// returns instead: the configuration reads and writes of the fake.
+func (f *fakeBackend) unlessKnob(knob *error, fn func()) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.readErr != nil {
-		return nil, f.readErr
+	if *knob != nil {
+		return *knob
 	}
+	fn()
+	return nil
+}
+
+func (f *fakeBackend) Pipelines() ([]domain.Pipeline, error) {
 	var out []domain.Pipeline
-	for _, p := range f.pipelines {
-		out = append(out, p)
+	if err := f.unlessKnob(&f.readErr, func() { out = slices.Collect(maps.Values(f.pipelines)) }); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b domain.Pipeline) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
@@ -243,36 +242,24 @@ func (f *fakeBackend) pipelineLocked(id string) (*domain.Pipeline, error) {
 }
 
 func (f *fakeBackend) PutPipeline(ctx context.Context, p domain.Pipeline) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.putErr != nil {
-		return f.putErr
-	}
-	f.pipelines[p.ID] = p
-	return nil
+	return f.unlessKnob(&f.putErr, func() { f.pipelines[p.ID] = p })
 }
 
 func (f *fakeBackend) FXRates() ([]domain.FXRate, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.readErr != nil {
-		return nil, f.readErr
-	}
 	var out []domain.FXRate
-	for c, r := range f.rates {
-		out = append(out, domain.FXRate{Currency: c, Rate: r})
+	err := f.unlessKnob(&f.readErr, func() {
+		for c, r := range f.rates {
+			out = append(out, domain.FXRate{Currency: c, Rate: r})
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 func (f *fakeBackend) PutFXRate(ctx context.Context, r domain.FXRate) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.putErr != nil {
-		return f.putErr
-	}
-	f.rates[r.Currency] = r.Rate
-	return nil
+	return f.unlessKnob(&f.putErr, func() { f.rates[r.Currency] = r.Rate })
 }
 
 // Send records cmd and, like the processor, applies or refuses it at once; its position is
@@ -422,20 +409,23 @@ func (f *fakeBackend) analyticsRates() (analytics.Rates, error) {
 	return analytics.MapRates(f.reporting, maps.Clone(f.rates)), nil
 }
 
-func (f *fakeBackend) Forecast(q analytics.ForecastQuery) (analytics.ForecastResult, error) {
+// askStore asks the fake's store a query that converts money, with the FX table now (or the
+// error knob's error).
+func askStore[Q, R any](f *fakeBackend, q Q, query func(*analytics.Store, Q, analytics.Rates) (R, error)) (R, error) {
 	rates, err := f.analyticsRates()
 	if err != nil {
-		return analytics.ForecastResult{}, err
+		var none R
+		return none, err
 	}
-	return f.store.Forecast(q, rates)
+	return query(f.store, q, rates)
+}
+
+func (f *fakeBackend) Forecast(q analytics.ForecastQuery) (analytics.ForecastResult, error) {
+	return askStore(f, q, (*analytics.Store).Forecast)
 }
 
 func (f *fakeBackend) WinLoss(q analytics.WinLossQuery) (analytics.WinLossResult, error) {
-	rates, err := f.analyticsRates()
-	if err != nil {
-		return analytics.WinLossResult{}, err
-	}
-	return f.store.WinLoss(q, rates)
+	return askStore(f, q, (*analytics.Store).WinLoss)
 }
 
 func (f *fakeBackend) Funnel(q analytics.FunnelQuery) (analytics.FunnelResult, error) {
@@ -453,19 +443,11 @@ func (f *fakeBackend) Funnel(q analytics.FunnelQuery) (analytics.FunnelResult, e
 }
 
 func (f *fakeBackend) Velocity(q analytics.VelocityQuery) (analytics.VelocityResult, error) {
-	rates, err := f.analyticsRates()
-	if err != nil {
-		return analytics.VelocityResult{}, err
-	}
-	return f.store.Velocity(q, rates)
+	return askStore(f, q, (*analytics.Store).Velocity)
 }
 
 func (f *fakeBackend) Changes(q analytics.ChangesQuery) (analytics.ChangesResult, error) {
-	rates, err := f.analyticsRates()
-	if err != nil {
-		return analytics.ChangesResult{}, err
-	}
-	return f.store.Changes(q, rates)
+	return askStore(f, q, (*analytics.Store).Changes)
 }
 
 func (f *fakeBackend) Stale(pipelineID, ownerID string) ([]analytics.StaleDeal, error) {

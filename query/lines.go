@@ -38,18 +38,7 @@ func (e *LineError) Error() string {
 	if len(e.Fields) == 0 {
 		return e.Message
 	}
-	var b strings.Builder
-	b.WriteString(e.Message)
-	b.WriteString(": ")
-	for i, f := range e.Fields {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(f.Field)
-		b.WriteString(" ")
-		b.WriteString(f.Message)
-	}
-	return b.String()
+	return e.Message + ": " + domain.JoinFieldErrors(e.Fields, " ")
 }
 
 // Unwrap exposes the domain rejection, so domain.AsRejection works on a LineError too.

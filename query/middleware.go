@@ -29,16 +29,17 @@ func requestIDFrom(ctx context.Context) string {
 	return id
 }
 
-func validRequestID(s string) bool {
-	if s == "" || len(s) > maxRequestIDLen {
+func validRequestID(s string) bool { return len(s) <= maxRequestIDLen && alnumOr(s, "-_.:/+=") }
+
+// alnumOr reports whether s is not empty and holds only ASCII letters, digits and bytes of
+// extra: the one character check of what a client may send that ends up in logs and headers
+// (request ids, token names, tokens), each with its own extra set.
+func alnumOr(s, extra string) bool {
+	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-', c == '_', c == '.', c == ':', c == '/', c == '+', c == '=':
-		default:
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(extra, c) >= 0) {
 			return false
 		}
 	}

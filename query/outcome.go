@@ -39,23 +39,19 @@ func commandLocation(commandID, opportunityID string, pos Position) string {
 // problem the write would have answered under Prefer: wait), or 404 when this instance cannot
 // tell (see views.CommandOutcome for how long a deal remembers its commands).
 func (s *server) commandStatus(w http.ResponseWriter, r *http.Request) {
-	q := CommandQuery{CommandID: pathParam(r, "commandId")}
-	params, p := parseAnalyticsParams(r.URL.RawQuery)
-	if p != nil {
-		writeProblem(w, r, p)
-		return
-	}
-	q.OpportunityID = params.str("opportunityId")
-	if text := params.str("position"); text != "" {
-		ps, err := views.ParsePositions(text)
-		if err != nil || len(ps) != 1 {
-			params.bad("position", "must be one position token <partition>:<offset>, as Crm-Position gives it")
-		} else {
-			q.Position = &ps[0]
+	q, ok := readQueryParams(w, r, func(params *analyticsParams) CommandQuery {
+		q := CommandQuery{CommandID: pathParam(r, "commandId"), OpportunityID: params.str("opportunityId")}
+		if text := params.str("position"); text != "" {
+			ps, err := views.ParsePositions(text)
+			if err != nil || len(ps) != 1 {
+				params.bad("position", "must be one position token <partition>:<offset>, as Crm-Position gives it")
+			} else {
+				q.Position = &ps[0]
+			}
 		}
-	}
-	if p := params.problem(); p != nil {
-		writeProblem(w, r, p)
+		return q
+	})
+	if !ok {
 		return
 	}
 	out, err := s.backend.CommandOutcome(r.Context(), q)

@@ -23,17 +23,26 @@ func notFoundProblem(what, id string) *problem {
 }
 
 func (s *server) getOpportunity(w http.ResponseWriter, r *http.Request) {
+	getByID(s, w, r, "opportunity", s.backend.Opportunity, func(agg *domain.Aggregate) opportunityJSON {
+		return s.opportunityOut(&agg.State, nil)
+	})
+}
+
+// getByID answers a GET of one thing by the id in its path, the same way for every kind
+// (what names it): a failed read is a 500, an unknown id (read gives nil) the 404, else 200
+// with the wire shape out gives.
+func getByID[T, B any](s *server, w http.ResponseWriter, r *http.Request, what string, read func(id string) (*T, error), out func(*T) B) {
 	id := pathParam(r, "id")
-	agg, err := s.backend.Opportunity(id)
+	v, err := read(id)
 	if err != nil {
-		s.writeReadError(w, r, fmt.Errorf("read opportunity %q: %w", id, err))
+		s.writeReadError(w, r, fmt.Errorf("read %s %q: %w", what, id, err))
 		return
 	}
-	if agg == nil {
-		writeProblem(w, r, notFoundProblem("opportunity", id))
+	if v == nil {
+		writeProblem(w, r, notFoundProblem(what, id))
 		return
 	}
-	writeJSON(w, r, http.StatusOK, s.opportunityOut(&agg.State, nil))
+	writeJSON(w, r, http.StatusOK, out(v))
 }
 
 func (s *server) history(w http.ResponseWriter, r *http.Request) {

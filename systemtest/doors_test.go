@@ -60,8 +60,8 @@ func TestTokensShutEveryDoor(t *testing.T) {
 
 	// The side door: a command as "boss" straight to Kafka, without credentials.
 	boss := `{"type":"ChangeStage","opportunityId":"opp-tls","actor":"boss","stageId":"proposal"}`
-	if res := runEmitT(t, []string{"--brokers", s.Run.BrokerAddr}, boss+"\n"); res.err == nil {
-		t.Fatalf("emit without credentials succeeded: %s", res.stdout)
+	if res := runEmitT(t, []string{"--brokers", s.Run.BrokerAddr}, boss+"\n"); res.Err == nil {
+		t.Fatalf("emit without credentials succeeded: %s", res.Stdout)
 	}
 	cfg := topics.SaramaConfig(topics.ClientOptions{Brokers: []string{s.Run.BrokerAddr}})
 	cfg.Net.DialTimeout, cfg.Metadata.Retry.Max = 2*time.Second, 0
@@ -79,8 +79,8 @@ func TestTokensShutEveryDoor(t *testing.T) {
 	}
 	// The front door of Kafka: emit with the credentials file the service keeps.
 	file := filepath.Join(data, "broker", topics.CredentialsFile)
-	if res := runEmitT(t, []string{"--brokers", s.Run.BrokerAddr, "--kafka-sasl-credentials", file}, boss+"\n"); res.err != nil {
-		t.Fatalf("emit with the credentials: %v\n%s", res.err, res.stderr)
+	if res := runEmitT(t, []string{"--brokers", s.Run.BrokerAddr, "--kafka-sasl-credentials", file}, boss+"\n"); res.Err != nil {
+		t.Fatalf("emit with the credentials: %v\n%s", res.Err, res.Stderr)
 	}
 	testkit.Eventually(t, "the emitted command applied", func() bool {
 		r := s.Do("GET", "/opportunities/opp-tls", nil, nil)

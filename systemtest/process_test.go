@@ -67,7 +67,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	http   string
 	broker string
-	logs   *lockedBuffer
+	logs   *testkit.SyncBuffer
 	exited chan error
 	done   chan struct{} // closed when the process has exited
 	up     chan []string
@@ -89,7 +89,7 @@ func execCommandWith(t *testing.T, prepare func(*exec.Cmd), args ...string) *pro
 	if prepare != nil {
 		prepare(cmd)
 	}
-	p := &proc{t: t, cmd: cmd, logs: &lockedBuffer{}, exited: make(chan error, 1), done: make(chan struct{}), up: make(chan []string, 1)}
+	p := &proc{t: t, cmd: cmd, logs: &testkit.SyncBuffer{}, exited: make(chan error, 1), done: make(chan struct{}), up: make(chan []string, 1)}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -209,23 +209,6 @@ func (p *proc) metricSum(name string) float64 {
 	return sum
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestGracefulShutdown sends SIGTERM: the process must exit 0 within the bound, and the next
 // start must keep its local caches (clean-stop marker) and replay nothing it had committed.
 func TestGracefulShutdown(t *testing.T) {
@@ -256,23 +239,14 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
-// emitResult is what one `crm-pipeline emit` run printed and returned.
-type emitResult struct {
-	stdout, stderr string
-	err            error
-}
-
 // runEmitT runs `crm-pipeline emit <args>` (the built binary) with stdin and waits for it.
-func runEmitT(t *testing.T, args []string, stdin string) emitResult {
+func runEmitT(t *testing.T, args []string, stdin string) testkit.Output {
 	t.Helper()
-	var out, errOut lockedBuffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, buildBinary(t), append([]string{"emit"}, args...)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
-	err := cmd.Run()
-	t.Logf("emit %q: err=%v\nstdout:\n%sstderr:\n%s", args, err, out.String(), errOut.String())
-	return emitResult{stdout: out.String(), stderr: errOut.String(), err: err}
+	return testkit.RunLogged(t, fmt.Sprintf("emit %q", args), func(ctx context.Context, stdout, stderr io.Writer) error {
+		cmd := exec.CommandContext(ctx, buildBinary(t), append([]string{"emit"}, args...)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), stdout, stderr
+		return cmd.Run()
+	})
 }
 
 // runCLI runs `crm-pipeline <args>` (the built binary) to its end and returns its stdout and

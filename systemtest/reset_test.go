@@ -134,7 +134,7 @@ func TestResetAnalyticsRebuildsAStoreOfThePreviousRule(t *testing.T) {
 		}
 		old = append(old, m)
 	}
-	current := latestBuckets(t, addr)
+	current := testkit.LatestBuckets(t, addr)
 	oldWL := map[string]map[string]int64{}
 	for _, st := range latestStates(t, addr) {
 		if st.Status == domain.StatusOpen {
@@ -198,7 +198,7 @@ func TestResetAnalyticsRebuildsAStoreOfThePreviousRule(t *testing.T) {
 	if !strings.Contains(out, "folded 8 opportunities") || !strings.Contains(out, "1 of the previous layout") {
 		t.Fatalf("reset-analytics report: %s", out)
 	}
-	for k, bk := range latestBuckets(t, addr) {
+	for k, bk := range testkit.LatestBuckets(t, addr) {
 		if len(bk.Applied) == 0 {
 			t.Fatalf("bucket %s written without a guard: %+v", k, bk)
 		}
@@ -247,24 +247,6 @@ func TestResetAnalyticsRebuildsAStoreOfThePreviousRule(t *testing.T) {
 }
 
 func ptrS(s string) *string { return &s }
-
-// latestBuckets is the analytics table as a compacted read leaves it.
-func latestBuckets(t *testing.T, addr string) map[string]analytics.Bucket {
-	t.Helper()
-	out := map[string]analytics.Bucket{}
-	for _, m := range testkit.ReadAll(t, addr, topics.AnalyticsTable) {
-		if len(m.Value) == 0 {
-			delete(out, string(m.Key))
-			continue
-		}
-		b, err := codecs.DecodeBucket(m.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[string(m.Key)] = b
-	}
-	return out
-}
 
 // latestStates is every opportunity's latest state on the opportunity table.
 func latestStates(t *testing.T, addr string) map[string]domain.Opportunity {

@@ -103,15 +103,25 @@ func (r *streamReader) read() {
 // next returns the next event (not an id-only block), failing after d.
 func (r *streamReader) next(d time.Duration) streamEvent {
 	r.t.Helper()
+	e, ok := r.nextWithin(d)
+	if !ok {
+		r.t.Fatalf("no event on the stream within %v", d)
+	}
+	return e
+}
+
+// nextWithin is the next event (not an id-only block) if one arrives within d, for next and
+// none, which require one and its absence.
+func (r *streamReader) nextWithin(d time.Duration) (streamEvent, bool) {
 	deadline := time.After(d)
 	for {
 		select {
 		case e := <-r.events:
 			if e.Event != "" {
-				return e
+				return e, true
 			}
 		case <-deadline:
-			r.t.Fatalf("no event on the stream within %v", d)
+			return streamEvent{}, false
 		}
 	}
 }
@@ -134,16 +144,8 @@ func (r *streamReader) startID() string {
 // none fails if an event arrives within d.
 func (r *streamReader) none(d time.Duration) {
 	r.t.Helper()
-	deadline := time.After(d)
-	for {
-		select {
-		case e := <-r.events:
-			if e.Event != "" {
-				r.t.Fatalf("unexpected event %s %s: %.200s", e.Event, e.ID, e.Data)
-			}
-		case <-deadline:
-			return
-		}
+	if e, ok := r.nextWithin(d); ok {
+		r.t.Fatalf("unexpected event %s %s: %.200s", e.Event, e.ID, e.Data)
 	}
 }
 

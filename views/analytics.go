@@ -35,22 +35,25 @@ func (s *Service) rates() (analytics.Rates, error) {
 	return analytics.MapRates(s.cfg.ReportingCurrency, table), nil
 }
 
-// Forecast answers GET /forecast from the in-memory bucket read model.
-func (s *Service) Forecast(q analytics.ForecastQuery) (analytics.ForecastResult, error) {
+// withRates asks the bucket read model a query that converts money, with the FX table as it
+// is now (rates).
+func withRates[Q, R any](s *Service, q Q, query func(*analytics.Store, Q, analytics.Rates) (R, error)) (R, error) {
 	r, err := s.rates()
 	if err != nil {
-		return analytics.ForecastResult{}, err
+		var none R
+		return none, err
 	}
-	return s.store.Forecast(q, r)
+	return query(s.store, q, r)
+}
+
+// Forecast answers GET /forecast from the in-memory bucket read model.
+func (s *Service) Forecast(q analytics.ForecastQuery) (analytics.ForecastResult, error) {
+	return withRates(s, q, (*analytics.Store).Forecast)
 }
 
 // WinLoss answers GET /analytics/win-loss.
 func (s *Service) WinLoss(q analytics.WinLossQuery) (analytics.WinLossResult, error) {
-	r, err := s.rates()
-	if err != nil {
-		return analytics.WinLossResult{}, err
-	}
-	return s.store.WinLoss(q, r)
+	return withRates(s, q, (*analytics.Store).WinLoss)
 }
 
 // Funnel answers GET /analytics/funnel against the pipeline's current stage order.
@@ -67,20 +70,12 @@ func (s *Service) Funnel(q analytics.FunnelQuery) (analytics.FunnelResult, error
 
 // Velocity answers GET /analytics/velocity.
 func (s *Service) Velocity(q analytics.VelocityQuery) (analytics.VelocityResult, error) {
-	r, err := s.rates()
-	if err != nil {
-		return analytics.VelocityResult{}, err
-	}
-	return s.store.Velocity(q, r)
+	return withRates(s, q, (*analytics.Store).Velocity)
 }
 
 // Changes answers GET /analytics/changes.
 func (s *Service) Changes(q analytics.ChangesQuery) (analytics.ChangesResult, error) {
-	r, err := s.rates()
-	if err != nil {
-		return analytics.ChangesResult{}, err
-	}
-	return s.store.Changes(q, r)
+	return withRates(s, q, (*analytics.Store).Changes)
 }
 
 // Stale lists open opportunities that have stayed in their stage longer than the stage allows.

@@ -98,19 +98,28 @@ func (b *bucketStorage) Open() error {
 	if b.stores != nil {
 		b.stores.set(b.partition, b.Storage)
 	}
-	it, err := b.Storage.Iterator()
+	return eachStored(b.Storage, "load analytics buckets", "load analytics bucket", b.mirror)
+}
+
+// eachStored calls fn with every record st holds, as the storages that mirror their records
+// do when they open: errors name what (the iteration) or whatAt and the key (one value).
+func eachStored(st storage.Storage, what, whatAt string, fn func(key string, value []byte)) error {
+	it, err := st.Iterator()
 	if err != nil {
-		return fmt.Errorf("load analytics buckets: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer it.Release()
 	for it.Next() {
 		v, err := it.Value()
 		if err != nil {
-			return fmt.Errorf("load analytics bucket %q: %w", it.Key(), err)
+			return fmt.Errorf("%s %q: %w", whatAt, it.Key(), err)
 		}
-		b.mirror(string(it.Key()), v)
+		fn(string(it.Key()), v)
 	}
-	return it.Err()
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // Set stores a bucket and mirrors it into the read model.
@@ -185,28 +194,15 @@ func (p *positionStorage) Open() error {
 	if err := p.Storage.Open(); err != nil {
 		return err
 	}
-	it, err := p.Storage.Iterator()
-	if err != nil {
-		return fmt.Errorf("read opportunity positions: %w", err)
-	}
-	defer it.Release()
-	for it.Next() {
-		v, err := it.Value()
-		if err != nil {
-			return fmt.Errorf("read opportunity positions at %q: %w", it.Key(), err)
-		}
+	return eachStored(p.Storage, "read opportunity positions", "read opportunity positions at", func(key string, v []byte) {
 		if len(v) == 0 {
-			continue
+			return
 		}
 		agg, err := codecs.DecodeAggregateState(v)
 		if err != nil {
-			p.log.Warn("undecodable opportunity state left out of the positions", "key", string(it.Key()), "err", err)
-			continue
+			p.log.Warn("undecodable opportunity state left out of the positions", "key", key, "err", err)
+			return
 		}
-		p.opened(p.partition, string(it.Key()), &agg)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("read opportunity positions: %w", err)
-	}
-	return nil
+		p.opened(p.partition, key, &agg)
+	})
 }

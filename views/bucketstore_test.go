@@ -87,14 +87,7 @@ func fixtureBuckets(tb testing.TB, n int) map[string]*analytics.Bucket {
 			if err != nil {
 				tb.Fatalf("fixture %s: %v", cmd.CommandID, err)
 			}
-			for _, dl := range analytics.Deltas(cur, d.Next, d.Events, pipelines) {
-				bk := buckets[dl.Bucket]
-				if bk == nil {
-					bk = &analytics.Bucket{}
-					buckets[dl.Bucket] = bk
-				}
-				bk.Apply(dl)
-			}
+			analytics.ApplyAll(buckets, analytics.Deltas(cur, d.Next, d.Events, pipelines))
 			next := d.Next
 			cur = &next
 		}

@@ -462,7 +462,7 @@ func (s *Service) ListOpportunities(f ListFilter) ([]domain.Opportunity, string,
 		if err != nil {
 			return nil, "", fmt.Errorf("decode opportunity %s: %w", it.Key(), err)
 		}
-		if agg.State.Version == 0 || !matches(agg.State, f) {
+		if agg.State.Version == 0 || !f.Matches(agg.State) {
 			continue
 		}
 		if len(items) == limit {
@@ -477,7 +477,9 @@ func (s *Service) ListOpportunities(f ListFilter) ([]domain.Opportunity, string,
 	return items, "", nil
 }
 
-func matches(o domain.Opportunity, f ListFilter) bool {
+// Matches reports whether o passes every field of the filter but the cursor and the limit:
+// the selection each backend of ListOpportunities (this view, the HTTP tests' fake) makes.
+func (f ListFilter) Matches(o domain.Opportunity) bool {
 	switch {
 	case f.PipelineID != "" && o.PipelineID != f.PipelineID,
 		f.OwnerID != "" && o.OwnerID != f.OwnerID,
@@ -504,22 +506,13 @@ func (s *Service) Pipelines() ([]domain.Pipeline, error) {
 
 // Pipeline returns one pipeline, nil when unknown.
 func (s *Service) Pipeline(id string) (*domain.Pipeline, error) {
-	v, err := s.pipelines.Get(id)
-	if err != nil {
-		return nil, fmt.Errorf("read pipeline %s: %w", id, err)
-	}
-	p, _ := v.(*domain.Pipeline)
-	return p, nil
+	return viewValue[domain.Pipeline](s.pipelines, id, "pipeline")
 }
 
 // WaitPipeline returns once this instance's view shows p, so that a read after a write sees
 // it (the gateway's PutPipeline).
 func (s *Service) WaitPipeline(ctx context.Context, p domain.Pipeline) error {
-	return poll(ctx, func() bool {
-		v, err := s.pipelines.Get(p.ID)
-		got, _ := v.(*domain.Pipeline)
-		return err == nil && got != nil && reflect.DeepEqual(*got, p)
-	})
+	return waitValue(ctx, s.pipelines, p.ID, func(got *domain.Pipeline) bool { return reflect.DeepEqual(*got, p) })
 }
 
 // FXRates lists every exchange rate, the reporting currency's at its fixed 1 (a stored one,
@@ -537,20 +530,32 @@ func (s *Service) FXRates() ([]domain.FXRate, error) {
 
 // FXRate returns the rate of one currency, nil when unknown.
 func (s *Service) FXRate(currency string) (*domain.FXRate, error) {
-	v, err := s.fx.Get(currency)
-	if err != nil {
-		return nil, fmt.Errorf("read fx rate %s: %w", currency, err)
-	}
-	r, _ := v.(*domain.FXRate)
-	return r, nil
+	return viewValue[domain.FXRate](s.fx, currency, "fx rate")
 }
 
 // WaitFXRate returns once this instance's view shows r.
 func (s *Service) WaitFXRate(ctx context.Context, r domain.FXRate) error {
+	return waitValue(ctx, s.fx, r.Currency, func(got *domain.FXRate) bool { return *got == r })
+}
+
+// viewValue is the configuration value (pipeline, FX rate) of key in view, nil when it has
+// none; what names it in an error.
+func viewValue[T any](view *goka.View, key, what string) (*T, error) {
+	v, err := view.Get(key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", what, key, err)
+	}
+	x, _ := v.(*T)
+	return x, nil
+}
+
+// waitValue returns once view holds a value of key that is the one written (same), so that a
+// read after a configuration write sees it.
+func waitValue[T any](ctx context.Context, view *goka.View, key string, same func(got *T) bool) error {
 	return poll(ctx, func() bool {
-		v, err := s.fx.Get(r.Currency)
-		got, _ := v.(*domain.FXRate)
-		return err == nil && got != nil && *got == r
+		v, err := view.Get(key)
+		got, _ := v.(*T)
+		return err == nil && got != nil && same(got)
 	})
 }
 

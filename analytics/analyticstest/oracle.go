@@ -12,6 +12,7 @@ package analyticstest
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math/big"
 	"regexp"
 	"slices"
@@ -388,19 +389,10 @@ func (o *Oracle) Forecast(q analytics.ForecastQuery, rates analytics.Rates) (ana
 		}
 	}
 	res := analytics.ForecastResult{Currency: q.Currency, From: q.From.String(), To: q.To.String(), Groups: []analytics.ForecastGroup{}, Total: figures(total)}
-	for _, k := range sortedKeys(groups) {
+	for _, k := range slices.Sorted(maps.Keys(groups)) {
 		res.Groups = append(res.Groups, analytics.ForecastGroup{Key: k, ForecastFigures: figures(groups[k])})
 	}
 	return res, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // oracleWL sums closed deals for win/loss.
@@ -521,14 +513,14 @@ func (o *Oracle) WinLoss(q analytics.WinLossQuery, rates analytics.Rates) (analy
 	for _, c := range byCountThenName(total.competitors) {
 		res.Competitors = append(res.Competitors, analytics.CompetitorFigure{Competitor: c, Count: total.competitors[c], Amount: cv.format(cv.total(total.money["competitor/"+c]))})
 	}
-	for _, k := range sortedKeys(groups) {
+	for _, k := range slices.Sorted(maps.Keys(groups)) {
 		res.Groups = append(res.Groups, analytics.WinLossGroup{Key: k, WinLossFigures: groups[k].figures(cv)})
 	}
 	return res, nil
 }
 
 func byCountThenName(m map[string]int64) []string {
-	keys := sortedKeys(m)
+	keys := slices.Sorted(maps.Keys(m))
 	slices.SortStableFunc(keys, func(a, b string) int { return cmp.Compare(m[b], m[a]) })
 	return keys
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -48,10 +47,7 @@ func (b *bench) consistency(ctx context.Context) error {
 	}
 	defer stream.close()
 
-	pcfg := topics.SaramaConfig(topics.ClientOptions{Brokers: env.brokers, ClientID: "crm-bench-consistency"})
-	pcfg.Producer.Partitioner = sarama.NewCustomHashPartitioner(topics.Hasher())
-	pcfg.Producer.Return.Successes = true
-	producer, err := sarama.NewAsyncProducer(env.brokers, pcfg)
+	producer, err := benchAsyncProducer(env.brokers, "crm-bench-consistency", true)
 	if err != nil {
 		return err
 	}
@@ -68,19 +64,12 @@ func (b *bench) consistency(ctx context.Context) error {
 	}()
 
 	var seq atomic.Int64
-	var rmu sync.Mutex
-	r := rand.New(rand.NewPCG(21, 22))
-	next := func() string {
-		rmu.Lock()
-		defer rmu.Unlock()
-		ids := fx.open[r.IntN(len(fx.open))]
-		return ids[r.IntN(len(ids))]
-	}
+	pick := fx.picker(21, 22)
 	var lmu sync.Mutex
 	var viewLag, analyticsLag, streamLag []time.Duration
 	measure := true
 	send := func(ctx context.Context, _ int) error {
-		id := next()
+		id := pick.id()
 		// A unique amount tells this update's stream event from any other of the deal.
 		s := seq.Add(1)
 		amount := 1_000_000 + s

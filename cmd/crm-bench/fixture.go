@@ -126,6 +126,36 @@ type fixture struct {
 
 const fixtureKeepIDs = 200_000
 
+// openPicker draws open opportunities of a fixture at random, for the concurrent senders of
+// the update scenarios: a partition, then an id in it, from a generator of fixed seeds.
+type openPicker struct {
+	mu   sync.Mutex
+	r    *rand.Rand
+	open [][]string
+}
+
+func (fx *fixture) picker(seed1, seed2 uint64) *openPicker {
+	return &openPicker{r: rand.New(rand.NewPCG(seed1, seed2)), open: fx.open}
+}
+
+func (p *openPicker) id() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.draw()
+}
+
+// idAndAmount is an id and a random amount for its update.
+func (p *openPicker) idAndAmount() (string, int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.draw(), randAmount(p.r)
+}
+
+func (p *openPicker) draw() string {
+	ids := p.open[p.r.IntN(len(p.open))]
+	return ids[p.r.IntN(len(ids))]
+}
+
 func (b *bench) buildFixture(ctx context.Context, env *benchEnv, n int, seed uint64) (*fixture, error) {
 	// The generator keeps every bucket in memory: collect less often while it runs (no
 	// service runs in this process while a fixture is built).
@@ -254,14 +284,7 @@ func (fp *fixturePart) run(ctx context.Context, l *loader, n, w, stride int, r *
 			if res.Rejected != nil {
 				return fmt.Errorf("fixture %s: %s: %s", cmdID, res.Rejected.Code, res.Rejected.Message)
 			}
-			for _, dl := range res.Deltas {
-				bk := fp.buckets[dl.Bucket]
-				if bk == nil {
-					bk = &analytics.Bucket{}
-					fp.buckets[dl.Bucket] = bk
-				}
-				bk.Apply(dl)
-			}
+			analytics.ApplyAll(fp.buckets, res.Deltas)
 			agg = res.Aggregate
 			next := agg.State
 			cur = &next

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -48,20 +47,10 @@ func (b *bench) latency(ctx context.Context) error {
 		rate, baseDur, base.pct(0.5), base.pct(0.99), cpu())
 
 	var seq atomic.Int64
-	var rmu sync.Mutex
-	r := rand.New(rand.NewPCG(11, 12))
-	next := func() (string, int64) {
-		rmu.Lock()
-		defer rmu.Unlock()
-		ids := fx.open[r.IntN(len(fx.open))]
-		return ids[r.IntN(len(ids))], randAmount(r)
-	}
+	pick := fx.picker(11, 12)
 
 	// Through Kafka: a producer with the service's settings; visible = the view's Await.
-	pcfg := topics.SaramaConfig(topics.ClientOptions{Brokers: env.brokers, ClientID: "crm-bench-latency"})
-	pcfg.Producer.Partitioner = sarama.NewCustomHashPartitioner(topics.Hasher())
-	pcfg.Producer.Return.Successes = false
-	producer, err := sarama.NewAsyncProducer(env.brokers, pcfg)
+	producer, err := benchAsyncProducer(env.brokers, "crm-bench-latency", false)
 	if err != nil {
 		return err
 	}
@@ -72,7 +61,7 @@ func (b *bench) latency(ctx context.Context) error {
 	}()
 	defer producer.AsyncClose()
 	kafkaCmd := func(ctx context.Context, i int) error {
-		id, amount := next()
+		id, amount := pick.idAndAmount()
 		cmd := updateCommand(id, fmt.Sprintf("lk-%d", seq.Add(1)), amount)
 		v, err := codecs.EncodeCommand(cmd)
 		if err != nil {
@@ -110,7 +99,7 @@ func (b *bench) latency(ctx context.Context) error {
 	defer client.CloseIdleConnections()
 	hdr := map[string]string{"Prefer": "wait=5"}
 	patch := func(ctx context.Context, i int) error {
-		id, amount := next()
+		id, amount := pick.idAndAmount()
 		return httpDo(ctx, client, http.MethodPatch, svc.base+"/opportunities/"+id,
 			`{"amount":"`+domain.FormatAmount(amount, "USD")+`"}`, hdr, http.StatusOK)
 	}
@@ -227,10 +216,7 @@ func rawRoundTrip(ctx context.Context, env *benchEnv, rate float64, dur, warm ti
 			}
 		}()
 	}
-	pcfg := topics.SaramaConfig(topics.ClientOptions{Brokers: env.brokers, ClientID: "crm-bench-roundtrip"})
-	pcfg.Producer.Partitioner = sarama.NewCustomHashPartitioner(topics.Hasher())
-	pcfg.Producer.Return.Successes = false
-	producer, err := sarama.NewAsyncProducer(env.brokers, pcfg)
+	producer, err := benchAsyncProducer(env.brokers, "crm-bench-roundtrip", false)
 	if err != nil {
 		return nil, err
 	}

@@ -217,6 +217,16 @@ func benchSyncProducer(brokers []string) (sarama.SyncProducer, error) {
 	return p, nil
 }
 
+// benchAsyncProducer is an async producer with the service's client settings and murmur2
+// partitioning, as the latency and consistency scenarios send commands; successes says
+// whether it returns the acknowledged messages.
+func benchAsyncProducer(brokers []string, clientID string, successes bool) (sarama.AsyncProducer, error) {
+	cfg := topics.SaramaConfig(topics.ClientOptions{Brokers: brokers, ClientID: clientID})
+	cfg.Producer.Partitioner = sarama.NewCustomHashPartitioner(topics.Hasher())
+	cfg.Producer.Return.Successes = successes
+	return sarama.NewAsyncProducer(brokers, cfg)
+}
+
 // loader is an async producer for bulk loads, murmur2-partitioned like every producer of the
 // service. Ordered (idempotent, one request in flight) when the order of a key's records
 // matters.

@@ -38,7 +38,15 @@ func startEmitBroker(t *testing.T) string {
 		t.Fatalf("start broker: %v", err)
 	}
 	t.Cleanup(b.Close)
-	c, err := topics.NewClient(topics.ClientOptions{Brokers: []string{b.Addr()}, ClientID: "emit-test"})
+	provisionFor(t, b.Addr(), emitPartitions)
+	return b.Addr()
+}
+
+// provisionFor creates the service's topics with partitions partitions on the broker at
+// addr, as serve does, and checks the commands topic has them.
+func provisionFor(t *testing.T, addr string, partitions int32) {
+	t.Helper()
+	c, err := topics.NewClient(topics.ClientOptions{Brokers: []string{addr}, ClientID: "emit-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,33 +55,24 @@ func startEmitBroker(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := topics.Provision(admin, topics.Catalog(emitPartitions), 1, slog.New(slog.DiscardHandler)); err != nil {
+	if err := topics.Provision(admin, topics.Catalog(partitions), 1, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 	n, err := topics.Partitions(c, topics.Commands)
 	if err != nil {
 		t.Fatalf("provision: %v", err)
 	}
-	if n != emitPartitions {
-		t.Fatalf("commands topic has %d partitions, want %d", n, emitPartitions)
+	if n != partitions {
+		t.Fatalf("commands topic has %d partitions, want %d", n, partitions)
 	}
-	return b.Addr()
 }
 
-// emitResult is what one runEmit call printed and returned.
-type emitResult struct {
-	stdout, stderr string
-	err            error
-}
-
-func runEmitT(t *testing.T, args []string, stdin string) emitResult {
+// runEmitT runs emit in process with stdin and returns what it printed.
+func runEmitT(t *testing.T, args []string, stdin string) testkit.Output {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	err := runEmit(ctx, args, strings.NewReader(stdin), &out, &errOut)
-	t.Logf("emit %q: err=%v\nstdout:\n%sstderr:\n%s", args, err, out.String(), errOut.String())
-	return emitResult{stdout: out.String(), stderr: errOut.String(), err: err}
+	return testkit.RunLogged(t, fmt.Sprintf("emit %q", args), func(ctx context.Context, stdout, stderr io.Writer) error {
+		return runEmit(ctx, args, strings.NewReader(stdin), stdout, stderr)
+	})
 }
 
 // sentReport is one "sent ..." line of emit's stdout.
@@ -209,13 +208,13 @@ func TestEmitSendsEveryCommandType(t *testing.T) {
 	start := time.Now()
 	res := runEmitT(t, []string{"--brokers", broker, "--file", path}, "stdin is not read")
 	end := time.Now()
-	if res.err != nil {
-		t.Fatalf("runEmit: %v", res.err)
+	if res.Err != nil {
+		t.Fatalf("runEmit: %v", res.Err)
 	}
-	if res.stderr != "" {
-		t.Errorf("stderr: %s", res.stderr)
+	if res.Stderr != "" {
+		t.Errorf("stderr: %s", res.Stderr)
 	}
-	sent := parseSent(t, res.stdout, len(emitGood), 0)
+	sent := parseSent(t, res.Stdout, len(emitGood), 0)
 	if want := query.DeriveOpportunityID("c-2"); sent[1].oppID != want {
 		t.Errorf("create without id went to %s, want %s (derived from its commandId)", sent[1].oppID, want)
 	}
@@ -230,15 +229,15 @@ func TestEmitStopsAtFirstBadLine(t *testing.T) {
 		`{"type":"ChangeStage","opportunityId":"emit-2","stageId":"s","colour":"red"}` + "\n" +
 		emitGood[5] + "\n"
 	res := runEmitT(t, []string{"--brokers", broker}, input)
-	if res.err == nil {
+	if res.Err == nil {
 		t.Fatal("runEmit succeeded despite a bad line")
 	}
 	for _, want := range []string{"line 3", "colour"} {
-		if !strings.Contains(res.err.Error(), want) {
-			t.Errorf("error %q does not name %q", res.err, want)
+		if !strings.Contains(res.Err.Error(), want) {
+			t.Errorf("error %q does not name %q", res.Err, want)
 		}
 	}
-	sent := parseSent(t, res.stdout, 1, 1)
+	sent := parseSent(t, res.Stdout, 1, 1)
 	checkRecords(t, broker, sent, emitGood[3:4], time.Time{}, time.Now())
 }
 
@@ -258,10 +257,10 @@ func TestEmitContinueOnErrorFromEnvironment(t *testing.T) {
 	}, "\n")
 	start := time.Now()
 	res := runEmitT(t, nil, input)
-	if res.err == nil || !strings.Contains(res.err.Error(), "4 of 7 commands failed") {
-		t.Fatalf("error %v, want 4 of 7 commands failed", res.err)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "4 of 7 commands failed") {
+		t.Fatalf("error %v, want 4 of 7 commands failed", res.Err)
 	}
-	errLines := strings.Split(strings.TrimSpace(res.stderr), "\n")
+	errLines := strings.Split(strings.TrimSpace(res.Stderr), "\n")
 	wantErr := [][]string{
 		{"line 2:", "not valid JSON"},
 		{"line 4:", "amount", "never a JSON number"},
@@ -269,7 +268,7 @@ func TestEmitContinueOnErrorFromEnvironment(t *testing.T) {
 		{"line 6:", `"Merge" is not a command`},
 	}
 	if len(errLines) != len(wantErr) {
-		t.Fatalf("stderr has %d lines, want %d:\n%s", len(errLines), len(wantErr), res.stderr)
+		t.Fatalf("stderr has %d lines, want %d:\n%s", len(errLines), len(wantErr), res.Stderr)
 	}
 	for i, want := range wantErr {
 		for _, w := range want {
@@ -278,7 +277,7 @@ func TestEmitContinueOnErrorFromEnvironment(t *testing.T) {
 			}
 		}
 	}
-	sent := parseSent(t, res.stdout, 3, 4)
+	sent := parseSent(t, res.Stdout, 3, 4)
 	checkRecords(t, broker, sent, []string{emitGood[0], emitGood[4], emitGood[6]}, start, time.Now())
 }
 
@@ -294,13 +293,13 @@ func TestEmitLongLines(t *testing.T) {
 	// exact ends with "\r\n", which the reader's buffer must hold as well.
 	input := exact + "\r\n" + strings.Join([]string{over, emitGood[6], huge, emitGood[0]}, "\n")
 	res := runEmitT(t, []string{"--brokers", broker, "--continue-on-error"}, input)
-	if res.err == nil || !strings.Contains(res.err.Error(), "line 4: longer than") {
-		t.Fatalf("error %v, want line 4 too long", res.err)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "line 4: longer than") {
+		t.Fatalf("error %v, want line 4 too long", res.Err)
 	}
-	if !strings.Contains(res.stderr, "line 2: longer than") {
-		t.Errorf("stderr %q does not report line 2", res.stderr)
+	if !strings.Contains(res.Stderr, "line 2: longer than") {
+		t.Errorf("stderr %q does not report line 2", res.Stderr)
 	}
-	sent := parseSent(t, res.stdout, 2, 2)
+	sent := parseSent(t, res.Stdout, 2, 2)
 	checkRecords(t, broker, sent, []string{emitGood[3], emitGood[6]}, time.Time{}, time.Now())
 }
 
@@ -329,15 +328,15 @@ func TestEmitWithoutBroker(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			res := runEmitT(t, tc.args, tc.stdin)
-			if res.err == nil || !strings.Contains(res.err.Error(), tc.want) {
-				t.Fatalf("error %v, want one containing %q", res.err, tc.want)
+			if res.Err == nil || !strings.Contains(res.Err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", res.Err, tc.want)
 			}
 		})
 	}
 	t.Run("empty input", func(t *testing.T) {
 		res := runEmitT(t, []string{"--brokers", nowhere}, "\n# nothing to send\n")
-		if res.err != nil || res.stdout != "0 sent, 0 failed\n" {
-			t.Fatalf("err %v, stdout %q", res.err, res.stdout)
+		if res.Err != nil || res.Stdout != "0 sent, 0 failed\n" {
+			t.Fatalf("err %v, stdout %q", res.Err, res.Stdout)
 		}
 	})
 }

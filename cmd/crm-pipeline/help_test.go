@@ -5,9 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 )
 
 func TestHelpOfEveryCommand(t *testing.T) {
@@ -64,28 +65,10 @@ func TestBadFlagsPointToHelp(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the service's goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestJSONModeKeepsStdoutJSON: with --log-format json (the default) serve's stdout carries
 // JSON objects only (the start banner among them), and stderr's log lines are JSON too.
 func TestJSONModeKeepsStdoutJSON(t *testing.T) {
-	var out, errOut syncBuffer
+	var out, errOut testkit.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,7 +32,7 @@ func TestResetAnalyticsOnTheEmbeddedBrokersLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	provisionFor(t, b.Addr())
+	provisionFor(t, b.Addr(), 4)
 
 	// A deal created on 2027-01-01 and won two days later: its events are the state
 	// record's recent ones (the history topic is left empty).
@@ -132,23 +131,6 @@ func TestResetAnalyticsOnTheEmbeddedBrokersLog(t *testing.T) {
 	}
 }
 
-// provisionFor creates the service's topics on a broker, as serve does.
-func provisionFor(t *testing.T, addr string) {
-	t.Helper()
-	c, err := topics.NewClient(topics.ClientOptions{Brokers: []string{addr}, ClientID: "reset-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	admin, err := sarama.NewClusterAdminFromClient(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := topics.Provision(admin, topics.Catalog(4), 1, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // bucketsOn opens the broker's log again and reads its analytics table as compaction leaves it.
 func bucketsOn(t *testing.T, dir string) map[string]analytics.Bucket {
 	t.Helper()
@@ -157,17 +139,5 @@ func bucketsOn(t *testing.T, dir string) map[string]analytics.Bucket {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	out := map[string]analytics.Bucket{}
-	for _, m := range testkit.ReadAll(t, b.Addr(), topics.AnalyticsTable) {
-		if len(m.Value) == 0 {
-			delete(out, string(m.Key))
-			continue
-		}
-		bk, err := codecs.DecodeBucket(m.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[string(m.Key)] = bk
-	}
-	return out
+	return testkit.LatestBuckets(t, b.Addr())
 }

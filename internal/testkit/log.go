@@ -1,9 +1,12 @@
 package testkit
 
 import (
+	"context"
+	"io"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // LogWriter forwards service logs to the test log until the test ends.
@@ -32,4 +35,47 @@ func (w *LogWriter) Close() {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
+}
+
+// SyncBuffer collects what a service's goroutines write (a run's stdout and stderr, a child
+// process's output) while the test reads it: the tests of the command and the system tests
+// poll such output for banners and log lines.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String is everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Output is what one run of a command printed on stdout and stderr, and the error it ended
+// with.
+type Output struct {
+	Stdout, Stderr string
+	Err            error
+}
+
+// RunLogged runs run with stdout and stderr of its own under a deadline of two minutes, logs
+// what it printed under what (the command and its arguments) and returns it: the command's
+// tests run `crm-pipeline emit` in process and the system tests as the built binary, and
+// both read its output alike.
+func RunLogged(t testing.TB, what string, run func(ctx context.Context, stdout, stderr io.Writer) error) Output {
+	t.Helper()
+	var out, errOut SyncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := run(ctx, &out, &errOut)
+	t.Logf("%s: err=%v\nstdout:\n%sstderr:\n%s", what, err, out.String(), errOut.String())
+	return Output{Stdout: out.String(), Stderr: errOut.String(), Err: err}
 }

@@ -20,6 +20,19 @@ const (
 const IDAlphabet = "A-Z a-z 0-9 . _ : -"
 
 // isIDChar reports whether c is in IDAlphabet.
+// IsID reports whether s is a valid id: 1..MaxIDLen characters of the id alphabet.
+func IsID(s string) bool {
+	if s == "" || len(s) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isIDChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 func isIDChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-'
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -151,6 +152,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 func (s *server) routes(gath prometheus.Gatherer) {
 	r := chi.NewRouter()
 	s.mux = r
+	// HEAD is answered wherever GET is (RFC 9110 requires it of a GET resource): chi routes an
+	// unregistered HEAD to the GET handler, and net/http drops the body.
+	r.Use(middleware.GetHead)
 	r.Use(s.requestID, s.observe, s.recoverer, s.checkHost, s.refuseCrossSite, s.authenticate, s.limitBody)
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)

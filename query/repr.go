@@ -71,13 +71,13 @@ type opportunityJSON struct {
 	CreatedAt                string           `json:"createdAt"`
 	UpdatedAt                string           `json:"updatedAt"`
 	ClosedAt                 *string          `json:"closedAt"`
-	LossReason               string           `json:"lossReason"`
-	Competitor               string           `json:"competitor"`
+	LossReason               *string          `json:"lossReason"`
+	Competitor               *string          `json:"competitor"`
 	StageEnteredAt           string           `json:"stageEnteredAt"`
-	NextStep                 string           `json:"nextStep"`
-	LeadID                   string           `json:"leadId"`
-	Source                   string           `json:"source"`
-	LossNote                 string           `json:"lossNote"`
+	NextStep                 *string          `json:"nextStep"`
+	LeadID                   *string          `json:"leadId"`
+	Source                   *string          `json:"source"`
+	LossNote                 *string          `json:"lossNote"`
 	ProbabilityOverride      *overrideJSON    `json:"probabilityOverride"`
 	ForecastCategoryOverride *overrideJSON    `json:"forecastCategoryOverride"`
 	CloseDatePushCount       int              `json:"closeDatePushCount"`
@@ -121,13 +121,13 @@ func opportunityOut(o *domain.Opportunity, stageName string) opportunityJSON {
 		CreatedAt:                formatTime(o.CreatedAt),
 		UpdatedAt:                formatTime(o.UpdatedAt),
 		ClosedAt:                 formatTimePtr(o.ClosedAt),
-		LossReason:               o.LossReason,
-		Competitor:               o.Competitor,
+		LossReason:               nonEmpty(o.LossReason),
+		Competitor:               nonEmpty(o.Competitor),
 		StageEnteredAt:           formatTime(o.StageEnteredAt),
-		NextStep:                 o.NextStep,
-		LeadID:                   o.LeadID,
-		Source:                   o.Source,
-		LossNote:                 o.LossNote,
+		NextStep:                 nonEmpty(o.NextStep),
+		LeadID:                   nonEmpty(o.LeadID),
+		Source:                   nonEmpty(o.Source),
+		LossNote:                 nonEmpty(o.LossNote),
 		ProbabilityOverride:      overrideOut(o.ProbabilityOverride, true),
 		ForecastCategoryOverride: overrideOut(o.CategoryOverride, false),
 		CloseDatePushCount:       o.CloseDatePushCount,
@@ -148,9 +148,28 @@ func opportunityOut(o *domain.Opportunity, stageName string) opportunityJSON {
 	return out
 }
 
+// changeJSON is one field's before and after in the audit trail, in the field's own JSON type
+// (a number for probability and closeDatePushCount, as the opportunity shows them; null for
+// absent).
 type changeJSON struct {
-	Before *string `json:"before"`
-	After  *string `json:"after"`
+	Before any `json:"before"`
+	After  any `json:"after"`
+}
+
+// numericChanges are the fields whose changes are numbers in the opportunity's JSON.
+var numericChanges = map[string]bool{"probability": true, "closeDatePushCount": true}
+
+// changeValue renders one side of a change.
+func changeValue(field, text string, set bool) any {
+	if !set {
+		return nil
+	}
+	if numericChanges[field] {
+		if n, err := strconv.Atoi(text); err == nil {
+			return n
+		}
+	}
+	return text
 }
 
 type eventJSON struct {
@@ -178,16 +197,7 @@ func eventOut(e domain.Event) eventJSON {
 		Changes:     make(map[string]changeJSON, len(e.Changes)),
 	}
 	for _, c := range e.Changes {
-		var ch changeJSON
-		if c.BeforeSet {
-			before := c.Before
-			ch.Before = &before
-		}
-		if c.AfterSet {
-			after := c.After
-			ch.After = &after
-		}
-		out.Changes[c.Field] = ch
+		out.Changes[c.Field] = changeJSON{Before: changeValue(c.Field, c.Before, c.BeforeSet), After: changeValue(c.Field, c.After, c.AfterSet)}
 	}
 	return out
 }

@@ -306,3 +306,39 @@ func TestIdempotencyKeyOverHTTP(t *testing.T) {
 	}
 	s.MustStatus(patch("k-16000", "16000.00"), http.StatusOK)
 }
+
+// TestListCursorOpaque: a list's nextCursor pages through every deal once; a cursor the
+// service did not give is a 400 naming cursor, not a page that starts after some id.
+func TestListCursorOpaque(t *testing.T) {
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	for i := range 5 {
+		s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody(fmt.Sprintf("opp-page-%d", i)), testkit.Wait), http.StatusCreated)
+	}
+	seen := map[string]bool{}
+	for cursor, pages := "", 0; ; pages++ {
+		m := s.Do("GET", "/opportunities?limit=2&cursor="+cursor, nil, nil).JSON(t)
+		for _, it := range m["items"].([]any) {
+			id := it.(map[string]any)["id"].(string)
+			if seen[id] {
+				t.Fatalf("%s on two pages", id)
+			}
+			seen[id] = true
+		}
+		next, _ := m["nextCursor"].(string)
+		if next == "" {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("paging does not end")
+		}
+		cursor = next
+	}
+	if len(seen) != 5 {
+		t.Fatalf("paged through %d deals, want 5", len(seen))
+	}
+	r := s.Do("GET", "/opportunities?cursor=garbage", nil, nil)
+	s.MustStatus(r, http.StatusBadRequest)
+	if !strings.Contains(string(r.Body), `"field":"cursor"`) {
+		t.Fatalf("the refusal does not name cursor: %s", r.Body)
+	}
+}

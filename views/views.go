@@ -10,12 +10,14 @@ package views
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -442,12 +444,16 @@ func (s *Service) ListOpportunities(f ListFilter) ([]domain.Opportunity, string,
 		return nil, "", fmt.Errorf("iterate opportunities: %w", err)
 	}
 	defer it.Release()
-	if f.Cursor != "" {
-		it.Seek(f.Cursor)
+	after, err := parseCursor(f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	if after != "" {
+		it.Seek(after)
 	}
 	var items []domain.Opportunity
 	for it.Next() {
-		if f.Cursor != "" && it.Key() <= f.Cursor {
+		if after != "" && it.Key() <= after {
 			continue
 		}
 		v, err := it.Value()
@@ -466,7 +472,7 @@ func (s *Service) ListOpportunities(f ListFilter) ([]domain.Opportunity, string,
 			continue
 		}
 		if len(items) == limit {
-			return items, items[len(items)-1].ID, nil
+			return items, listCursor(items[len(items)-1].ID), nil
 		}
 		s.joinAccount(&agg.State)
 		items = append(items, agg.State)
@@ -475,6 +481,27 @@ func (s *Service) ListOpportunities(f ListFilter) ([]domain.Opportunity, string,
 		return nil, "", fmt.Errorf("iterate opportunities: %w", err)
 	}
 	return items, "", nil
+}
+
+// A list cursor is the last id of the page before, base64url after a version letter: opaque
+// to clients (they pass nextCursor back as it is), and anything else is refused with
+// ErrInvalidCursor rather than read as an id to start after.
+const cursorVersion = "o"
+
+func listCursor(lastID string) string {
+	return cursorVersion + base64.RawURLEncoding.EncodeToString([]byte(lastID))
+}
+
+func parseCursor(c string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	rest, ok := strings.CutPrefix(c, cursorVersion)
+	raw, err := base64.RawURLEncoding.DecodeString(rest)
+	if !ok || err != nil || !domain.IsID(string(raw)) {
+		return "", fmt.Errorf("%w: %q is not a cursor this service gave", ErrInvalidCursor, c)
+	}
+	return string(raw), nil
 }
 
 // Matches reports whether o passes every field of the filter but the cursor and the limit:

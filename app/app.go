@@ -30,6 +30,7 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/state"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 	"github.com/crm-pipeline/crm-pipeline/views"
+	"github.com/crm-pipeline/crm-pipeline/web"
 )
 
 // DefaultCacheMiB is serve's --cache-mib, and bench's, so the bench measures the default.
@@ -247,6 +248,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	if err != nil {
 		return fmt.Errorf("build HTTP handler: %w", err)
 	}
+	// The dashboard's static files at / and /ui/ (they carry no data, so no token), the API
+	// everywhere else; the page is a client of that API like any other.
+	dashboard, err := web.New()
+	if err != nil {
+		return err
+	}
+	handler = dashboard.WithAPI(handler)
 	maxConns, perClient := cfg.MaxConns, cfg.MaxConnsPerClient
 	if limit := raiseFileLimit(log); limit > 0 {
 		var reserve int

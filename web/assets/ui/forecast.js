@@ -136,9 +136,9 @@ export async function mount(root, { query, setQuery }) {
       ['pipeline', 'Pipeline'], ['bestCase', 'Best case'], ['commit', 'Commit'], ['closedWon', 'Closed won'],
       ['commitForecast', 'Commit forecast'], ['bestCaseForecast', 'Best-case forecast'], ['closedLost', 'Closed lost'], ['open', 'Open'],
     ];
-    const cell = (m) => h('td', { class: 'num', title: deals(m.count) },
+    const cell = (m, k) => h('td', { class: 'num', title: deals(m.count), dataset: { col: k, amount: pick(m), count: String(m.count) } },
       money(pick(m), f.currency), h('br'), h('span', { class: 'muted' }, deals(m.count)));
-    const row = (key, figs, foot) => h('tr', { dataset: { key } }, h(foot ? 'td' : 'th', { scope: 'row' }, key), cols.map(([k]) => cell(figs[k])));
+    const row = (key, figs, foot) => h('tr', { dataset: { key } }, h(foot ? 'td' : 'th', { scope: 'row' }, key), cols.map(([k]) => cell(figs[k], k)));
     replace(tableEl, h('table', { id: 'forecast-table' },
       h('caption', `Forecast by ${state.groupBy} (${state.measure}) in ${f.currency}, ${date(f.from)} – ${date(f.to)}`),
       h('thead', h('tr', h('th', { scope: 'col' }, state.groupBy === 'none' ? '' : `${state.groupBy[0].toUpperCase()}${state.groupBy.slice(1)}`),

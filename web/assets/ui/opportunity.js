@@ -208,30 +208,38 @@ class DealPage {
     }
   }
 
-  /** A version conflict: say what the other change did, keep the user's edits, let them decide. */
+  /**
+   * A version conflict: say what the other change did and keep the user's edits. The form is
+   * rebuilt on the latest version with the user's changed fields put back, so what it shows
+   * is what saving would store; saving again is the user's decision.
+   */
   async conflict(problem, formEl, mine) {
     let latest = this.opp;
     try { latest = await get(`/opportunities/${enc(this.id)}`); } catch { /* keep what we have */ }
+    const base = this.base;
     this.opp = latest;
-    const theirs = EDITABLE.filter((k) => JSON.stringify(latest[k]) !== JSON.stringify(this.base[k]));
+    const theirs = EDITABLE.filter((k) => JSON.stringify(latest[k]) !== JSON.stringify(base[k]));
     const fmt = (k, o) => (k.endsWith('Override') ? (o[k] ? String(o[k].value) : 'stage default') : String(o[k] ?? '—'));
-    const list = h('ul', theirs.map((k) => h('li', h('strong', fieldLabel(k)), `: ${fmt(k, this.base)} → ${fmt(k, latest)}`)));
+    await this.openForm();
+    for (const [k, v] of Object.entries(mine)) {
+      const ctl = this.form.controls[k];
+      if (ctl) ctl.value = v === null ? '' : String(v);
+    }
+    const list = h('ul', theirs.map((k) => h('li', h('strong', fieldLabel(k)), `: ${fmt(k, base)} → ${fmt(k, latest)}`)));
     const overwrite = h('button', { class: 'btn btn-primary', type: 'button', id: 'save-anyway' }, 'Save my changes on top');
     const discard = h('button', { class: 'btn', type: 'button' }, 'Discard mine, show theirs');
     replace(this.conflictNote, h('div', { class: 'banner banner-error', role: 'alert', id: 'conflict' },
       h('div', {},
-        h('p', h('strong', 'Someone else changed this deal while you were editing.'),
-          ` ${problem.detail || ''} Your changes (${Object.keys(mine).map(fieldLabel).join(', ')}) were not saved and are still in the form.`),
-        theirs.length ? h('p', 'Their change:') : h('p', 'Their change touched the stage or status.'),
+        h('p', h('strong', 'Someone else changed this deal while you were editing. '),
+          `Your changes (${Object.keys(mine).map(fieldLabel).join(', ')}) were not saved; they are still in the form, now on top of version ${latest.version}.`),
+        h('p', theirs.length ? 'Their change:' : 'Their change touched the stage or the status.'),
         theirs.length ? list : null),
       h('div', { class: 'deal-actions' }, discard, overwrite)));
     discard.addEventListener('click', () => { this.closeForm(); this.render(); this.loadHistory(); });
     overwrite.addEventListener('click', () => {
-      this.base = latest; // the user has seen the other change: save against it
       clear(this.conflictNote);
-      formEl.requestSubmit();
+      this.formHost.querySelector('form').requestSubmit();
     });
-    this.renderView();
     this.loadHistory();
     overwrite.focus();
   }

@@ -138,7 +138,11 @@ function renderPipeline(panel, pipes, chosen, choose) {
       const body = {
         name: model.name,
         stages: model.stages.map((s) => {
-          const o = { id: s.id, name: s.name, probability: s.probability, forecastCategory: s.forecastCategory, status: s.status, requiredFields: s.requiredFields };
+          const o = { id: s.id, name: s.name, probability: s.probability, forecastCategory: s.forecastCategory, status: s.status };
+          // An empty list is left out: the service then stores and confirms the same nil list
+          // (a PUT naming "requiredFields": [] waits 30 s for a confirmation that never
+          // matches, then answers 503, though it stored the pipeline).
+          if (s.requiredFields.length) o.requiredFields = s.requiredFields;
           if (s.staleAfterDays) o.staleAfterDays = s.staleAfterDays;
           return o;
         }),

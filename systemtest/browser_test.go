@@ -1,0 +1,513 @@
+package systemtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/crm-pipeline/crm-pipeline/codecs"
+	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
+	"github.com/crm-pipeline/crm-pipeline/topics"
+)
+
+// The dashboard in a real browser: headless Chromium (Debian's chromium package, which
+// `make test` installs when missing) driven over the DevTools protocol against the service in
+// process. Every tab fails its test on any console error, uncaught exception, failed request
+// or HTTP status of 400 or more that the test did not announce (allow). Screenshots of every
+// page go to bin/screenshots/ (the path is logged).
+
+// chromiumPath is where Debian's chromium package puts the browser.
+const chromiumPath = "/usr/bin/chromium"
+
+// findChromium returns the browser, or skips the test when there is none, unless
+// CRM_PIPELINE_BROWSER_TESTS=required (as `make test` sets it) makes that a failure.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CHROMIUM"), chromiumPath} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CRM_PIPELINE_BROWSER_TESTS") == "required" {
+		t.Fatalf("no Chromium at %s (apt-get install chromium)", chromiumPath)
+	}
+	t.Skipf("no Chromium at %s: the browser tests are skipped (make test installs it)", chromiumPath)
+	return ""
+}
+
+// screenshotDir is bin/screenshots of the repository (ignored by git), emptied at the start.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "bin", "screenshots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots: %s", dir)
+	return dir
+}
+
+// browser is one headless Chromium for a test; each tab is a context of it.
+type browser struct {
+	ctx   context.Context
+	shots string
+}
+
+func startBrowser(t *testing.T) *browser {
+	t.Helper()
+	exe := findChromium(t)
+	profile := t.TempDir()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 800), chromedp.Flag("lang", "en-US"),
+		// Chromium's own scratch files go to the test's directory, not /tmp.
+		chromedp.Env("TMPDIR="+profile),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		cancelAlloc()
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	return &browser{ctx: ctx, shots: screenshotDir(t)}
+}
+
+// allowance is a response the test expects to fail: URL containing part, with status.
+type allowance struct {
+	part   string
+	status int64
+}
+
+// tab is one browser tab on the dashboard, with its failure watch.
+type tab struct {
+	t      *testing.T
+	ctx    context.Context
+	base   string
+	mu     sync.Mutex
+	allow  []allowance
+	issues []string
+	closed bool
+}
+
+// open opens url (relative to the service's root) in a new tab and waits for the page.
+func (b *browser) open(t *testing.T, root, path string, allow ...allowance) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("new tab: %v", err)
+	}
+	tb := &tab{t: t, ctx: ctx, base: root, allow: allow}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			// A failed request shows as a console entry of the network source too: the
+			// response check below decides about those.
+			if (m.Type == chromedp.ConsoleError || m.IsException()) && m.Source != "network" {
+				tb.issue("console %s: %s (%s:%d)", m.Type, m.String(), m.URL, m.Line+1)
+			}
+		}
+	}()
+	if err := chromedp.Listen(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *network.EventResponseReceived:
+			if e.Response.Status >= 400 && !tb.allowed(e.Response.URL, e.Response.Status) {
+				tb.issue("HTTP %d for %s", e.Response.Status, e.Response.URL)
+			}
+		case *network.EventLoadingFailed:
+			if !e.Canceled {
+				tb.issue("request failed: %s (%s)", e.ErrorText, e.Type)
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		tb.mu.Lock()
+		tb.closed = true
+		issues := tb.issues
+		tb.mu.Unlock()
+		cancel()
+		for _, is := range issues {
+			t.Errorf("browser: %s", is)
+		}
+	})
+	tb.navigate(path)
+	return tb
+}
+
+func (tb *tab) issue(format string, args ...any) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if !tb.closed {
+		tb.issues = append(tb.issues, fmt.Sprintf(format, args...))
+	}
+}
+
+func (tb *tab) allowed(url string, status int64) bool {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	for _, a := range tb.allow {
+		if a.status == status && strings.Contains(url, a.part) {
+			return true
+		}
+	}
+	return false
+}
+
+// expect announces a refusal the test provokes.
+func (tb *tab) expect(part string, status int64) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.allow = append(tb.allow, allowance{part, status})
+}
+
+func (tb *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		tb.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+		tb.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// navigate loads path and waits until the page says it is ready.
+func (tb *tab) navigate(path string) {
+	tb.t.Helper()
+	// Through about:blank, so that a change of the fragment only is a whole new load too.
+	tb.do("open "+path, chromedp.Navigate("about:blank"), chromedp.Navigate(tb.base+path),
+		chromedp.WaitVisible(chromedp.CSS(`#main[data-ready]`)))
+}
+
+// helpers are defined in every evaluation: small finders by what the user sees.
+const helpers = `const card = (name) => [...document.querySelectorAll('.card')].find((c) => c.querySelector('.card-name a')?.textContent === name);
+const columnOf = (name) => card(name)?.closest('.column')?.dataset.stage || '';
+const text = (sel) => document.querySelector(sel)?.textContent || '';
+`
+
+// js evaluates an expression (with the helpers) and decodes its value into T.
+func js[T any](tb *tab, expr string) T {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](`(async () => { `+helpers+` return (`+expr+`); })()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		tb.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript condition (with the helpers) until it is true.
+func (tb *tab) waitFor(what, cond string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 15*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.PollFunction[bool](`() => { `+helpers+` return Boolean(`+cond+`); }`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(12*time.Second)))
+	if err != nil {
+		tb.shot("timeout-" + strings.ReplaceAll(what, " ", "-"))
+		tb.t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// shot saves a screenshot of the viewport as <name>.png in the screenshot directory.
+func (tb *tab) shot(name string) {
+	dir, _ := filepath.Abs(filepath.Join("..", "bin", "screenshots"))
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		tb.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	p := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(p, buf, 0o644); err != nil {
+		tb.t.Logf("screenshot %s: %v", name, err)
+	}
+}
+
+// mark puts a value on window that only a reload can take away.
+func (tb *tab) mark() string {
+	m := fmt.Sprintf("m%d", time.Now().UnixNano())
+	js[bool](tb, `(window.__mark = '`+m+`', true)`)
+	return m
+}
+
+func (tb *tab) notReloaded(m string) {
+	tb.t.Helper()
+	if got := js[string](tb, `window.__mark || ''`); got != m {
+		tb.t.Fatal("the page reloaded; live updates must not need one")
+	}
+}
+
+// hasStream reports whether the service serves the live stream (GET /api/v1/stream).
+func hasStream(t *testing.T, s *testkit.Service) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Base+"/stream?types=opportunity", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	if s.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.Token)
+	}
+	resp, err := s.HTTPClient().Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == 200
+}
+
+// streamAllowance lets a service without the stream answer the page's stream request 404.
+func streamAllowance(live bool) []allowance {
+	if live {
+		return nil
+	}
+	return []allowance{{"/api/v1/stream", 404}}
+}
+
+func decimal(t *testing.T, s string) *big.Rat {
+	t.Helper()
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		t.Fatalf("not a decimal: %q", s)
+	}
+	return r
+}
+
+// must fails the (sub)test unless r has status want.
+func must(t *testing.T, r testkit.Response, want int) {
+	t.Helper()
+	if r.Status != want {
+		t.Fatalf("status %d, want %d: %s", r.Status, want, r.Body)
+	}
+}
+
+func mustJSON(t *testing.T, r testkit.Response) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("%v: %s", err, r.Body)
+	}
+	return m
+}
+
+// TestBrowser drives the dashboard through a deal's life and the cases where the service
+// refuses, in one service and one browser (each subtest with tabs of its own).
+func TestBrowser(t *testing.T) {
+	b := startBrowser(t)
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	live := hasStream(t, s)
+	if !live {
+		t.Log("the service has no live stream (GET /api/v1/stream is 404): the live checks are skipped")
+	}
+	start := time.Now()
+	defer func() { t.Logf("browser tests took %v", time.Since(start).Round(100*time.Millisecond)) }()
+
+	t.Run("DealThroughFormBoardWonAndForecast", func(t *testing.T) {
+		forecast := b.open(t, s.Root, "/#/forecast?groupBy=owner", streamAllowance(live)...)
+		wonCell := `#forecast-table tfoot [data-col=closedWon]`
+		forecast.waitFor("forecast table", `document.querySelector('`+wonCell+`')`)
+		before := decimal(t, js[string](forecast, `document.querySelector('`+wonCell+`').dataset.amount`))
+		fmark := forecast.mark()
+
+		board := b.open(t, s.Root, "/", streamAllowance(live)...)
+		name := "Browser deal " + time.Now().Format("150405.000")
+		board.do("open the new deal form", chromedp.Click(chromedp.CSS(`#new-deal`)), chromedp.WaitVisible(chromedp.CSS(`dialog input[name=name]`)))
+		board.do("fill the form",
+			chromedp.SendKeys(chromedp.CSS(`dialog input[name=name]`), name),
+			chromedp.SendKeys(chromedp.CSS(`dialog input[name=accountId]`), "acc-browser"),
+			chromedp.SendKeys(chromedp.CSS(`dialog input[name=ownerId]`), "owner-browser"),
+			chromedp.SendKeys(chromedp.CSS(`dialog input[name=amount]`), "4321.00"),
+			chromedp.SetValue(chromedp.CSS(`dialog input[name=closeDate]`), testkit.CloseDate(20)),
+			chromedp.Click(chromedp.CSS(`dialog button[type=submit]`)))
+		board.waitFor("the new card in Qualification", `columnOf('`+name+`') === 'qualification'`)
+		id := js[string](board, `card('`+name+`').dataset.id`)
+		board.shot("board-created")
+
+		// The keyboard way: Space picks the card up, Right Right chooses Proposal, Space drops.
+		sel := chromedp.CSS(`.card[data-id="` + id + `"]`)
+		board.do("move by keyboard", chromedp.Focus(sel), chromedp.KeyEvent(" "), chromedp.KeyEvent(kb.ArrowRight), chromedp.KeyEvent(kb.ArrowRight), chromedp.KeyEvent(" "))
+		board.waitFor("the card in Proposal", `columnOf('`+name+`') === 'proposal' && !card('`+name+`').classList.contains('pending')`)
+		if o := mustJSON(t, s.Do("GET", "/opportunities/"+id, nil, nil)); o["stageId"] != "proposal" || o["version"] != 2.0 {
+			t.Fatalf("after the keyboard move: %v", o)
+		}
+
+		// Drag and drop onto Negotiation.
+		board.do("drag to Negotiation", chromedp.DragAndDrop(sel, chromedp.CSS(`.column[data-stage=negotiation]`)))
+		board.waitFor("the card in Negotiation", `columnOf('`+name+`') === 'negotiation' && !card('`+name+`').classList.contains('pending')`)
+		if o := mustJSON(t, s.Do("GET", "/opportunities/"+id, nil, nil)); o["stageId"] != "negotiation" || o["version"] != 3.0 {
+			t.Fatalf("after the drag: %v", o)
+		}
+
+		// Closed won through the card's actions.
+		board.do("close won", chromedp.Click(chromedp.CSS(`.card[data-id="`+id+`"] .card-menu`)),
+			chromedp.Click(chromedp.CSS(`dialog .btn-won`)),
+			chromedp.WaitVisible(chromedp.CSS(`dialog input[name=closeDate]`)),
+			chromedp.Click(chromedp.CSS(`dialog button[type=submit]`)))
+		board.waitFor("the card in Closed Won", `columnOf('`+name+`') === 'closed_won'`)
+		board.waitFor("the dialog gone", `!document.querySelector('dialog')`)
+		if o := mustJSON(t, s.Do("GET", "/opportunities/"+id, nil, nil)); o["status"] != "won" {
+			t.Fatalf("after close won: %v", o)
+		}
+
+		// The forecast's closed-won figure moved by the deal's amount: live, or after a reload
+		// where the service has no stream.
+		want := new(big.Rat).Add(before, decimal(t, "4321.00")).FloatString(2)
+		if !live {
+			forecast.navigate("/#/forecast?groupBy=owner&reload=1")
+		}
+		forecast.waitFor("closed won "+want, `document.querySelector('`+wonCell+`')?.dataset.amount === '`+want+`'`)
+		if live {
+			forecast.notReloaded(fmark)
+		}
+		forecast.shot("forecast")
+
+		// The deal's page: every field and the audit trail of its four changes.
+		board.navigate("/#/opportunity/" + id)
+		board.waitFor("four events in the timeline", `document.querySelectorAll('#timeline > li').length === 4`)
+		if got := js[string](board, `text('#timeline > li:first-child .ev-title')`); !strings.HasPrefix(got, "Closed won") {
+			t.Errorf("newest event: %q", got)
+		}
+		board.shot("opportunity")
+	})
+
+	t.Run("KafkaCommandAppearsLive", func(t *testing.T) {
+		if !live {
+			t.Skip("needs the live stream")
+		}
+		board := b.open(t, s.Root, "/")
+		m := board.mark()
+		id := fmt.Sprintf("kafka-live-%d", time.Now().UnixNano())
+		cmd := domain.Command{Type: domain.CmdCreate, CommandID: id, OpportunityID: id, IssuedAt: time.Now().UTC(), Actor: "lead-service",
+			Create: &domain.CreateOpportunity{Name: "Straight from Kafka", AccountID: "acc-k", OwnerID: "owner-k", Amount: "777.00", Currency: "USD", CloseDate: testkit.CloseDate(15)}}
+		val, err := codecs.EncodeCommand(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := time.Now()
+		testkit.Produce(t, s.Run.BrokerAddr, topics.Commands, &sarama.ProducerMessage{Key: sarama.StringEncoder(id), Value: sarama.ByteEncoder(val)})
+		board.waitFor("the Kafka deal on the board", `document.querySelector('.column[data-stage=qualification] .card[data-id="`+id+`"]')`)
+		t.Logf("a command produced to Kafka showed on the open board after %v", time.Since(sent).Round(time.Millisecond))
+		board.notReloaded(m)
+	})
+
+	t.Run("RefusedMoveShowsFieldErrorAndPutsCardBack", func(t *testing.T) {
+		strict := map[string]any{"name": "Strict", "stages": []map[string]any{
+			{"id": "lead", "name": "Lead", "probability": 10, "forecastCategory": "pipeline", "status": "open"},
+			{"id": "offer", "name": "Offer", "probability": 60, "forecastCategory": "best_case", "status": "open", "requiredFields": []string{"nextStep"}},
+			{"id": "won", "name": "Won", "probability": 100, "forecastCategory": "closed", "status": "won"},
+			{"id": "lost", "name": "Lost", "probability": 0, "forecastCategory": "omitted", "status": "lost"},
+		}}
+		must(t, s.Do("PUT", "/pipelines/strict", strict, nil), 200)
+		body := testkit.CreateBody("strict-1")
+		body["pipelineId"] = "strict"
+		must(t, s.Do("POST", "/opportunities", body, testkit.Wait), 201)
+
+		board := b.open(t, s.Root, "/#/board?pipeline=strict", streamAllowance(live)...)
+		board.expect("/opportunities/strict-1/stage", 422)
+		board.waitFor("the card in Lead", `columnOf('Deal strict-1') === 'lead'`)
+		board.do("move to Offer", chromedp.Focus(chromedp.CSS(`.card[data-id="strict-1"]`)), chromedp.KeyEvent(" "), chromedp.KeyEvent(kb.ArrowRight), chromedp.KeyEvent(" "))
+		board.waitFor("the refusal on the card", `card('Deal strict-1')?.querySelector('.card-error')`)
+		if col := js[string](board, `columnOf('Deal strict-1')`); col != "lead" {
+			t.Fatalf("the refused card is in %q, want it back in lead", col)
+		}
+		if msg := js[string](board, `card('Deal strict-1').querySelector('.card-error').textContent`); !strings.Contains(msg, "Next step") {
+			t.Fatalf("the card's error does not name the field: %q", msg)
+		}
+		board.shot("board-refused-move")
+		if o := mustJSON(t, s.Do("GET", "/opportunities/strict-1", nil, nil)); o["stageId"] != "lead" {
+			t.Fatalf("refused move applied: %v", o)
+		}
+	})
+
+	t.Run("VersionConflictBetweenTabsIsShown", func(t *testing.T) {
+		must(t, s.Do("POST", "/opportunities", testkit.CreateBody("conflict-1"), testkit.Wait), 201)
+		a := b.open(t, s.Root, "/#/opportunity/conflict-1?edit=1", streamAllowance(live)...)
+		a.expect("/opportunities/conflict-1", 409)
+		other := b.open(t, s.Root, "/#/opportunity/conflict-1?edit=1", streamAllowance(live)...)
+		a.waitFor("the form", `document.querySelector('#deal-form input[name=name]')`)
+		other.waitFor("the form", `document.querySelector('#deal-form input[name=amount]')`)
+
+		// The other tab saves a new amount first.
+		other.do("change the amount", chromedp.SetValue(chromedp.CSS(`#deal-form input[name=amount]`), "9999.00"), chromedp.Click(chromedp.CSS(`#save-deal`)))
+		other.waitFor("saved", `!document.querySelector('#deal-form') && text('[data-prop="Amount"]').includes('9,999.00')`)
+
+		// This tab, still on version 1, saves a new name: the conflict is shown, not lost.
+		a.do("rename", chromedp.SetValue(chromedp.CSS(`#deal-form input[name=name]`), "Renamed in tab A"), chromedp.Click(chromedp.CSS(`#save-deal`)))
+		a.waitFor("the conflict banner", `document.querySelector('#conflict')`)
+		if msg := js[string](a, `text('#conflict')`); !strings.Contains(msg, "Amount") || !strings.Contains(msg, "9999.00") {
+			t.Fatalf("the conflict does not say what the other tab changed: %q", msg)
+		}
+		if v := js[string](a, `document.querySelector('#deal-form input[name=name]').value`); v != "Renamed in tab A" {
+			t.Fatalf("the user's edit was lost: %q", v)
+		}
+		a.shot("opportunity-conflict")
+		if o := mustJSON(t, s.Do("GET", "/opportunities/conflict-1", nil, nil)); o["name"] != "Deal conflict-1" || o["amount"] != "9999.00" {
+			t.Fatalf("the stale save went through: %v", o)
+		}
+		// Saving on top of the other change keeps both.
+		a.do("save on top", chromedp.Click(chromedp.CSS(`#save-anyway`)))
+		a.waitFor("saved", `!document.querySelector('#deal-form')`)
+		if o := mustJSON(t, s.Do("GET", "/opportunities/conflict-1", nil, nil)); o["name"] != "Renamed in tab A" || o["amount"] != "9999.00" {
+			t.Fatalf("after saving on top: %v", o)
+		}
+	})
+
+	t.Run("MissingFXRateShowsTheProblem", func(t *testing.T) {
+		must(t, s.Do("POST", "/opportunities", map[string]any{"id": "eur-1", "name": "Euro deal", "accountId": "acc-e", "ownerId": "owner-e",
+			"amount": "1000.00", "currency": "EUR", "closeDate": testkit.CloseDate(5)}, testkit.Wait), 201)
+		fc := b.open(t, s.Root, "/#/forecast", append(streamAllowance(live), allowance{"/api/v1/forecast", 422})...)
+		fc.waitFor("the missing rate problem", `document.querySelector('#forecast-error')`)
+		if js[bool](fc, `Boolean(document.querySelector('#forecast-table'))`) {
+			t.Fatal("figures shown without the rate")
+		}
+		if msg := js[string](fc, `text('#forecast-error')`); !strings.Contains(msg, "EUR") {
+			t.Fatalf("problem does not name the currency: %q", msg)
+		}
+		fc.shot("forecast-missing-rate")
+		must(t, s.Do("PUT", "/fx-rates/EUR", map[string]any{"rate": "1.10"}, nil), 200)
+		fc.navigate("/#/forecast?groupBy=category")
+		fc.waitFor("the table", `document.querySelector('#forecast-table')`)
+	})
+
+	t.Run("EveryPageAtDesktopAndPhoneWidth", func(t *testing.T) {
+		pages := map[string]string{"board": "/", "forecast-by-month": "/#/forecast?groupBy=month", "analytics": "/#/analytics", "settings": "/#/settings", "opportunity-edit": "/#/opportunity/conflict-1?edit=1"}
+		tb := b.open(t, s.Root, "/", streamAllowance(live)...)
+		for name, path := range pages {
+			tb.navigate(path)
+			tb.shot(name)
+		}
+		tb.do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+		for _, name := range []string{"board", "forecast-by-month"} {
+			tb.navigate(pages[name] + map[bool]string{true: "?", false: "&"}[!strings.Contains(pages[name], "?")] + "w=phone")
+			if w := js[float64](tb, `document.documentElement.scrollWidth`); w > 400 {
+				t.Errorf("%s at phone width scrolls sideways: %v px wide", name, w)
+			}
+			tb.shot(name + "-phone")
+		}
+	})
+}

@@ -358,6 +358,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 		scheme = "https"
 	}
 	fmt.Fprintf(stdout, "crm-pipeline is up: HTTP on %s://%s/api/v1, Kafka at %s\n", scheme, run.HTTPAddr, run.BrokerAddr)
+	fmt.Fprintf(stdout, "the dashboard: %s://%s/\n", scheme, run.HTTPAddr)
 	fmt.Fprintf(stdout, "send a first command:\n  curl -s -X POST %s://%s/api/v1/opportunities -H 'Content-Type: application/json' -H 'Prefer: wait=5' \\\n"+
 		"    -d '{\"name\":\"First deal\",\"accountId\":\"acc-1\",\"ownerId\":\"owner-1\",\"amount\":\"12500.00\",\"currency\":\"USD\",\"closeDate\":\"%s\"}'\n",
 		scheme, run.HTTPAddr, cfg.Clock().AddDate(0, 1, 0).Format(time.DateOnly))

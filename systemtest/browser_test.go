@@ -107,11 +107,20 @@ type tab struct {
 	mu     sync.Mutex
 	allow  []allowance
 	issues []string
+	urls   []string // every URL the tab requested
 	closed bool
 }
 
 // open opens url (relative to the service's root) in a new tab and waits for the page.
 func (b *browser) open(t *testing.T, root, path string, allow ...allowance) *tab {
+	t.Helper()
+	tb := b.newTab(t, root, allow...)
+	tb.navigate(path)
+	return tb
+}
+
+// newTab opens a blank tab with its failure watch.
+func (b *browser) newTab(t *testing.T, root string, allow ...allowance) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	if err := chromedp.Do(ctx); err != nil {
@@ -133,6 +142,10 @@ func (b *browser) open(t *testing.T, root, path string, allow ...allowance) *tab
 	}()
 	if err := chromedp.Listen(ctx, func(ev any) {
 		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			tb.mu.Lock()
+			tb.urls = append(tb.urls, e.Request.URL)
+			tb.mu.Unlock()
 		case *network.EventResponseReceived:
 			if e.Response.Status >= 400 && !tb.allowed(e.Response.URL, e.Response.Status) {
 				tb.issue("HTTP %d for %s", e.Response.Status, e.Response.URL)
@@ -155,7 +168,6 @@ func (b *browser) open(t *testing.T, root, path string, allow ...allowance) *tab
 			t.Errorf("browser: %s", is)
 		}
 	})
-	tb.navigate(path)
 	return tb
 }
 
@@ -510,4 +522,47 @@ func TestBrowser(t *testing.T) {
 			tb.shot(name + "-phone")
 		}
 	})
+}
+
+// TestBrowserTokens: with tokens configured the page asks for one, sends it as a bearer
+// token (never in a URL), and works with it; a read-only token cannot write.
+func TestBrowserTokens(t *testing.T) {
+	b := startBrowser(t)
+	const admin, reader = "admin-token-0123456789abcdef", "read-token-0123456789abcdef"
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir(), Tokens: "admin:" + admin + ":ann,read:" + reader + ":viewer"})
+	live := hasStream(t, s)
+	tb := b.newTab(t, s.Root, append(streamAllowance(live), allowance{"/api/v1/", 401})...)
+	tb.do("open", chromedp.Navigate(s.Root+"/"), chromedp.WaitVisible(chromedp.CSS(`dialog input[name=token]`)))
+	tb.shot("token-prompt")
+	tb.do("give the token", chromedp.SendKeys(chromedp.CSS(`dialog input[name=token]`), admin), chromedp.Click(chromedp.CSS(`dialog button[type=submit]`)))
+	tb.waitFor("the board", `document.querySelector('#main[data-ready] #board')`)
+	tb.do("create a deal", chromedp.Click(chromedp.CSS(`#new-deal`)), chromedp.WaitVisible(chromedp.CSS(`dialog input[name=name]`)),
+		chromedp.SendKeys(chromedp.CSS(`dialog input[name=name]`), "Token deal"),
+		chromedp.SendKeys(chromedp.CSS(`dialog input[name=accountId]`), "acc-t"),
+		chromedp.SendKeys(chromedp.CSS(`dialog input[name=ownerId]`), "owner-t"),
+		chromedp.SendKeys(chromedp.CSS(`dialog input[name=amount]`), "10.00"),
+		chromedp.SetValue(chromedp.CSS(`dialog input[name=closeDate]`), testkit.CloseDate(3)),
+		chromedp.Click(chromedp.CSS(`dialog button[type=submit]`)))
+	tb.waitFor("the new card", `columnOf('Token deal') === 'qualification'`)
+	id := js[string](tb, `card('Token deal').dataset.id`)
+	if o := mustJSON(t, s.Do("GET", "/opportunities/"+id+"/history", nil, nil)); fmt.Sprint(o["items"].([]any)[0].(map[string]any)["actor"]) != "ann" {
+		t.Fatalf("the command's actor is not the token's name: %v", o)
+	}
+	// Signed out, a read token: reads work, a write is refused with the problem shown.
+	tb.do("sign out", chromedp.Click(chromedp.CSS(`#signout`)), chromedp.WaitVisible(chromedp.CSS(`dialog input[name=token]`)))
+	tb.do("read token", chromedp.SendKeys(chromedp.CSS(`dialog input[name=token]`), reader), chromedp.Click(chromedp.CSS(`dialog button[type=submit]`)))
+	tb.waitFor("the board again", `columnOf('Token deal') === 'qualification'`)
+	tb.expect("/api/v1/opportunities/"+id+"/stage", 403)
+	tb.do("move with a read token", chromedp.Focus(chromedp.CSS(`.card[data-id="`+id+`"]`)), chromedp.KeyEvent(" "), chromedp.KeyEvent(kb.ArrowRight), chromedp.KeyEvent(" "))
+	tb.waitFor("the refusal", `card('Token deal')?.querySelector('.card-error') && columnOf('Token deal') === 'qualification'`)
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	for _, u := range tb.urls {
+		if strings.Contains(u, admin) || strings.Contains(u, reader) {
+			t.Errorf("a token in a URL: %s", u)
+		}
+	}
+	if len(tb.urls) == 0 {
+		t.Error("no requests seen")
+	}
 }

@@ -6,7 +6,7 @@
 // (the server's heartbeats). A stream silent for 40 s (heartbeats come at least every 15 s)
 // is taken for dead and reopened.
 
-import { BASE, authHeader, askToken } from './api.js';
+import { BASE, authHeader, askToken, auth } from './api.js';
 
 const SILENCE_MS = 40000;
 const UNAVAILABLE_RETRY_MS = 30000;
@@ -48,7 +48,7 @@ export function openStream({ query = {}, onEvent, onStatus }) {
       if (res.status === 401) {
         clearTimeout(silence);
         ctrl.abort();
-        return (await askToken('This service needs an access token.')) ? 'retry-now' : 'failed';
+        return (await askToken('This service needs an access token.')) ? 'retry-now' : 'needs-token';
       }
       if (res.status === 404 || res.status === 405) {
         clearTimeout(silence);
@@ -117,6 +117,16 @@ export function openStream({ query = {}, onEvent, onStatus }) {
       if (closed) break;
       if (outcome === 'retry-now' || immediate) {
         immediate = false;
+        continue;
+      }
+      if (outcome === 'needs-token') {
+        // The user declined: wait for a token (auth change) rather than asking again.
+        onStatus('reconnecting');
+        await new Promise((resolve) => {
+          const done = () => { auth.removeEventListener('change', done); resolve(); };
+          auth.addEventListener('change', done);
+          wake = done;
+        });
         continue;
       }
       if (outcome === 'unavailable') {

@@ -566,3 +566,80 @@ func TestBrowserTokens(t *testing.T) {
 		t.Error("no requests seen")
 	}
 }
+
+// TestBrowserFirstLoad10k: with 10,000 opportunities the board's first load (modules,
+// pipelines, a page of every column, the server's totals) is ready in under a second. The
+// board never reads every card: a page per column, totals from GET /forecast. Under the race
+// detector the service is several times slower, so there the time is only logged.
+func TestBrowserFirstLoad10k(t *testing.T) {
+	b := startBrowser(t)
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	must(t, s.Do("PUT", "/fx-rates/EUR", map[string]any{"rate": "1.08"}, nil), 200)
+	const n = 10000
+	stages := []string{"qualification", "discovery", "proposal", "negotiation"}
+	now := time.Now().UTC()
+	msgs := make([]*sarama.ProducerMessage, 0, n)
+	for i := range n {
+		id := fmt.Sprintf("load-%05d", i)
+		cur := "USD"
+		if i%5 == 0 {
+			cur = "EUR"
+		}
+		cmd := domain.Command{Type: domain.CmdCreate, CommandID: id, OpportunityID: id, IssuedAt: now, Actor: "loader",
+			Create: &domain.CreateOpportunity{Name: "Deal " + id, AccountID: fmt.Sprintf("acc-%d", i%300), OwnerID: fmt.Sprintf("owner-%02d", i%40),
+				StageID: stages[i%len(stages)], Amount: fmt.Sprintf("%d.00", 1000+i%9000), Currency: cur, CloseDate: testkit.CloseDate(i%120 - 20)}}
+		val, err := codecs.EncodeCommand(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, &sarama.ProducerMessage{Key: sarama.StringEncoder(id), Value: sarama.ByteEncoder(val)})
+	}
+	seeded := time.Now()
+	p, err := topics.NewSyncProducer(topics.ClientOptions{Brokers: []string{s.Run.BrokerAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(msgs); i += 500 {
+		batch := msgs[i:min(i+500, len(msgs))]
+		for _, m := range batch {
+			m.Topic = topics.Commands
+		}
+		if err := p.SendMessages(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Close()
+	testkit.Eventually(t, "10,000 open deals in the forecast", func() bool {
+		r := s.Do("GET", "/forecast?from=1900-01-01&to=2999-12-31", nil, nil)
+		if r.Status != 200 {
+			return false
+		}
+		var f struct {
+			Total struct {
+				Open struct {
+					Count int `json:"count"`
+				} `json:"open"`
+			} `json:"total"`
+		}
+		return json.Unmarshal(r.Body, &f) == nil && f.Total.Open.Count == n
+	})
+	t.Logf("seeded %d opportunities through Kafka in %v", n, time.Since(seeded).Round(100*time.Millisecond))
+
+	tb := b.newTab(t, s.Root, streamAllowance(hasStream(t, s))...)
+	var loads []float64
+	for range 3 {
+		tb.navigate("/")
+		tb.waitFor("the board ready", `document.body.dataset.boardReady`)
+		loads = append(loads, js[float64](tb, `Number(document.body.dataset.boardReady)`))
+	}
+	cards := js[float64](tb, `document.querySelectorAll('.card').length`)
+	t.Logf("board with %d opportunities ready %.0f ms after navigation (first load), then %.0f and %.0f ms; %v cards in the page",
+		n, loads[0], loads[1], loads[2], cards)
+	tb.shot("board-10k")
+	if cards > 200 {
+		t.Errorf("the board holds %v cards: it must page, not load everything", cards)
+	}
+	if !raceEnabled && loads[0] > 1000 {
+		t.Errorf("first load took %.0f ms, want under 1 s", loads[0])
+	}
+}

@@ -10,6 +10,7 @@ import { problemText } from './forms.js';
 import { startLive, on } from './live.js';
 import * as board from './board.js';
 
+
 const pages = {
   board: { title: 'Board', load: async () => board },
   opportunity: { title: 'Deal', load: () => import('./opportunity.js') },

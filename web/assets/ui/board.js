@@ -51,6 +51,7 @@ class Board {
   unmount() {
     this.ac.abort();
     this.offs.forEach((f) => f());
+    for (const c of this.columns.values()) c.io.disconnect();
   }
 
   render() {
@@ -87,11 +88,13 @@ class Board {
 
   async load() {
     const signal = this.ac.signal;
+    performance.mark('board:load');
     const cols = [...this.columns.values()].map((c) => c.loadMore(signal));
     await Promise.allSettled([this.refreshTotals(), ...cols]);
-    await this.fillOwners();
     this.root.dataset.ready = 'true';
+    performance.mark('board:ready');
     document.body.dataset.boardReady = String(performance.now());
+    await this.fillOwners();
   }
 
   async reload() {
@@ -405,7 +408,7 @@ class Column {
         ? `${stage.probability}% · ${CATEGORY_LABELS[stage.forecastCategory] || stage.forecastCategory}${stage.staleAfterDays ? ` · stale ${stage.staleAfterDays} d` : ''}`
         : stage.status === 'won' ? 'Drop here to close won' : 'Drop here to close lost'),
       this.moneyEl),
-    this.empty, this.list, this.more);
+    this.body = h('div', { class: 'col-body' }, this.empty, this.list, this.more));
     // Drag and drop onto the column.
     this.el.addEventListener('dragover', (e) => {
       if (!e.dataTransfer.types.includes(DND_TYPE)) return;
@@ -424,9 +427,11 @@ class Column {
       board.move(id, this.stage.id);
     });
     // Paging as the column scrolls.
+    // The button sits at the end of the column's own scroll box: it comes near the view only
+    // when the user scrolls down the column, and then the next page is read.
     this.io = new IntersectionObserver((entries) => {
       if (entries.some((x) => x.isIntersecting) && !this.complete && !this.loading) this.loadMore(board.ac.signal);
-    }, { root: null, rootMargin: '200px' });
+    }, { root: this.body, rootMargin: '0px 0px 300px 0px' });
     this.io.observe(this.more);
   }
 

@@ -248,6 +248,12 @@ func (tb *tab) waitFor(what, cond string) {
 
 // shot saves a screenshot of the viewport as <name>.png in the screenshot directory.
 func (tb *tab) shot(name string) {
+	name = strings.Map(func(r rune) rune {
+		if r == '/' || r == '?' || r == '#' || r == '&' || r == '=' || r == ' ' {
+			return '-'
+		}
+		return r
+	}, name)
 	dir, _ := filepath.Abs(filepath.Join("..", "bin", "screenshots"))
 	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
 	defer cancel()
@@ -464,12 +470,16 @@ func TestBrowser(t *testing.T) {
 		a.waitFor("the form", `document.querySelector('#deal-form input[name=name]')`)
 		other.waitFor("the form", `document.querySelector('#deal-form input[name=amount]')`)
 
-		// The other tab saves a new amount first.
+		// This tab starts editing; meanwhile the other tab saves a new amount.
+		a.do("rename", chromedp.SetValue(chromedp.CSS(`#deal-form input[name=name]`), "Renamed in tab A"))
 		other.do("change the amount", chromedp.SetValue(chromedp.CSS(`#deal-form input[name=amount]`), "9999.00"), chromedp.Click(chromedp.CSS(`#save-deal`)))
 		other.waitFor("saved", `!document.querySelector('#deal-form') && text('[data-prop="Amount"]').includes('9,999.00')`)
 
-		// This tab, still on version 1, saves a new name: the conflict is shown, not lost.
-		a.do("rename", chromedp.SetValue(chromedp.CSS(`#deal-form input[name=name]`), "Renamed in tab A"), chromedp.Click(chromedp.CSS(`#save-deal`)))
+		// This tab, still on version 1, saves its new name: the conflict is shown, not lost.
+		if live {
+			a.waitFor("the note that the deal changed", `text('#main').includes('changed while you were editing')`)
+		}
+		a.do("save", chromedp.Click(chromedp.CSS(`#save-deal`)))
 		a.waitFor("the conflict banner", `document.querySelector('#conflict')`)
 		if msg := js[string](a, `text('#conflict')`); !strings.Contains(msg, "Amount") || !strings.Contains(msg, "9999.00") {
 			t.Fatalf("the conflict does not say what the other tab changed: %q", msg)

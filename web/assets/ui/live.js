@@ -44,6 +44,25 @@ export function on(type, fn) {
 
 export function startLive() {
   if (stream) return;
+  open();
+  window.addEventListener('online', () => show(state));
+  window.addEventListener('offline', () => show(state));
+  auth.addEventListener('change', () => stream && stream.restart());
+  // A page left for another keeps no stream open (a page kept in the back/forward cache would
+  // hold its connection, and the browser's few connections per host with it); coming back
+  // from that cache, the page reads its data again and reopens the stream.
+  window.addEventListener('pagehide', () => {
+    if (stream) stream.close();
+    stream = null;
+  });
+  window.addEventListener('pageshow', (e) => {
+    if (!e.persisted || stream) return;
+    open();
+    bus.dispatchEvent(new CustomEvent('reset', { detail: { reason: 'page_restored' } }));
+  });
+}
+
+function open() {
   stream = openStream({
     query: { types: 'opportunity,analytics' },
     onStatus: show,
@@ -52,9 +71,6 @@ export function startLive() {
       bus.dispatchEvent(new CustomEvent(type, { detail: data }));
     },
   });
-  window.addEventListener('online', () => show(state));
-  window.addEventListener('offline', () => show(state));
-  auth.addEventListener('change', () => stream && stream.restart());
 }
 
 /** Whether an analytics event touches figures of pipelineId / ownerId / [from, to]. */

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -109,6 +110,7 @@ type tab struct {
 	issues []string
 	urls   []string // every URL the tab requested
 	closed bool
+	cancel context.CancelFunc
 }
 
 // open opens url (relative to the service's root) in a new tab and waits for the page.
@@ -158,17 +160,25 @@ func (b *browser) newTab(t *testing.T, root string, allow ...allowance) *tab {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		tb.mu.Lock()
-		tb.closed = true
-		issues := tb.issues
-		tb.mu.Unlock()
-		cancel()
-		for _, is := range issues {
-			t.Errorf("browser: %s", is)
-		}
-	})
+	tb.cancel = cancel
+	t.Cleanup(tb.close)
 	return tb
+}
+
+// close closes the tab and reports what went wrong in it (once).
+func (tb *tab) close() {
+	tb.mu.Lock()
+	if tb.closed {
+		tb.mu.Unlock()
+		return
+	}
+	tb.closed = true
+	issues := tb.issues
+	tb.mu.Unlock()
+	tb.cancel()
+	for _, is := range issues {
+		tb.t.Errorf("browser: %s", is)
+	}
 }
 
 func (tb *tab) issue(format string, args ...any) {
@@ -299,6 +309,24 @@ func hasStream(t *testing.T, s *testkit.Service) bool {
 	return resp.StatusCode == 200
 }
 
+// metricValue is the value of an unlabelled metric on /metrics, "" when absent.
+func metricValue(t *testing.T, s *testkit.Service, name string) string {
+	t.Helper()
+	resp, err := s.HTTPClient().Get(s.Root + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sb strings.Builder
+	_, _ = io.Copy(&sb, resp.Body)
+	for _, line := range strings.Split(sb.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
 // streamAllowance lets a service without the stream answer the page's stream request 404.
 func streamAllowance(live bool) []allowance {
 	if live {
@@ -417,20 +445,44 @@ func TestBrowser(t *testing.T) {
 		if !live {
 			t.Skip("needs the live stream")
 		}
-		board := b.open(t, s.Root, "/")
-		m := board.mark()
-		id := fmt.Sprintf("kafka-live-%d", time.Now().UnixNano())
-		cmd := domain.Command{Type: domain.CmdCreate, CommandID: id, OpportunityID: id, IssuedAt: time.Now().UTC(), Actor: "lead-service",
-			Create: &domain.CreateOpportunity{Name: "Straight from Kafka", AccountID: "acc-k", OwnerID: "owner-k", Amount: "777.00", Currency: "USD", CloseDate: testkit.CloseDate(15)}}
-		val, err := codecs.EncodeCommand(cmd)
-		if err != nil {
-			t.Fatal(err)
+		produce := func(id, name string) time.Time {
+			cmd := domain.Command{Type: domain.CmdCreate, CommandID: id, OpportunityID: id, IssuedAt: time.Now().UTC(), Actor: "lead-service",
+				Create: &domain.CreateOpportunity{Name: name, AccountID: "acc-k", OwnerID: "owner-k", Amount: "777.00", Currency: "USD", CloseDate: testkit.CloseDate(15)}}
+			val, err := codecs.EncodeCommand(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := time.Now()
+			testkit.Produce(t, s.Run.BrokerAddr, topics.Commands, &sarama.ProducerMessage{Key: sarama.StringEncoder(id), Value: sarama.ByteEncoder(val)})
+			return sent
 		}
-		sent := time.Now()
-		testkit.Produce(t, s.Run.BrokerAddr, topics.Commands, &sarama.ProducerMessage{Key: sarama.StringEncoder(id), Value: sarama.ByteEncoder(val)})
-		board.waitFor("the Kafka deal on the board", `document.querySelector('.column[data-stage=qualification] .card[data-id="`+id+`"]')`)
+		onBoard := func(id string) string {
+			return `document.querySelector('.column[data-stage=qualification] .card[data-id="` + id + `"]')`
+		}
+		first := b.open(t, s.Root, "/")
+		second := b.open(t, s.Root, "/")
+		m1, m2 := first.mark(), second.mark()
+		second.waitFor("live", `document.querySelector('#live').dataset.state === 'live'`)
+
+		id := fmt.Sprintf("kafka-live-%d", time.Now().UnixNano())
+		sent := produce(id, "Straight from Kafka")
+		first.waitFor("the Kafka deal on the board", onBoard(id))
 		t.Logf("a command produced to Kafka showed on the open board after %v", time.Since(sent).Round(time.Millisecond))
-		board.notReloaded(m)
+		second.waitFor("the Kafka deal on the other tab", onBoard(id))
+		first.notReloaded(m1)
+		second.notReloaded(m2)
+		// The two tabs share one stream (a browser has few connections per host).
+		if open := metricValue(t, s, "crm_streams_open"); open != "" && open != "1" {
+			t.Errorf("two tabs hold %s streams, want 1", open)
+		}
+
+		t.Logf("streams open with two tabs: %q", metricValue(t, s, "crm_streams_open"))
+		// The tab that read the stream closes: the other takes over where it left off.
+		first.close()
+		id2 := fmt.Sprintf("kafka-live-%d", time.Now().UnixNano())
+		produce(id2, "After the handover")
+		second.waitFor("the second Kafka deal", onBoard(id2))
+		second.notReloaded(m2)
 	})
 
 	t.Run("RefusedMoveShowsFieldErrorAndPutsCardBack", func(t *testing.T) {

@@ -1,14 +1,26 @@
-// The page's one live stream, shared by every view: opportunity changes, analytics
-// invalidations (with the position their figures must be re-read at) and resets. Views
-// subscribe with on(type, fn) and get an unsubscribe function back. The header's indicator
-// shows the stream's state.
+// The page's live stream, shared by every view: opportunity changes, analytics invalidations
+// (with the position their figures must be re-read at) and resets. Views subscribe with
+// on(type, fn) and get an unsubscribe function back. The header's indicator shows the state.
+//
+// One stream per browser, not per tab: a browser holds at most six connections to a host
+// over HTTP/1.1, and each open stream keeps one. The tabs of the dashboard elect one of them
+// with a Web Lock; it reads the stream and passes every event and its state on to the other
+// tabs over a BroadcastChannel. When it closes, another tab takes the lock and resumes from
+// the last event id it was given (Last-Event-ID), so no change is lost or seen twice. Without
+// these APIs every tab reads a stream of its own.
 
 import { openStream } from './stream.js';
 import { notePosition, auth } from './api.js';
 
+const LOCK = 'crm-pipeline.live-stream';
 const bus = new EventTarget();
+const channel = 'BroadcastChannel' in window ? new BroadcastChannel('crm-pipeline.live') : null;
+const shared = Boolean(channel && navigator.locks);
 let stream = null;
 let state = 'connecting';
+let lastId = '';
+let release = null; // ends this tab's hold of the lock (it reads the stream)
+let waiting = null; // aborts this tab's wait for the lock
 
 const LABELS = {
   connecting: 'Connecting…',
@@ -42,34 +54,82 @@ export function on(type, fn) {
   return () => bus.removeEventListener(type, h);
 }
 
-export function startLive() {
-  if (stream) return;
-  open();
-  window.addEventListener('online', () => show(state));
-  window.addEventListener('offline', () => show(state));
-  auth.addEventListener('change', () => stream && stream.restart());
-  // A page left for another keeps no stream open (a page kept in the back/forward cache would
-  // hold its connection, and the browser's few connections per host with it); coming back
-  // from that cache, the page reads its data again and reopens the stream.
-  window.addEventListener('pagehide', () => {
-    if (stream) stream.close();
-    stream = null;
-  });
-  window.addEventListener('pageshow', (e) => {
-    if (!e.persisted || stream) return;
-    open();
-    bus.dispatchEvent(new CustomEvent('reset', { detail: { reason: 'page_restored' } }));
+function deliver(type, data) {
+  if (type === 'analytics' && data && data.position) notePosition(data.position);
+  bus.dispatchEvent(new CustomEvent(type, { detail: data }));
+}
+
+/** Reads the stream in this tab (and passes it on to the others). */
+function read() {
+  stream = openStream({
+    query: { types: 'opportunity,analytics' },
+    lastEventId: lastId,
+    onStatus(st) {
+      show(st);
+      if (channel) channel.postMessage({ kind: 'status', state: st });
+    },
+    onId(id) {
+      // Every id, with data or without (the stream's first block, heartbeats past filtered
+      // changes), so a tab that takes over resumes exactly here.
+      lastId = id;
+      if (channel) channel.postMessage({ kind: 'id', id });
+    },
+    onEvent(type, data, id) {
+      lastId = id || lastId;
+      if (channel) channel.postMessage({ kind: 'event', type, data, id: lastId });
+      deliver(type, data);
+    },
   });
 }
 
-function open() {
-  stream = openStream({
-    query: { types: 'opportunity,analytics' },
-    onStatus: show,
-    onEvent(type, data) {
-      if (type === 'analytics' && data && data.position) notePosition(data.position);
-      bus.dispatchEvent(new CustomEvent(type, { detail: data }));
-    },
+function stop() {
+  if (stream) stream.close();
+  stream = null;
+  if (release) release();
+  release = null;
+  if (waiting) waiting.abort();
+  waiting = null;
+}
+
+function start() {
+  if (!shared) {
+    read();
+    return;
+  }
+  waiting = new AbortController();
+  navigator.locks.request(LOCK, { signal: waiting.signal }, () => new Promise((resolve) => {
+    waiting = null;
+    release = resolve;
+    read();
+  })).catch((e) => { if (e.name !== 'AbortError') throw e; });
+  channel.postMessage({ kind: 'hello' });
+}
+
+export function startLive() {
+  if (channel) {
+    channel.onmessage = (m) => {
+      const msg = m.data || {};
+      if (msg.kind === 'hello' && stream) channel.postMessage({ kind: 'status', state });
+      if (stream) return; // this tab reads the stream itself
+      if (msg.kind === 'status') show(msg.state);
+      if (msg.kind === 'id') lastId = msg.id;
+      if (msg.kind === 'event') {
+        lastId = msg.id || lastId;
+        deliver(msg.type, msg.data);
+      }
+    };
+  }
+  start();
+  window.addEventListener('online', () => show(state));
+  window.addEventListener('offline', () => show(state));
+  auth.addEventListener('change', () => stream && stream.restart());
+  // A page left for another keeps no stream and no lock (a page kept in the back/forward
+  // cache would hold a connection); restored from that cache it reads its data again.
+  window.addEventListener('pagehide', stop);
+  window.addEventListener('pageshow', (e) => {
+    if (!e.persisted) return;
+    start();
+    bus.dispatchEvent(new CustomEvent('reset', { detail: { reason: 'page_restored' } }));
   });
 }
 

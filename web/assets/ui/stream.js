@@ -12,13 +12,14 @@ const SILENCE_MS = 40000;
 const UNAVAILABLE_RETRY_MS = 30000;
 
 /**
- * openStream({query, onEvent(type, data, id), onStatus(state)}) → {close()}.
+ * openStream({query, onEvent(type, data, id), onStatus(state), lastEventId}) → {close(), restart()};
+ * lastEventId resumes after an event another tab received.
  * States: connecting, live, reconnecting, unavailable (the service has no stream).
  */
-export function openStream({ query = {}, onEvent, onStatus }) {
+export function openStream({ query = {}, onEvent, onStatus, onId, lastEventId = '' }) {
   let closed = false;
   let ctrl = null;
-  let lastId = '';
+  let lastId = lastEventId;
   let retryMs = 1000;
   let failures = 0;
   let wake = null; // resolves the current wait early (close, online)
@@ -79,7 +80,10 @@ export function openStream({ query = {}, onEvent, onStatus }) {
           const line = buf.slice(0, nl);
           buf = buf.slice(nl + (buf[nl] === '\r' && buf[nl + 1] === '\n' ? 2 : 1));
           if (line === '') {
-            if (id !== null) lastId = id;
+            if (id !== null) {
+              lastId = id;
+              if (onId) onId(id);
+            }
             if (data.length) {
               const text = data.join('\n');
               let parsed = text;

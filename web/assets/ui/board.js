@@ -15,6 +15,9 @@ import { moveStage, reopen, closeWonDialog, closeLostDialog, newDealDialog, open
 
 const PAGE = 25;
 const DND_TYPE = 'application/x-crm-opportunity';
+// Remembered per build of the dashboard (its assets' version is in this module's URL), so a
+// new binary asks again.
+const NO_STAGE_TOTALS = `crm-pipeline.no-stage-totals.${(import.meta.url.match(/\/ui\/([0-9a-f]{16})\//) || [])[1] || 'dev'}`;
 
 export async function mount(root, { query, setQuery }) {
   const all = await loadPipelines();
@@ -121,14 +124,33 @@ class Board {
     }
   }
 
+  /**
+   * The board's totals, and each column's, from GET /forecast over all close dates. The
+   * per-column figures need the forecast grouped by stage; a service without that grouping
+   * answers 400 naming groupBy, which this browser remembers for this build of the dashboard, and the columns then show
+   * what the loaded cards say exactly (see Column.renderHead).
+   */
   async refreshTotals() {
     if (this.totalsBusy) { this.totalsAgain = true; return; }
     this.totalsBusy = true;
+    const q = { pipelineId: this.pipeline.id, ownerId: this.owner, from: ALL_FROM, to: ALL_TO };
     try {
       do {
         this.totalsAgain = false;
-        const f = await get('/forecast', { pipelineId: this.pipeline.id, ownerId: this.owner, from: ALL_FROM, to: ALL_TO }, { signal: this.ac.signal });
+        let f = null;
+        if (localStorage.getItem(NO_STAGE_TOTALS) !== '1') {
+          try {
+            f = await get('/forecast', { ...q, groupBy: 'stage' }, { signal: this.ac.signal });
+          } catch (e) {
+            if (!(e instanceof Problem && e.status === 400 && e.errors.some((x) => x.field === 'groupBy'))) throw e;
+            localStorage.setItem(NO_STAGE_TOTALS, '1');
+          }
+        }
+        if (!f) f = await get('/forecast', q, { signal: this.ac.signal });
+        this.stageFigures = f.groups.length && localStorage.getItem(NO_STAGE_TOTALS) !== '1'
+          ? { currency: f.currency, byStage: new Map(f.groups.map((g) => [g.key, g])) } : null;
         this.renderSummary(f);
+        for (const c of this.columns.values()) c.renderHead();
       } while (this.totalsAgain);
     } catch (e) {
       if (e.name === 'AbortError') return;
@@ -527,38 +549,47 @@ class Column {
   }
 
   /**
-   * The column's count and money. The server has no per-stage aggregate (GET /forecast
-   * groups by none, month, quarter, owner and category only), so they are shown only when
-   * the column is loaded whole and in one currency: then they are the exact sums of the
-   * server's own per-deal figures, never an estimate. A longer column shows how many are
-   * loaded so far.
+   * The column's count and money: the server's figures of the stage (the forecast grouped by
+   * stage, in the reporting currency) when the service has them. Without them, and only
+   * when the column is loaded whole, the exact sums of the server's own per-deal figures, per
+   * currency (nothing is converted in the browser); a longer column says how many are loaded.
    */
   renderHead() {
     const n = this.list.children.length;
     this.empty.hidden = n > 0 || !this.complete;
     this.more.hidden = this.complete;
+    const server = this.board.stageFigures;
+    if (server) {
+      const g = server.byStage.get(this.stage.id);
+      const m = g ? (this.stage.status === 'won' ? g.closedWon : this.stage.status === 'lost' ? g.closedLost : g.open) : { count: 0, amount: '0', weighted: '0' };
+      this.countEl.textContent = count(m.count);
+      this.countEl.title = `${m.count} ${m.count === 1 ? 'deal' : 'deals'}`;
+      this.moneyEl.title = `${money(m.amount, server.currency)} total, ${money(m.weighted, server.currency)} weighted`;
+      replace(this.moneyEl, h('span', { class: 'col-amount' }, moneyShort(m.amount, server.currency)),
+        this.stage.status === 'open' ? h('span', { class: 'col-weighted' }, ` · ${moneyShort(m.weighted, server.currency)} weighted`) : null);
+      return;
+    }
     if (!this.complete) {
       this.countEl.textContent = `${count(n)}+`;
       this.countEl.title = `${n} loaded; more below`;
-      this.moneyEl.textContent = '';
+      clear(this.moneyEl);
       return;
     }
     this.countEl.textContent = count(n);
     this.countEl.title = `${n} ${n === 1 ? 'deal' : 'deals'}`;
     const opps = [...this.list.querySelectorAll('.card')].map((c) => this.items.get(c.dataset.id)).filter(Boolean);
-    const currencies = new Set(opps.map((o) => o.currency));
-    if (opps.length === 0) { this.moneyEl.textContent = ''; return; }
-    if (currencies.size > 1) {
-      this.moneyEl.textContent = 'Mixed currencies';
-      this.moneyEl.title = 'Converted totals are on the Forecast page.';
-      return;
+    const byCurrency = new Map();
+    for (const o of opps) {
+      const e = byCurrency.get(o.currency) || { amounts: [], weighted: [] };
+      e.amounts.push(o.amount);
+      e.weighted.push(o.weightedAmount);
+      byCurrency.set(o.currency, e);
     }
-    const cur = [...currencies][0];
-    const amount = sumDecimal(opps.map((o) => o.amount));
-    const weighted = sumDecimal(opps.map((o) => o.weightedAmount));
-    this.moneyEl.title = `${money(amount, cur)} total, ${money(weighted, cur)} weighted`;
-    replace(this.moneyEl, h('span', { class: 'col-amount' }, moneyShort(amount, cur)));
-    if (this.stage.status === 'open') this.moneyEl.append(h('span', { class: 'col-weighted' }, ` · ${moneyShort(weighted, cur)} weighted`));
+    const sums = [...byCurrency.entries()].map(([cur, e]) => ({ cur, amount: sumDecimal(e.amounts), weighted: sumDecimal(e.weighted) }));
+    this.moneyEl.title = sums.map((x) => `${money(x.amount, x.cur)} total, ${money(x.weighted, x.cur)} weighted`).join('; ');
+    replace(this.moneyEl,
+      h('span', { class: 'col-amount' }, sums.map((x) => moneyShort(x.amount, x.cur)).join(' + ')),
+      this.stage.status === 'open' && sums.length === 1 ? h('span', { class: 'col-weighted' }, ` · ${moneyShort(sums[0].weighted, sums[0].cur)} weighted`) : null);
   }
 
   renderCard(o) {

@@ -78,14 +78,19 @@ function renderPipeline(panel, pipes, chosen, choose) {
         el.addEventListener('change', () => set(el.value));
         return h('div', { class: 'cell' }, el);
       };
-      const req = h('div', { class: 'req-fields', role: 'group', 'aria-label': `Required fields of stage ${i + 1}`, dataset: { field: `${at}.requiredFields` }, tabindex: '-1' },
-        REQUIRED.map((f) => {
-          const cb = h('input', { type: 'checkbox', checked: st.requiredFields.includes(f) });
-          cb.addEventListener('change', () => {
-            st.requiredFields = cb.checked ? [...st.requiredFields, f] : st.requiredFields.filter((x) => x !== f);
-          });
-          return h('label', cb, f);
-        }));
+      const summary = h('summary', { dataset: { field: `${at}.requiredFields` }, 'aria-label': `Required fields of stage ${i + 1}` });
+      const say = () => { summary.textContent = st.requiredFields.length ? st.requiredFields.join(', ') : 'None'; };
+      say();
+      const req = h('details', { class: 'req-fields' }, summary,
+        h('div', { class: 'req-list', role: 'group', 'aria-label': `Required fields of stage ${i + 1}` },
+          REQUIRED.map((f) => {
+            const cb = h('input', { type: 'checkbox', checked: st.requiredFields.includes(f) });
+            cb.addEventListener('change', () => {
+              st.requiredFields = cb.checked ? [...st.requiredFields, f] : st.requiredFields.filter((x) => x !== f);
+              say();
+            });
+            return h('label', cb, f);
+          })));
       const move = (d) => () => {
         const j = i + d;
         if (j < 0 || j >= model.stages.length) return;

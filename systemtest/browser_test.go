@@ -125,7 +125,7 @@ func (b *browser) open(t *testing.T, root, path string, allow ...allowance) *tab
 func (b *browser) newTab(t *testing.T, root string, allow ...allowance) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
-	if err := chromedp.Do(ctx); err != nil {
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
 		t.Fatalf("new tab: %v", err)
 	}
 	// The board asks for the forecast grouped by stage (its columns' totals); a service

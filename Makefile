@@ -24,7 +24,7 @@ build-bench: deps
 	$(GO) build -o $(BENCH_BIN) ./cmd/crm-bench
 
 run: build
-	$(BIN) serve --data $(DATA)
+	$(BIN) serve --data $(DATA) --log-format text
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

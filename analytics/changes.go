@@ -10,10 +10,7 @@ import (
 // Changes answers "what happened to the pipeline" for events on days in [q.From, q.To] (see
 // ChangesResult for the definitions). Errors as for Forecast.
 func (s *Store) Changes(q ChangesQuery, rates Rates) (ChangesResult, error) {
-	if err := checkPeriod(q.From, q.To); err != nil {
-		return ChangesResult{}, err
-	}
-	if err := checkCurrency(q.Currency); err != nil {
+	if err := q.Validate(); err != nil {
 		return ChangesResult{}, err
 	}
 	var counts [numChg]int64
@@ -36,8 +33,8 @@ func (s *Store) Changes(q ChangesQuery, rates Rates) (ChangesResult, error) {
 	return buildChanges(q, counts, money, currencyChanged, rates)
 }
 
-// buildChanges converts the per-currency sums (each once) and shapes the result; the Oracle
-// computes its sums independently and converts with its own arithmetic.
+// buildChanges converts the per-currency sums (each once) and shapes the result; the oracle of
+// analyticstest computes its sums independently and converts with its own arithmetic.
 func buildChanges(q ChangesQuery, counts [numChg]int64, money [numChg]moneySum, currencyChanged int64, rates Rates) (ChangesResult, error) {
 	need := map[string]struct{}{}
 	for c := range numChg {
@@ -66,12 +63,9 @@ func buildChanges(q ChangesQuery, counts [numChg]int64, money [numChg]moneySum, 
 
 // Velocity answers the sales-velocity query (see VelocityResult): open deals now, from the
 // forecast buckets of every close date, and the win/loss parts from the win/loss buckets of
-// closing days in [q.From, q.To]. Errors as for Forecast.
+// close dates in [q.From, q.To]. Errors as for Forecast.
 func (s *Store) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) {
-	if err := checkPeriod(q.From, q.To); err != nil {
-		return VelocityResult{}, err
-	}
-	if err := checkCurrency(q.Currency); err != nil {
+	if err := q.Validate(); err != nil {
 		return VelocityResult{}, err
 	}
 	var open int64
@@ -84,11 +78,11 @@ func (s *Store) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) {
 		wl.add(&r.d)
 	})
 	s.mu.RUnlock()
-	return buildVelocity(q, open, wl.won, wl.lost, wl.cycleMs, wl.wonMoney, rates)
+	return buildVelocity(q, open, wl.won, wl.lost, wl.cycleDays, wl.wonMoney, rates)
 }
 
 // buildVelocity converts the won amount and computes velocity exactly, rounding once.
-func buildVelocity(q VelocityQuery, open, won, lost, cycleMs int64, wonMoney moneySum, rates Rates) (VelocityResult, error) {
+func buildVelocity(q VelocityQuery, open, won, lost, cycleDays int64, wonMoney moneySum, rates Rates) (VelocityResult, error) {
 	need := map[string]struct{}{}
 	wonMoney.needs(q.Currency, need)
 	cv, err := newConverter(rates, q.Currency, sortedNeeds(need))
@@ -100,12 +94,11 @@ func buildVelocity(q VelocityQuery, open, won, lost, cycleMs int64, wonMoney mon
 		return VelocityResult{}, err
 	}
 	var velocity int64
-	if won > 0 && cycleMs != 0 {
-		// open × (won/(won+lost)) × (wonAmt/won) / (cycleMs/(won × msPerDay))
+	if won > 0 && cycleDays != 0 {
+		// open × (won/(won+lost)) × (wonAmt/won) / (cycleDays/won)
 		num := new(big.Int).Mul(big.NewInt(open), big.NewInt(wonAmt))
 		num.Mul(num, big.NewInt(won))
-		num.Mul(num, big.NewInt(msPerDay))
-		den := new(big.Int).Mul(big.NewInt(won+lost), big.NewInt(cycleMs))
+		den := new(big.Int).Mul(big.NewInt(won+lost), big.NewInt(cycleDays))
 		if velocity, err = roundQuo(num, den); err != nil {
 			return VelocityResult{}, err
 		}
@@ -116,7 +109,7 @@ func buildVelocity(q VelocityQuery, open, won, lost, cycleMs int64, wonMoney mon
 		WinRate:         ratio(won, won+lost, rateDecimals),
 		WonAmount:       domain.FormatAmount(wonAmt, q.Currency),
 		AvgDealSizeWon:  domain.FormatAmount(roundDiv(wonAmt, won), q.Currency),
-		AvgCycleDaysWon: avgDays(cycleMs, won),
+		AvgCycleDaysWon: ratio(cycleDays, won, daysDecimals),
 		VelocityPerDay:  domain.FormatAmount(velocity, q.Currency),
 	}, nil
 }

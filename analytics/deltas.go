@@ -19,11 +19,17 @@ import (
 // aggregator's guard (Bucket.Apply) drops redeliveries and re-emissions. A duplicate or a
 // no-op command (no events, next equal to prev) yields no deltas.
 //
-// State contributions (forecast by close date, win/loss by closedAt day) depend only on the
-// two states; event contributions are attributed to the UTC day of each event, the pipeline of
-// next and the owner of next (the owner after the change). Decide emits at most one event per
-// command; the amount, close-date and currency changes are measured between prev and next and
-// attributed once, to the last event.
+// State contributions (forecast and win/loss, both by close date) depend only on the two
+// states; event contributions are attributed to the pipeline of next, the owner of next (the
+// owner after the change) and a day: the UTC day of the event, except that a closing event
+// (won or lost) counts on the deal's close date after it. A closed deal has one date,
+// closeDate (API.md, "Closing dates"), and every report places it there: the forecast's
+// closedWon/closedLost, win/loss and velocity through the state, the funnel's move into the
+// won or lost stage (and the stay it ends) and the changes' won/lost through the event. A
+// closed deal's close date cannot change until it is reopened, so the closing event's day is
+// the one its state is counted on for as long as it stays closed. Decide emits at most one
+// event per command; the amount, close-date and currency changes are measured between prev
+// and next and attributed once, to the last event's day.
 //
 // Times are compared in whole milliseconds of Unix time (UnixMilli), which is exact whether a
 // state comes straight from Decide (nanoseconds) or was decoded from Avro (microseconds), so
@@ -61,7 +67,9 @@ func (db *deltaBuilder) add(bucket, name string, v int64) {
 }
 
 // state adds sign × the contribution of o's current state: the forecast bucket of its close
-// date and, for a closed deal, the win/loss bucket of its closing day.
+// date and, for a closed deal, the win/loss bucket of the same date (the day it closed). The
+// retraction of prev and the addition of next go through this one function, so a reopen, or
+// a closing on another day after a reopen, takes back exactly what was added.
 func (db *deltaBuilder) state(o *domain.Opportunity, sign int64) {
 	n := namesFor(o.Currency)
 	fk := bucketKey(famForecast, o.PipelineID, o.CloseDate, o.OwnerID)
@@ -80,28 +88,35 @@ func (db *deltaBuilder) state(o *domain.Opportunity, sign int64) {
 		}
 	case domain.StatusWon:
 		cat(catClosedWon)
-		if o.ClosedAt != nil {
-			wk := bucketKey(famWinLoss, o.PipelineID, domain.DateOf(*o.ClosedAt), o.OwnerID)
-			db.add(wk, nameWonCount, sign)
-			db.add(wk, n.wonAmt, amount)
-			db.add(wk, nameWonCycleMs, sign*(o.ClosedAt.UnixMilli()-o.CreatedAt.UnixMilli()))
-		}
+		wk := bucketKey(famWinLoss, o.PipelineID, o.CloseDate, o.OwnerID)
+		db.add(wk, nameWonCount, sign)
+		db.add(wk, n.wonAmt, amount)
+		db.add(wk, nameWonCycleDays, sign*wonCycleDays(o))
 	case domain.StatusLost:
 		cat(catClosedLost)
-		if o.ClosedAt != nil {
-			wk := bucketKey(famWinLoss, o.PipelineID, domain.DateOf(*o.ClosedAt), o.OwnerID)
-			db.add(wk, nameLostCount, sign)
-			db.add(wk, n.lostAmt, amount)
-			r := escapePart(o.LossReason)
-			db.add(wk, "reason/"+r+"/count", sign)
-			db.add(wk, n.reasonP+r+"/amount", amount)
-			if o.Competitor != "" {
-				c := escapePart(o.Competitor)
-				db.add(wk, "competitor/"+c+"/count", sign)
-				db.add(wk, n.competeP+c+"/amount", amount)
-			}
+		wk := bucketKey(famWinLoss, o.PipelineID, o.CloseDate, o.OwnerID)
+		db.add(wk, nameLostCount, sign)
+		db.add(wk, n.lostAmt, amount)
+		r := escapePart(o.LossReason)
+		db.add(wk, "reason/"+r+"/count", sign)
+		db.add(wk, n.reasonP+r+"/amount", amount)
+		if o.Competitor != "" {
+			c := escapePart(o.Competitor)
+			db.add(wk, "competitor/"+c+"/count", sign)
+			db.add(wk, n.competeP+c+"/amount", amount)
 		}
 	}
+}
+
+// wonCycleDays is the sales cycle of a closed deal in whole calendar days, counted inclusively
+// from the UTC day it was created to its close date: a deal closed on the day it was created
+// took 1 day, one created on 2027-01-01 and closed on 2027-01-03 took 3. Counting days, not
+// milliseconds, matches the close date (a day, not an instant), and the inclusive count keeps
+// every cycle at least 1 day, so average cycle and velocity stay finite and meaningful for
+// deals won the day they were entered. A close date before the creation day, which the domain
+// refuses but a state written under the previous rule may hold, counts as 1 day too.
+func wonCycleDays(o *domain.Opportunity) int64 {
+	return max(1, int64(o.CloseDate)-int64(domain.DateOf(o.CreatedAt))+1)
 }
 
 // events adds the event-based counts: funnel moves and stays, and pipeline changes.
@@ -117,7 +132,11 @@ func (db *deltaBuilder) events(prev, next *domain.Opportunity, events []domain.E
 	var last string
 	for i := range events {
 		e := &events[i]
-		k := bucketKey(famEvents, next.PipelineID, domain.DateOf(e.At), next.OwnerID)
+		day := domain.DateOf(e.At)
+		if e.Type == domain.EvtClosedWon || e.Type == domain.EvtClosedLost {
+			day = closeDateAfter(events, i, next)
+		}
+		k := bucketKey(famEvents, next.PipelineID, day, next.OwnerID)
 		last = k
 		switch {
 		case e.Type == domain.EvtCreated:
@@ -167,6 +186,22 @@ func (db *deltaBuilder) events(prev, next *domain.Opportunity, events []domain.E
 		db.add(last, chgCountNames[chgDecreased], 1)
 		db.add(last, n.chgAmt[chgDecreased], prev.Amount-next.Amount)
 	}
+}
+
+// closeDateAfter is the close date of the deal right after events[i]: next's, unless a later
+// event of the same list changed it, whose before-value it then is. (Decide emits one event
+// per command, so this is next.CloseDate without parsing anything.)
+func closeDateAfter(events []domain.Event, i int, next *domain.Opportunity) domain.Date {
+	for _, e := range events[i+1:] {
+		for _, c := range e.Changes {
+			if c.Field == "closeDate" && c.BeforeSet {
+				if d, err := domain.ParseDate(c.Before); err == nil {
+					return d
+				}
+			}
+		}
+	}
+	return next.CloseDate
 }
 
 // finish merges the entries per bucket and name, drops zeros and builds the sorted Deltas.

@@ -28,7 +28,8 @@ func TestDeltasLifecycle(t *testing.T) {
 		f0630 = "F|default|2025-06-30|u-1"
 		f0515 = "F|default|2025-05-15|u-1"
 		g0515 = "F|default|2025-05-15|u:2" // owner "u:2"
-		g0401 = "F|default|2025-04-01|u:2"
+		g0308 = "F|default|2025-03-08|u:2" // the day the win is recorded on
+		g0312 = "F|default|2025-03-12|u:2" // the day of the loss
 	)
 	steps := []struct {
 		name string
@@ -80,36 +81,39 @@ func TestDeltasLifecycle(t *testing.T) {
 				"JPY/open/amount": 2000000, "JPY/open/weighted": 400000, "JPY/pipeline/amount": 2000000, "JPY/pipeline/weighted": 400000},
 			"E|default|2025-03-03|u:2": {"currencyChanged/count": 1},
 		}},
-		{"win with amount and close date", wonCmd("o1", "c10", domain.CloseWon{Amount: ptr("2100000"), CloseDate: ptr("2025-04-01")}), "2025-03-10T12:00:00Z", map[string]vals{
+		{"win with amount, recorded on an earlier day", wonCmd("o1", "c10", domain.CloseWon{Amount: ptr("2100000"), CloseDate: ptr("2025-03-08")}), "2025-03-10T12:00:00Z", map[string]vals{
 			g0515: {"open/count": -1, "JPY/open/amount": -2000000, "JPY/open/weighted": -400000,
 				"pipeline/count": -1, "JPY/pipeline/amount": -2000000, "JPY/pipeline/weighted": -400000},
-			g0401:                      {"closedWon/count": 1, "JPY/closedWon/amount": 2100000, "JPY/closedWon/weighted": 2100000},
-			"W|default|2025-03-10|u:2": {"won/count": 1, "JPY/won/amount": 2100000, "won/cycleMs": 788400000},
-			"E|default|2025-03-10|u:2": {"move/discovery/closed_won": 1, "stay/discovery/count": 1, "stay/discovery/ms": 696600000,
+			// Forecast, win/loss and the closing event all on the close date; the cycle is
+			// 2025-03-01..2025-03-08, 8 days counted inclusively.
+			g0308:                      {"closedWon/count": 1, "JPY/closedWon/amount": 2100000, "JPY/closedWon/weighted": 2100000},
+			"W|default|2025-03-08|u:2": {"won/count": 1, "JPY/won/amount": 2100000, "won/cycleDays": 8},
+			"E|default|2025-03-08|u:2": {"move/discovery/closed_won": 1, "stay/discovery/count": 1, "stay/discovery/ms": 696600000,
 				"won/count": 1, "JPY/won/amount": 2100000, "pulled/count": 1, "JPY/pulled/amount": 2100000,
 				"increased/count": 1, "JPY/increased/amount": 100000},
 		}},
-		{"reopen won", reopenCmd("o1", "c11", "negotiation"), "2025-03-11T08:00:00Z", map[string]vals{
-			g0401: {"closedWon/count": -1, "JPY/closedWon/amount": -2100000, "JPY/closedWon/weighted": -2100000,
+		{"reopen won (the close date stays)", reopenCmd("o1", "c11", "negotiation"), "2025-03-11T08:00:00Z", map[string]vals{
+			g0308: {"closedWon/count": -1, "JPY/closedWon/amount": -2100000, "JPY/closedWon/weighted": -2100000,
 				"open/count": 1, "JPY/open/amount": 2100000, "JPY/open/weighted": 1680000,
 				"commit/count": 1, "JPY/commit/amount": 2100000, "JPY/commit/weighted": 1680000},
-			"W|default|2025-03-10|u:2": {"won/count": -1, "JPY/won/amount": -2100000, "won/cycleMs": -788400000},
+			"W|default|2025-03-08|u:2": {"won/count": -1, "JPY/won/amount": -2100000, "won/cycleDays": -8},
 			"E|default|2025-03-11|u:2": {"move/closed_won/negotiation": 1, "stay/closed_won/count": 1, "stay/closed_won/ms": 72000000,
 				"reopened/count": 1, "JPY/reopened/amount": 2100000},
 		}},
-		{"loss with escaped reason and competitor", lostCmd("o1", "c12", domain.CloseLost{Reason: "no/budget", Competitor: "Globex|EU"}), "2025-03-12T08:00:00Z", map[string]vals{
-			g0401: {"open/count": -1, "JPY/open/amount": -2100000, "JPY/open/weighted": -1680000,
-				"commit/count": -1, "JPY/commit/amount": -2100000, "JPY/commit/weighted": -1680000,
-				"closedLost/count": 1, "JPY/closedLost/amount": 2100000},
+		{"loss with escaped reason and competitor, on the day of the command", lostCmd("o1", "c12", domain.CloseLost{Reason: "no/budget", Competitor: "Globex|EU"}), "2025-03-12T08:00:00Z", map[string]vals{
+			g0308: {"open/count": -1, "JPY/open/amount": -2100000, "JPY/open/weighted": -1680000,
+				"commit/count": -1, "JPY/commit/amount": -2100000, "JPY/commit/weighted": -1680000},
+			g0312: {"closedLost/count": 1, "JPY/closedLost/amount": 2100000},
 			"W|default|2025-03-12|u:2": {"lost/count": 1, "JPY/lost/amount": 2100000,
 				"reason/no%2Fbudget/count": 1, "JPY/reason/no%2Fbudget/amount": 2100000,
 				"competitor/Globex%7CEU/count": 1, "JPY/competitor/Globex%7CEU/amount": 2100000},
+			// Closing moved the close date from 2025-03-08 to the day of the loss: a push.
 			"E|default|2025-03-12|u:2": {"move/negotiation/closed_lost": 1, "stay/negotiation/count": 1, "stay/negotiation/ms": 86400000,
-				"lost/count": 1, "JPY/lost/amount": 2100000},
+				"lost/count": 1, "JPY/lost/amount": 2100000, "pushed/count": 1, "JPY/pushed/amount": 2100000},
 		}},
 		{"duplicate command", lostCmd("o1", "c12", domain.CloseLost{Reason: "no/budget", Competitor: "Globex|EU"}), "2025-03-12T09:00:00Z", nil},
 		{"reopen lost", reopenCmd("o1", "c13", "qualification"), "2025-03-13T08:00:00Z", map[string]vals{
-			g0401: {"closedLost/count": -1, "JPY/closedLost/amount": -2100000,
+			g0312: {"closedLost/count": -1, "JPY/closedLost/amount": -2100000,
 				"open/count": 1, "JPY/open/amount": 2100000, "JPY/open/weighted": 210000,
 				"pipeline/count": 1, "JPY/pipeline/amount": 2100000, "JPY/pipeline/weighted": 210000},
 			"W|default|2025-03-12|u:2": {"lost/count": -1, "JPY/lost/amount": -2100000,

@@ -8,7 +8,7 @@ import (
 // [q.From, q.To]: stage-pair move counts and stay lengths summed over the period, then
 // classified against p's stage order (see FunnelStage for the definitions). It needs no rates.
 func (s *Store) Funnel(q FunnelQuery, p domain.Pipeline) (FunnelResult, error) {
-	if err := checkFunnelQuery(q, p); err != nil {
+	if err := q.Validate(p); err != nil {
 		return FunnelResult{}, err
 	}
 	moves := map[[2]string]int64{}
@@ -39,18 +39,8 @@ func (s *Store) Funnel(q FunnelQuery, p domain.Pipeline) (FunnelResult, error) {
 	return res, nil
 }
 
-func checkFunnelQuery(q FunnelQuery, p domain.Pipeline) error {
-	if err := checkPeriod(q.From, q.To); err != nil {
-		return err
-	}
-	if q.PipelineID != "" && q.PipelineID != p.ID {
-		return &QueryError{Field: "pipelineId", Message: "the query names pipeline " + quote(q.PipelineID) + " but was given " + quote(p.ID)}
-	}
-	return nil
-}
-
-// funnelStages classifies stage-pair move counts against p's order. The Oracle counts moves
-// its own way and shares only this classification, which is the definition itself.
+// funnelStages classifies stage-pair move counts against p's order. The oracle of
+// analyticstest counts and classifies moves its own way, from the event history.
 func funnelStages(p domain.Pipeline, moves map[[2]string]int64, stays func(stage string) (count, ms int64)) []FunnelStage {
 	out := make([]FunnelStage, len(p.Stages))
 	pos := make(map[string]int, len(p.Stages))

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -119,4 +120,14 @@ func storeOf(buckets map[string]*Bucket) *Store {
 		s.Put(k, *b)
 	}
 	return s
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -11,8 +11,9 @@ import (
 // A key is "<family>|<pipeline>|<day>|<owner>":
 //
 //	F|default|2025-06-30|u-17   forecast: open and closed deals by close date
-//	W|default|2025-03-04|u-17   win/loss: closed deals by the UTC day of closedAt
-//	E|default|2025-03-04|u-17   events: funnel moves and pipeline changes by the UTC day of the event
+//	W|default|2025-03-04|u-17   win/loss: closed deals by close date (the day they closed)
+//	E|default|2025-03-04|u-17   events: funnel moves and pipeline changes by the UTC day of the
+//	                            event; a closing event (won, lost) by the deal's close date
 //
 // The day is YYYY-MM-DD, fixed width for every date the domain accepts (1900..2999), so keys of
 // one family and pipeline sort by day and a period over all owners is one contiguous key range

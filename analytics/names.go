@@ -21,7 +21,11 @@ import (
 //
 // Win/loss bucket (W):
 //
-//	won/count  won/cycleMs  <CUR>/won/amount  lost/count  <CUR>/lost/amount
+//	won/count  won/cycleDays  <CUR>/won/amount  lost/count  <CUR>/lost/amount
+//
+// (won/cycleDays is the sum of the won deals' wonCycleDays; the previous rule kept
+// won/cycleMs, closedAt - createdAt in milliseconds, which this build no longer reads:
+// `crm-pipeline reset-analytics` rebuilds such buckets.)
 //	reason/<reason>/count  <CUR>/reason/<reason>/amount
 //	competitor/<competitor>/count  <CUR>/competitor/<competitor>/amount
 //
@@ -91,7 +95,7 @@ var chgCountNames = [numChg]string{"created/count", "won/count", "lost/count", "
 const (
 	nameWonCount        = "won/count"
 	nameLostCount       = "lost/count"
-	nameWonCycleMs      = "won/cycleMs"
+	nameWonCycleDays    = "won/cycleDays"
 	nameCurrencyChanged = "currencyChanged/count"
 )
 

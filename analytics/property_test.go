@@ -1,4 +1,4 @@
-package analytics
+package analytics_test
 
 import (
 	"errors"
@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/analytics/analyticstest"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
@@ -59,6 +61,7 @@ func TestPropertyAggregatesMatchOracle(t *testing.T) {
 		"refused", "duplicate", "noop", "reemitted", "guard skipped", "currency changed", "close date pushed", "close date pulled",
 		"amount increased", "amount decreased", "owner changed", "override", "stage skipped forward", "stage moved backward",
 		"compared", "compared error: missing rate", "missing rate not needed", "funnel regressed", "funnel reopened",
+		"closed on an earlier day", "rebuilt",
 	} {
 		if total[k] == 0 {
 			t.Errorf("the random histories never produced %q (stats %v)", k, total)
@@ -75,7 +78,7 @@ var (
 	simTargets    = []string{"USD", "EUR", "JPY", "KWD", "GBP"}
 	simStart      = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	simRateTables = []Rates{
-		testRates, testRates, testRates, testRates, testRates, testRates,
+		TestRates, TestRates, TestRates, TestRates, TestRates, TestRates,
 		MapRates("USD", map[string]string{"EUR": "1.08", "JPY": "0.0067", "GBP": "1.27"}),  // no KWD
 		MapRates("USD", map[string]string{"EUR": "1.08", "KWD": "3.25", "GBP": "1.27"}),    // no JPY
 		MapRates("USD", map[string]string{"EUR": "1.08", "JPY": "0.0067", "KWD": "3.25"}),  // no GBP
@@ -101,8 +104,8 @@ type aggSim struct {
 	clean       map[string]*Bucket
 	store       *Store
 
-	oracle      *Oracle
-	eventOracle *Oracle
+	oracle      *analyticstest.Oracle
+	eventOracle *analyticstest.Oracle
 	stats       map[string]int
 }
 
@@ -110,7 +113,7 @@ func newAggSim(t *testing.T, seed uint64) *aggSim {
 	s := &aggSim{t: t, r: rand.New(rand.NewPCG(seed, seed*7919+1)), now: simStart,
 		states: map[string]*domain.Opportunity{}, logs: map[string][]domain.Event{},
 		pending: map[string][]Delta{}, delivered: map[string][]Delta{}, buckets: map[string]*Bucket{}, clean: map[string]*Bucket{},
-		store: NewStore(), oracle: NewOracle(), eventOracle: NewOracle(), stats: map[string]int{}}
+		store: NewStore(), oracle: analyticstest.NewOracle(), eventOracle: analyticstest.NewOracle(), stats: map[string]int{}}
 	for i := range 150 {
 		s.ids = append(s.ids, fmt.Sprintf("opp-%03d", i))
 	}
@@ -143,8 +146,22 @@ func (s *aggSim) closeDate() string {
 	return (domain.DateOf(s.now) + domain.Date(s.r.IntN(460)-60)).String()
 }
 
+// closingDate is a close-won or close-lost body's closeDate: mostly a day the rule accepts
+// (from the creation day, or 90 days back, to today), now and then a later one (refused).
+func (s *aggSim) closingDate(cur *domain.Opportunity) string {
+	today := domain.DateOf(s.now)
+	if s.chance(10) {
+		return (today + domain.Date(1+s.r.IntN(30))).String()
+	}
+	lo := today - 90
+	if cur != nil {
+		lo = max(lo, domain.DateOf(cur.CreatedAt))
+	}
+	return (lo + domain.Date(s.r.IntN(int(today-lo)+1))).String()
+}
+
 func (s *aggSim) stageOf(pipelineID string, openOnly bool) string {
-	p := testPipelines[pipelineID]
+	p := TestPipelines[pipelineID]
 	if !openOnly && s.chance(6) {
 		return "nope"
 	}
@@ -192,10 +209,10 @@ func (s *aggSim) command() domain.Command {
 			c.StageID = s.stageOf(p, !s.chance(10))
 		}
 		if s.chance(5) {
-			c.Probability = ptr(s.r.IntN(101))
+			c.Probability = Ptr(s.r.IntN(101))
 		}
 		if s.chance(6) {
-			c.ForecastCategory = ptr(s.pick([]string{"pipeline", "best_case", "commit", "omitted"}))
+			c.ForecastCategory = Ptr(s.pick([]string{"pipeline", "best_case", "commit", "omitted"}))
 		}
 		if s.chance(2) {
 			c.NextStep = "call"
@@ -210,28 +227,28 @@ func (s *aggSim) command() domain.Command {
 			}
 			if s.chance(4) {
 				cur = s.pick(simCurrencies)
-				u.Currency = ptr(cur)
+				u.Currency = Ptr(cur)
 			}
-			u.Amount = ptr(s.amount(cur))
+			u.Amount = Ptr(s.amount(cur))
 		}
 		if s.chance(3) {
-			u.CloseDate = ptr(s.closeDate())
+			u.CloseDate = Ptr(s.closeDate())
 		}
 		if s.chance(6) {
-			u.OwnerID = ptr(s.pick(simOwners))
+			u.OwnerID = Ptr(s.pick(simOwners))
 		}
 		if s.chance(4) {
-			u.NextStep = ptr(s.pick([]string{"demo", "sign"}))
+			u.NextStep = Ptr(s.pick([]string{"demo", "sign"}))
 		}
 		switch s.r.IntN(7) {
 		case 0:
-			u.Probability = ptr(s.r.IntN(101))
+			u.Probability = Ptr(s.r.IntN(101))
 		case 1:
 			u.ClearProbability = true
 		}
 		switch s.r.IntN(7) {
 		case 0:
-			u.ForecastCategory = ptr(s.pick([]string{"pipeline", "best_case", "commit", "omitted"}))
+			u.ForecastCategory = Ptr(s.pick([]string{"pipeline", "best_case", "commit", "omitted"}))
 		case 1:
 			u.ClearForecastCategory = true
 		}
@@ -241,14 +258,17 @@ func (s *aggSim) command() domain.Command {
 	case kind < 84:
 		c := &domain.CloseWon{}
 		if s.chance(3) {
-			c.CloseDate = ptr(s.closeDate())
+			c.CloseDate = Ptr(s.closingDate(cur))
 		}
 		if s.chance(4) && cur != nil {
-			c.Amount = ptr(s.amount(cur.Currency))
+			c.Amount = Ptr(s.amount(cur.Currency))
 		}
 		cmd.Type, cmd.CloseWon = domain.CmdCloseWon, c
 	case kind < 96:
 		cmd.Type, cmd.CloseLost = domain.CmdCloseLost, &domain.CloseLost{Reason: s.pick(simReasons), Competitor: s.pick(simComps)}
+		if s.chance(3) {
+			cmd.CloseLost.CloseDate = Ptr(s.closingDate(cur))
+		}
 	default:
 		cmd.Type, cmd.Reopen = domain.CmdReopen, &domain.Reopen{StageID: s.stageOf(pipelineID, !s.chance(8))}
 	}
@@ -269,7 +289,7 @@ func (s *aggSim) step() {
 	cmd := s.command()
 	s.sent = append(s.sent, cmd)
 	cur := s.states[cmd.OpportunityID]
-	d, err := domain.Decide(cur, cmd, domain.DecideContext{Now: s.now, Pipelines: lookupPipeline})
+	d, err := domain.Decide(cur, cmd, domain.DecideContext{Now: s.now, Pipelines: LookupPipeline})
 	if err != nil {
 		if _, ok := domain.AsRejection(err); !ok {
 			t.Fatalf("%s: %v", cmd.CommandID, err)
@@ -277,7 +297,7 @@ func (s *aggSim) step() {
 		s.stats["refused"]++
 		return
 	}
-	deltas := Deltas(cur, d.Next, d.Events, lookupPipeline)
+	deltas := Deltas(cur, d.Next, d.Events, LookupPipeline)
 	// As the processor does: the record's partition (here a hash of the opportunity id over 4
 	// simulated partitions) and offset (the command's index, increasing in every partition).
 	position := int64(len(s.sent))
@@ -330,7 +350,7 @@ func (s *aggSim) step() {
 		if err != nil {
 			t.Fatal(err)
 		}
-		again := Deltas(prev, next, micro, lookupPipeline)
+		again := Deltas(prev, next, micro, LookupPipeline)
 		stamp(again, cmd.OpportunityID, position)
 		if !reflect.DeepEqual(again, deltas) {
 			t.Fatalf("%s: re-emitted deltas differ:\n got %v\nwant %v", cmd.CommandID, again, deltas)
@@ -361,6 +381,9 @@ func stamp(ds []Delta, opportunityID string, position int64) {
 // classify counts what kind of change an event was, for the coverage check.
 func (s *aggSim) classify(prev *domain.Opportunity, next domain.Opportunity, e domain.Event) {
 	s.stats["event:"+string(e.Type)]++
+	if (e.Type == domain.EvtClosedWon || e.Type == domain.EvtClosedLost) && next.CloseDate < domain.DateOf(e.At) {
+		s.stats["closed on an earlier day"]++
+	}
 	if prev == nil {
 		return
 	}
@@ -385,7 +408,7 @@ func (s *aggSim) classify(prev *domain.Opportunity, next domain.Opportunity, e d
 		s.stats["override"]++
 	}
 	if e.Type == domain.EvtStageChanged {
-		p := testPipelines[next.PipelineID]
+		p := TestPipelines[next.PipelineID]
 		_, fi, _ := p.Stage(e.FromStageID)
 		_, ti, _ := p.Stage(e.ToStageID)
 		switch {
@@ -472,7 +495,8 @@ func (s *aggSim) checkpoint() {
 		t.Fatal(err)
 	}
 	s.checkRawMillis()
-	rebuilt := storeOf(s.buckets)
+	s.checkRebuild()
+	rebuilt := StoreOf(s.buckets)
 	for range 40 {
 		s.compareForecast(rebuilt)
 		s.compareWinLoss()
@@ -481,9 +505,44 @@ func (s *aggSim) checkpoint() {
 	}
 	for range 10 {
 		for _, id := range []string{"default", "enterprise"} {
-			s.compareFunnel(testPipelines[id])
+			s.compareFunnel(TestPipelines[id])
 		}
 	}
+}
+
+// checkRebuild folds every opportunity's event log from the start (what reset-analytics
+// does with the history topic) and requires the buckets the incremental path built: the same
+// keys with values, the same values, every one guarded by the given positions.
+func (s *aggSim) checkRebuild() {
+	t := s.t
+	r := NewRebuild()
+	for id, log := range s.logs {
+		st, err := r.AddHistory(log)
+		if err != nil {
+			t.Fatalf("rebuild %s: %v", id, err)
+		}
+		if want := s.states[id]; st.Version != want.Version || st.Status != want.Status || st.CloseDate != want.CloseDate || st.Amount != want.Amount {
+			t.Fatalf("rebuild %s: replayed v%d %s %s %d, state v%d %s %s %d", id, st.Version, st.Status, st.CloseDate, st.Amount,
+				want.Version, want.Status, want.CloseDate, want.Amount)
+		}
+	}
+	guard := map[string]int64{"0": 7, "3": 9}
+	got := r.Buckets(guard)
+	n := 0
+	for k, c := range s.clean {
+		if len(c.Values) == 0 {
+			continue
+		}
+		n++
+		b, ok := got[k]
+		if !ok || !reflect.DeepEqual(b.Values, c.Values) || !reflect.DeepEqual(b.Applied, guard) {
+			t.Fatalf("rebuilt bucket %s: %+v (present %v), incremental %v", k, b, ok, c.Values)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("rebuild has %d buckets, the incremental path %d with values", len(got), n)
+	}
+	s.stats["rebuilt"]++
 }
 
 func sameValues(a, b map[string]int64) bool {
@@ -542,7 +601,7 @@ func (s *aggSim) same(what string, q any, got any, gotErr error, want any, wantE
 		}
 		return
 	}
-	g, w := mustJSON(t, got), mustJSON(t, want)
+	g, w := MustJSON(t, got), MustJSON(t, want)
 	if g != w {
 		t.Fatalf("%s %+v differs\nstore  %s\noracle %s", what, q, g, w)
 	}
@@ -625,38 +684,35 @@ func (s *aggSim) compareFunnel(p domain.Pipeline) {
 	}
 }
 
-// checkRawMillis compares the millisecond sums behind avgDaysInStage and avgCycleDaysWon, which
-// the one-decimal day figures would round away: per pipeline and stage the total length of
-// ended stays, per pipeline the total cycle of won deals.
+// checkRawMillis compares the sums behind avgDaysInStage and avgCycleDaysWon, which the
+// one-decimal day figures would round away: per pipeline and stage the total length of ended
+// stays in milliseconds, per pipeline the total cycle of won deals in days (inclusive: the
+// close date minus the creation day, plus one).
 func (s *aggSim) checkRawMillis() {
 	got, want := map[string]int64{}, map[string]int64{}
 	for k, b := range s.buckets {
-		pk, ok := parseKey(k)
+		pk, ok := ParseKeyForTest(k)
 		if !ok {
 			s.t.Fatalf("bad key %q", k)
 		}
 		for name, v := range b.Values {
-			seg, n, _ := splitName(name)
+			seg, n, _ := SplitNameForTest(name)
 			switch {
-			case pk.fam == famEvents && n == 3 && seg[0] == "stay" && seg[2] == "ms":
-				got["stay|"+pk.pipeline+"|"+seg[1]] += v
-			case pk.fam == famWinLoss && name == nameWonCycleMs:
-				got["cycle|"+pk.pipeline] += v
+			case pk.Fam == FamEventsForTest && n == 3 && seg[0] == "stay" && seg[2] == "ms":
+				got["stay|"+pk.Pipeline+"|"+seg[1]] += v
+			case pk.Fam == FamWinLossForTest && name == NameWonCycleDaysForTest:
+				got["cycle|"+pk.Pipeline] += v
 			}
 		}
 	}
-	s.oracle.mu.Lock()
-	for _, e := range s.oracle.history {
-		if e.hasStay {
-			want["stay|"+e.pipeline+"|"+e.fromStage] += e.stayMs
-		}
+	for k, ms := range s.oracle.EndedStays() {
+		want["stay|"+k[0]+"|"+k[1]] += ms
 	}
-	for _, st := range s.oracle.states {
+	for _, st := range s.oracle.States() {
 		if st.Status == domain.StatusWon {
-			want["cycle|"+st.PipelineID] += st.ClosedAt.UnixMilli() - st.CreatedAt.UnixMilli()
+			want["cycle|"+st.PipelineID] += int64(st.CloseDate-domain.DateOf(st.CreatedAt)) + 1
 		}
 	}
-	s.oracle.mu.Unlock()
 	for _, m := range []map[string]int64{got, want} {
 		for k, v := range m {
 			if v == 0 {
@@ -665,6 +721,6 @@ func (s *aggSim) checkRawMillis() {
 		}
 	}
 	if !reflect.DeepEqual(got, want) {
-		s.t.Fatalf("raw milliseconds differ:\nbuckets %v\noracle  %v", got, want)
+		s.t.Fatalf("raw sums differ:\nbuckets %v\noracle  %v", got, want)
 	}
 }

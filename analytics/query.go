@@ -11,7 +11,7 @@ import (
 // GroupBy values of the forecast and win/loss queries (API.md). "" means GroupNone.
 const (
 	GroupNone     = "none"
-	GroupMonth    = "month"    // "2025-03", by close date (forecast) or closing day (win/loss)
+	GroupMonth    = "month"    // "2025-03", by close date (forecast and win/loss)
 	GroupQuarter  = "quarter"  // "2025-Q1", forecast only
 	GroupOwner    = "owner"    // the owner id
 	GroupCategory = "category" // forecast only: one group per category key (open, pipeline, bestCase, commit, closedWon, closedLost)
@@ -74,7 +74,8 @@ type ForecastResult struct {
 	Total    ForecastFigures
 }
 
-// WinLossQuery selects deals closed (closedAt, as a UTC day) in [From, To].
+// WinLossQuery selects closed deals whose close date (the day they closed, as the forecast
+// places them) is in [From, To].
 type WinLossQuery struct {
 	From, To   domain.Date
 	PipelineID string
@@ -96,8 +97,10 @@ type CountAmount struct {
 //     closed.
 //   - AvgDealSizeWon = won.amount / won.count, rounded half up to the minor unit ("0.00" when
 //     nothing was won).
-//   - AvgCycleDaysWon = mean over won deals of closedAt - createdAt (whole milliseconds) in
-//     days, 1 decimal, half up ("0.0" when nothing was won).
+//   - AvgCycleDaysWon = mean over won deals of their cycle in whole calendar days, counted
+//     inclusively from the UTC day of createdAt to the close date (closed the day it was
+//     created: 1; created 2027-01-01, closed 2027-01-03: 3; never less than 1), 1 decimal,
+//     half up ("0.0" when nothing was won).
 type WinLossFigures struct {
 	Won             CountAmount
 	Lost            CountAmount
@@ -144,14 +147,17 @@ type WinLossResult struct {
 	Groups      []WinLossGroup
 }
 
-// FunnelQuery selects stage moves by the UTC day of the event in [From, To].
+// FunnelQuery selects stage moves by the UTC day of the event in [From, To]; a closing event
+// (won, lost) counts on the deal's close date instead.
 type FunnelQuery struct {
 	From, To   domain.Date
 	PipelineID string // must be empty or the id of the pipeline passed to Funnel
 	OwnerID    string // the owner after the event; "" = all
 }
 
-// FunnelStage is one stage of the funnel. Definitions (all counted on the day of the event):
+// FunnelStage is one stage of the funnel. Definitions (all counted on the day of the event,
+// a closing event's on the close date: the move into the won or lost stage and the stay it
+// ends):
 //
 //   - Entered: entries into the stage: creations in it, moves and reopens into it, wins and
 //     losses into the won and lost stages. A skipped stage is not entered (qualification ->
@@ -195,7 +201,9 @@ type FunnelResult struct {
 	Stages     []FunnelStage
 }
 
-// ChangesQuery selects pipeline changes by the UTC day of the event in [From, To].
+// ChangesQuery selects pipeline changes by the UTC day of the event in [From, To]; a closing
+// event (won, lost, and the close-date and amount changes it made) counts on the deal's close
+// date instead.
 type ChangesQuery struct {
 	From, To   domain.Date
 	PipelineID string
@@ -214,8 +222,10 @@ type CountOnly struct {
 //
 //   - Created: creations; amount as created.
 //   - Won, Lost, Reopened: those events; amount of the deal after the event.
-//   - CloseDatePushed / CloseDatePulled: events (updates and close-won) that moved the close
-//     date later / earlier; amount of those deals after the event.
+//   - CloseDatePushed / CloseDatePulled: events (updates and closings) that moved the close
+//     date later / earlier; amount of those deals after the event. Closing sets the close date
+//     to the day the deal closed, so a deal closed before its planned day is pulled, after it
+//     pushed.
 //   - AmountIncreased / AmountDecreased: events that raised / lowered the amount in the same
 //     currency; amount = the sum of the increases / decreases (positive).
 //   - CurrencyChanged: events that changed the currency; such a change is not an amount
@@ -238,8 +248,8 @@ type ChangesResult struct {
 }
 
 // VelocityQuery asks for the sales velocity of a pipeline (or all) and owner (or all), with
-// the win/loss parts taken from deals closed in the trailing window [From, To] (the HTTP
-// layer computes From = To - days + 1).
+// the win/loss parts taken from deals whose close date is in the trailing window [From, To]
+// (the HTTP layer computes From = To - days + 1).
 type VelocityQuery struct {
 	From, To   domain.Date
 	PipelineID string
@@ -251,11 +261,13 @@ type VelocityQuery struct {
 //
 //	velocityPerDay = openCount × winRate × avgDealSizeWon / avgCycleDaysWon
 //
-// computed exactly as openCount × wonAmount × wonCount / ((wonCount + lostCount) × cycle days
-// of the won deals), i.e. from the exact averages, and rounded half up once to the minor unit.
+// computed exactly as openCount × wonAmount × wonCount / ((wonCount + lostCount) × the sum of
+// the won deals' cycle days), i.e. from the exact averages, and rounded half up once to the
+// minor unit. Cycles are whole calendar days counted inclusively (see WinLossFigures), at
+// least 1 each, so a deal won the day it was created divides by 1, not by 0 or by seconds.
 // openCount is the current number of open deals (all close dates); wonAmount is the converted
-// won amount shown. When nothing was won or the won deals' cycles sum to zero, velocity is 0.
-// The components carry the same formats as win/loss.
+// won amount shown. When nothing was won, velocity is 0. The components carry the same
+// formats as win/loss.
 type VelocityResult struct {
 	Currency        string
 	From            string
@@ -268,6 +280,60 @@ type VelocityResult struct {
 	AvgDealSizeWon  string
 	AvgCycleDaysWon string
 	VelocityPerDay  string
+}
+
+// Validation. Every reader of a query validates it with the Validate methods below, so that a
+// bad query is refused the same way wherever it is answered: the Store's queries call them
+// first, and the test oracle of package analyticstest (outside this package, and independent
+// of the Store in everything it computes) calls them too, since the property and system tests
+// require it to return the same *QueryError as the Store. That is why they are exported; the
+// arithmetic behind the answers is not.
+
+// Validate returns nil for a forecast query the Store answers, else the *QueryError
+// Store.Forecast returns for it: an inverted period, an unknown target currency, or a groupBy
+// other than "", none, month, quarter, owner and category.
+func (q ForecastQuery) Validate() error {
+	_, err := checkForecastQuery(q)
+	return err
+}
+
+// Validate returns nil for a win/loss query the Store answers, else the *QueryError
+// Store.WinLoss returns for it: an inverted period, an unknown target currency, or a groupBy
+// other than "", none, owner, reason and month.
+func (q WinLossQuery) Validate() error {
+	_, err := checkWinLossQuery(q)
+	return err
+}
+
+// Validate returns nil for a funnel query the Store answers for pipeline p, else the
+// *QueryError Store.Funnel returns for it: an inverted period, or a PipelineID other than ""
+// and p's.
+func (q FunnelQuery) Validate(p domain.Pipeline) error {
+	if err := checkPeriod(q.From, q.To); err != nil {
+		return err
+	}
+	if q.PipelineID != "" && q.PipelineID != p.ID {
+		return &QueryError{Field: "pipelineId", Message: "the query names pipeline " + quote(q.PipelineID) + " but was given " + quote(p.ID)}
+	}
+	return nil
+}
+
+// Validate returns nil for a changes query the Store answers, else the *QueryError
+// Store.Changes returns for it: an inverted period or an unknown target currency.
+func (q ChangesQuery) Validate() error {
+	if err := checkPeriod(q.From, q.To); err != nil {
+		return err
+	}
+	return checkCurrency(q.Currency)
+}
+
+// Validate returns nil for a velocity query the Store answers, else the *QueryError
+// Store.Velocity returns for it: an inverted period or an unknown target currency.
+func (q VelocityQuery) Validate() error {
+	if err := checkPeriod(q.From, q.To); err != nil {
+		return err
+	}
+	return checkCurrency(q.Currency)
 }
 
 // checkPeriod refuses an empty or inverted period.

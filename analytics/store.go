@@ -141,10 +141,10 @@ func (d *fcData) each(fn func(m *fcMoney)) {
 
 // wlData is a win/loss bucket.
 type wlData struct {
-	won, lost, cycleMs int64
-	money              []wlMoney
-	reasons            []labelled
-	competitors        []labelled
+	won, lost, cycleDays int64
+	money                []wlMoney
+	reasons              []labelled
+	competitors          []labelled
 }
 
 type wlMoney struct {
@@ -421,8 +421,8 @@ func parseWinLoss(d *wlData, values map[string]int64) {
 			d.won += v
 		case n == 2 && name == nameLostCount:
 			d.lost += v
-		case n == 2 && name == nameWonCycleMs:
-			d.cycleMs += v
+		case n == 2 && name == nameWonCycleDays:
+			d.cycleDays += v
 		case n == 3 && isCurrencySegment(seg[0]) && seg[2] == "amount" && seg[1] == "won":
 			money(seg[0]).won += v
 		case n == 3 && isCurrencySegment(seg[0]) && seg[2] == "amount" && seg[1] == "lost":

@@ -7,16 +7,26 @@
 // number of opportunities.
 //
 // Buckets are daily and per owner ("F|pipeline|closeDate|owner" for the forecast,
-// "W|pipeline|closedDay|owner" for win/loss, "E|pipeline|eventDay|owner" for funnel and
+// "W|pipeline|closeDate|owner" for win/loss, "E|pipeline|eventDay|owner" for funnel and
 // pipeline changes; see keys.go), so any period is a range sum at query time and nothing needs
-// a timer. Values are int64: counts, milliseconds, and money in minor units per currency
+// a timer. A closed deal has one date, its close date (the day it closed; API.md, "Closing
+// dates"), and every report places it there: forecast closedWon/closedLost, win/loss, velocity,
+// and the closing event in funnel and changes (its event day is the close date). Values are
+// int64: counts, milliseconds, days, and money in minor units per currency
 // ("USD/commit/amount"; see names.go). Money is converted only at query time, each currency's
 // sum once, with exact rational arithmetic and half-up rounding to the target's minor unit
 // (API.md, "Money arithmetic").
 //
-// Oracle recomputes every answer from final states and event history without buckets; the
-// property test (and the service's end-to-end test) require Store and Oracle to agree to the
-// minor unit.
+// Rebuild sums the same Deltas over whole histories replayed from the start, for
+// `crm-pipeline reset-analytics`, which rewrites a deployment's buckets after the derivation
+// changed.
+//
+// The tests check the Store against an oracle that recomputes every answer from final states
+// and event histories without buckets: analyticstest.Oracle, support code in the package
+// analytics/analyticstest, outside the product. The property test (and the system tests)
+// require Store and oracle to agree to the minor unit. The oracle validates queries with the
+// queries' Validate methods, the Store's own, so both refuse a bad query the same way; all it
+// computes is its own.
 //
 // Imports from this module: domain (the README's package table, checked by imports_test.go).
 package analytics

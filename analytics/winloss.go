@@ -7,7 +7,7 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
-// WinLoss answers GET /analytics/win-loss from the win/loss buckets of closing days in
+// WinLoss answers GET /analytics/win-loss from the win/loss buckets of close dates in
 // [q.From, q.To] (see WinLossResult for the definitions). Errors as for Forecast.
 func (s *Store) WinLoss(q WinLossQuery, rates Rates) (WinLossResult, error) {
 	g, err := checkWinLossQuery(q)
@@ -58,11 +58,11 @@ func checkWinLossQuery(q WinLossQuery) (string, error) {
 
 // wlAcc sums win/loss buckets; labels (reasons, competitors) only for the total.
 type wlAcc struct {
-	won, lost, cycleMs  int64
-	wonMoney, lostMoney moneySum
-	labels              bool
-	reasons             map[string]*labelled
-	competitors         map[string]*labelled
+	won, lost, cycleDays int64
+	wonMoney, lostMoney  moneySum
+	labels               bool
+	reasons              map[string]*labelled
+	competitors          map[string]*labelled
 }
 
 func newWLAcc(labels bool) *wlAcc {
@@ -76,7 +76,7 @@ func newWLAcc(labels bool) *wlAcc {
 func (a *wlAcc) add(d *wlData) {
 	a.won += d.won
 	a.lost += d.lost
-	a.cycleMs += d.cycleMs
+	a.cycleDays += d.cycleDays
 	for _, m := range d.money {
 		a.wonMoney.add(m.cur, m.won)
 		a.lostMoney.add(m.cur, m.lost)
@@ -175,7 +175,7 @@ func (cv *converter) winLossFigures(a *wlAcc) (WinLossFigures, error) {
 		WinRateByCount:  ratio(a.won, a.won+a.lost, rateDecimals),
 		WinRateByAmount: ratio(won, both, rateDecimals),
 		AvgDealSizeWon:  domain.FormatAmount(roundDiv(won, a.won), cv.to),
-		AvgCycleDaysWon: avgDays(a.cycleMs, a.won),
+		AvgCycleDaysWon: ratio(a.cycleDays, a.won, daysDecimals),
 	}, nil
 }
 

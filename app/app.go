@@ -80,10 +80,19 @@ type Config struct {
 	TLSCert, TLSKey string
 	// InsecureHTTP allows tokens over plain HTTP on a non-loopback address.
 	InsecureHTTP bool
+	// MaxStreams caps the live change streams open at once (--max-streams; 0: query's
+	// default).
+	MaxStreams int
+	// StreamReplay is the live stream's replay window in changes (--stream-replay; 0:
+	// views.DefaultFeedSize).
+	StreamReplay int
 
 	// Clock is the time the views and the HTTP API decide with (nil: time.Now); tests set it
 	// to pin dates.
 	Clock func() time.Time
+	// LogFormat is --log-format: "json" makes the start banner on stdout one JSON object, so
+	// stdout carries JSON only; anything else prints it as plain lines.
+	LogFormat string
 	// Started, when set, is called once with what the service exposes as soon as the HTTP
 	// listener is up: tests and the benchmark learn the chosen addresses from it.
 	Started func(s *Running)
@@ -215,6 +224,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 		Brokers: brokers, Client: client, Logger: log, Registerer: reg,
 		ReportingCurrency: cfg.ReportingCurrency, Clock: cfg.Clock, StorageDegraded: disk.Degraded,
 		StorageBuilder: state.NewBuilder(filepath.Join(stateRoot, "views"), storeOpts), Partitions: partitions,
+		Feed: views.FeedConfig{Size: cfg.StreamReplay},
 	})
 	if err != nil {
 		return err
@@ -239,8 +249,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	})
 	reg.MustRegister(lag)
 
+	// Live streams never finish by themselves and Shutdown waits for every handler: the
+	// server's shutdown ends them (RegisterOnShutdown below; the views closing their feed
+	// would too, but only once the views have stopped).
+	streamsStop := make(chan struct{})
 	handler, err := query.NewHandler(query.Config{
 		Backend: query.Stream{Service: vs, Gateway: gw}, Logger: log, Registerer: reg, Gatherer: reg, Clock: cfg.Clock, Tokens: tokens,
+		MaxStreams: cfg.MaxStreams, StreamsStop: streamsStop,
 		// With tokens a rebinding page has no credential to send, so any Host is answered
 		// unless the operator lists them.
 		Hosts: query.HostPolicy{Allowed: cfg.AllowedHosts, Any: tokens.Len() > 0 && len(cfg.AllowedHosts) == 0},
@@ -286,6 +301,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 		IdleTimeout: 30 * time.Second,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(func() { close(streamsStop) })
 	run.HTTPAddr = ln.Addr().String()
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -357,11 +373,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	if cfg.TLSCert != "" {
 		scheme = "https"
 	}
-	fmt.Fprintf(stdout, "crm-pipeline is up: HTTP on %s://%s/api/v1, Kafka at %s\n", scheme, run.HTTPAddr, run.BrokerAddr)
-	fmt.Fprintf(stdout, "the dashboard: %s://%s/\n", scheme, run.HTTPAddr)
-	fmt.Fprintf(stdout, "send a first command:\n  curl -s -X POST %s://%s/api/v1/opportunities -H 'Content-Type: application/json' -H 'Prefer: wait=5' \\\n"+
-		"    -d '{\"name\":\"First deal\",\"accountId\":\"acc-1\",\"ownerId\":\"owner-1\",\"amount\":\"12500.00\",\"currency\":\"USD\",\"closeDate\":\"%s\"}'\n",
-		scheme, run.HTTPAddr, cfg.Clock().AddDate(0, 1, 0).Format(time.DateOnly))
+	writeBanner(stdout, cfg, scheme, run)
 	if cfg.Started != nil {
 		cfg.Started(run)
 	}
@@ -371,6 +383,23 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	}
 	log.Info("crm-pipeline stopped cleanly")
 	return nil
+}
+
+// writeBanner tells the operator where the service is and how to send a first command: plain
+// lines in text mode, one JSON object (the same text in msg, the addresses as fields) when
+// the logs are JSON, so that stdout carries JSON only.
+func writeBanner(stdout io.Writer, cfg Config, scheme string, run *Running) {
+	up := fmt.Sprintf("crm-pipeline is up: HTTP on %s://%s/api/v1, Kafka at %s", scheme, run.HTTPAddr, run.BrokerAddr)
+	dashboard := scheme + "://" + run.HTTPAddr + "/"
+	first := fmt.Sprintf("curl -s -X POST %s://%s/api/v1/opportunities -H 'Content-Type: application/json' -H 'Prefer: wait=5' "+
+		"-d '{\"name\":\"First deal\",\"accountId\":\"acc-1\",\"ownerId\":\"owner-1\",\"amount\":\"12500.00\",\"currency\":\"USD\",\"closeDate\":\"%s\"}'",
+		scheme, run.HTTPAddr, cfg.Clock().AddDate(0, 1, 0).Format(time.DateOnly))
+	if cfg.LogFormat == "json" {
+		slog.New(slog.NewJSONHandler(stdout, nil)).Info(up,
+			"http", scheme+"://"+run.HTTPAddr+"/api/v1", "kafka", run.BrokerAddr, "dashboard", dashboard, "firstCommand", first)
+		return
+	}
+	fmt.Fprintf(stdout, "%s\nthe dashboard: %s\nsend a first command:\n  %s\n", up, dashboard, first)
 }
 
 // waitStopped waits for the service's goroutines. Once a stop is asked for it waits at most

@@ -41,13 +41,6 @@ func DecodeAggregateState(b []byte) (domain.Aggregate, error) {
 	return a, err
 }
 
-// AggregatePosition is the last applied command offset of a group table value, what the
-// views' position tracker needs of every record when a local store opens.
-func AggregatePosition(b []byte) (int64, error) {
-	a, err := DecodeAggregateState(b)
-	return a.Position, err
-}
-
 // DecodeAggregateHistory reads a group table value with its history left encoded: the returned
 // aggregate's Events holds only events the value stores after that block (none from this
 // package's writer); everything else is decoded. An older writer's unsized history is decoded
@@ -145,6 +138,8 @@ func (h *History) DropOldest(n int) error {
 const (
 	minStageVisit  = 5
 	minStoredDelta = 2
+	// minFingerprint is the smallest CommandFingerprint: an empty id and two one-byte longs.
+	minFingerprint = 3
 )
 
 // ---- aggregate: writer, fast reader, generic-map conversion ----
@@ -191,7 +186,14 @@ func appendAggregateHistory(b []byte, a *domain.Aggregate, h History) ([]byte, e
 		b = avro.AppendBytes(b, a.RecentDeltas[i].Record)
 	}
 	b = avro.AppendArrayEnd(b)
-	return avro.AppendBool(b, a.HistoryOnTopic), nil
+	b = avro.AppendBool(b, a.HistoryOnTopic)
+	b = avro.AppendArrayStart(b, len(a.Fingerprints))
+	for i := range a.Fingerprints {
+		b = avro.AppendStr(b, a.Fingerprints[i].CommandID)
+		b = avro.AppendLong(b, int64(a.Fingerprints[i].Fingerprint))
+		b = avro.AppendLong(b, a.Fingerprints[i].Position)
+	}
+	return avro.AppendArrayEnd(b), nil
 }
 
 func readAggregate(d *avro.Decoder, a *domain.Aggregate) { readAggregateParts(d, a, true, nil) }
@@ -263,6 +265,18 @@ func readAggregateParts(d *avro.Decoder, a *domain.Aggregate, withEvents bool, h
 		}
 	}
 	a.HistoryOnTopic = d.Bool()
+	for n := d.Block(minFingerprint); n > 0; n = d.Block(minFingerprint) {
+		if a.Fingerprints == nil {
+			a.Fingerprints = make([]domain.CommandFingerprint, 0, n)
+		}
+		for i := 0; i < n && d.Err() == nil; i++ {
+			var f domain.CommandFingerprint
+			f.CommandID = d.Str()
+			f.Fingerprint = uint64(d.Long())
+			f.Position = d.Long()
+			a.Fingerprints = append(a.Fingerprints, f)
+		}
+	}
 }
 
 func aggregateFromNative(c *avro.Native, m map[string]any) domain.Aggregate {
@@ -296,6 +310,14 @@ func aggregateFromNative(c *avro.Native, m map[string]any) domain.Aggregate {
 		}
 	}
 	a.HistoryOnTopic = c.Bool(m, "historyOnTopic")
+	if items := c.Array(m, "fingerprints"); len(items) > 0 {
+		a.Fingerprints = make([]domain.CommandFingerprint, len(items))
+		for i, it := range items {
+			r := c.Record("fingerprints", it)
+			a.Fingerprints[i] = domain.CommandFingerprint{CommandID: c.Str(r, "commandId"), Fingerprint: uint64(c.Long(r, "fingerprint")),
+				Position: c.Long(r, "position")}
+		}
+	}
 	return a
 }
 

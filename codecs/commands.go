@@ -145,6 +145,7 @@ func appendCommand(b []byte, c *domain.Command) ([]byte, error) {
 		b = avro.AppendStr(b, x.Reason)
 		b = avro.AppendStr(b, x.Competitor)
 		b = avro.AppendStr(b, x.Note)
+		b = avro.AppendOptStr(b, x.CloseDate)
 	case 5:
 		b = avro.AppendStr(b, c.Reopen.StageID)
 	}
@@ -210,6 +211,7 @@ func readCommand(d *avro.Decoder, c *domain.Command) {
 		b.Reason = d.Str()
 		b.Competitor = d.Str()
 		b.Note = d.Str()
+		b.CloseDate = d.OptStr()
 		c.CloseLost = b
 	case 5:
 		c.Reopen = &domain.Reopen{StageID: d.Symbol(wellKnown)}
@@ -273,6 +275,7 @@ func commandFromNative(c *avro.Native, m map[string]any) domain.Command {
 			Reason:     c.Str(b, "reason"),
 			Competitor: c.Str(b, "competitor"),
 			Note:       c.Str(b, "note"),
+			CloseDate:  c.OptStr(b, "closeDate"),
 		}
 	case domain.CmdReopen:
 		cmd.Reopen = &domain.Reopen{StageID: c.Str(b, "stageId")}

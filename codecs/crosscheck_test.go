@@ -240,12 +240,12 @@ func TestAggregateRingsMatchStandaloneRecords(t *testing.T) {
 func TestRingBlocksFromOtherWriters(t *testing.T) {
 	want := fullAggregate()
 	bare := want
-	bare.Rejections, bare.Won, bare.RecentDeltas, bare.HistoryOnTopic = nil, nil, nil, false
+	bare.Rejections, bare.Won, bare.RecentDeltas, bare.HistoryOnTopic, bare.Fingerprints = nil, nil, nil, false, nil
 	b, err := EncodeAggregate(bare)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b = b[:len(b)-4] // the three empty rings (one end-of-array byte each) and the flag
+	b = b[:len(b)-5] // the three empty rings (one end-of-array byte each), the flag and the empty fingerprints
 	// rejections: a negative-count block of one item with its byte size, then a block of two.
 	first := appendRejected(nil, &want.Rejections[0])
 	b = avro.AppendLong(b, -1)
@@ -275,6 +275,21 @@ func TestRingBlocksFromOtherWriters(t *testing.T) {
 	b = append(b, deltas...)
 	b = avro.AppendArrayEnd(b)
 	b = avro.AppendBool(b, want.HistoryOnTopic)
+	// fingerprints: a block of one, then a negative-count block of the rest with its size.
+	b = avro.AppendLong(b, 1)
+	b = avro.AppendStr(b, want.Fingerprints[0].CommandID)
+	b = avro.AppendLong(b, int64(want.Fingerprints[0].Fingerprint))
+	b = avro.AppendLong(b, want.Fingerprints[0].Position)
+	var fps []byte
+	for _, f := range want.Fingerprints[1:] {
+		fps = avro.AppendStr(fps, f.CommandID)
+		fps = avro.AppendLong(fps, int64(f.Fingerprint))
+		fps = avro.AppendLong(fps, f.Position)
+	}
+	b = avro.AppendLong(b, -int64(len(want.Fingerprints)-1))
+	b = avro.AppendLong(b, int64(len(fps)))
+	b = append(b, fps...)
+	b = avro.AppendArrayEnd(b)
 	got, err := DecodeAggregate(b)
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,8 @@
 //	command.avsc           OpportunityCommand: commandId, opportunityId, issuedAt, actor,
 //	                       expectedVersion, type (enum CommandType), body (union of the six
 //	                       command records CreateOpportunity ... Reopen)
-//	v1/command.avsc        the same without CreateOpportunity.leadId/source/nextStep
+//	v2/command.avsc        the same without CloseLost.closeDate
+//	v1/command.avsc        v2 without CreateOpportunity.leadId/source/nextStep
 //	event.avsc             OpportunityEvent: eventId, type (enum EventType), ..., changes
 //	                       (array of Change), position, body (union of six empty records
 //	                       crm.pipeline.events.OpportunityCreatedEvent ..., the event names as
@@ -33,7 +34,10 @@
 //	                       and closed-won hand-offs kept for re-publication after redelivery,
 //	                       recentDeltas (StoredDelta: position, an encoded analytics delta)
 //	                       and historyOnTopic; events are only the recent commands' events,
-//	                       the audit trail being on crm.pipeline.opportunity.history
+//	                       the audit trail being on crm.pipeline.opportunity.history; v3 adds
+//	                       fingerprints (CommandFingerprint: the request fingerprint of each
+//	                       recently applied command id)
+//	v2/aggregate.avsc      the same without fingerprints (read as none: a repeated id is a retry)
 //	v1/aggregate.avsc      the previous layout: events the whole history, no recentDeltas,
 //	                       no historyOnTopic (read as false, which triggers the migration)
 //	pipeline.avsc          Pipeline with its Stage array

@@ -15,8 +15,13 @@ import (
 )
 
 // v1CommandNative builds goavro's native form of a command for the v1 command schema, which
-// has no CreateOpportunity.leadId/source/nextStep.
-func v1CommandNative(c domain.Command) map[string]any {
+// has no CreateOpportunity.leadId/source/nextStep (and no CloseLost.closeDate).
+func v1CommandNative(c domain.Command) map[string]any { return olderCommandNative(c, 1) }
+
+// olderCommandNative builds goavro's native form of a command for the command schema of
+// version 1 or 2: v2 adds CreateOpportunity.leadId/source/nextStep, neither has
+// CloseLost.closeDate (v3).
+func olderCommandNative(c domain.Command, version int) map[string]any {
 	optS := func(p *string) any {
 		if p == nil {
 			return nil
@@ -36,6 +41,9 @@ func v1CommandNative(c domain.Command) map[string]any {
 		body = map[string]any{"name": b.Name, "accountId": b.AccountID, "ownerId": b.OwnerID, "pipelineId": b.PipelineID,
 			"stageId": b.StageID, "amount": b.Amount, "currency": b.Currency, "closeDate": b.CloseDate,
 			"probability": optI(b.Probability), "forecastCategory": optS(b.ForecastCategory)}
+		if version >= 2 {
+			body["leadId"], body["source"], body["nextStep"] = b.LeadID, b.Source, b.NextStep
+		}
 	case domain.CmdUpdate:
 		b := c.Update
 		body = map[string]any{"name": optS(b.Name), "accountId": optS(b.AccountID), "ownerId": optS(b.OwnerID),
@@ -72,48 +80,57 @@ func entryByPath(t *testing.T, path string) *schemaEntry {
 	return nil
 }
 
-// Records written by a v1 producer (here: goavro with the v1 .avsc, stamped with the v1
-// fingerprint) are read by this build, with the fields v2 added at their defaults.
+// Records written by a v1 or v2 producer (here: goavro with the old .avsc, stamped with its
+// fingerprint) are read by this build, with the fields later versions added at their
+// defaults: v1 has no CreateOpportunity.leadId/source/nextStep, neither has
+// CloseLost.closeDate (read as null: the deal closes on the day of the command).
 func TestOlderCommandWriterIsRead(t *testing.T) {
-	v1 := entryByPath(t, "schemas/v1/command.avsc")
-	codec, err := v1.Goavro()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, c := range commandFixtures() {
-		body, err := codec.BinaryFromNative(nil, v1CommandNative(c))
+	for version, path := range map[int]string{1: "schemas/v1/command.avsc", 2: "schemas/v2/command.avsc"} {
+		old := entryByPath(t, path)
+		codec, err := old.Goavro()
 		if err != nil {
-			t.Fatalf("%s: v1 encode: %v", name, err)
+			t.Fatal(err)
 		}
-		b := append(v1.Header[:], body...)
-		got, err := DecodeCommand(b)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		want := c
-		if c.Create != nil {
-			cr := *c.Create
-			cr.LeadID, cr.Source, cr.NextStep = "", "", "" // v1 has no such fields: defaults
-			want.Create = &cr
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: v1 record read as\n %#v\nwant %#v", name, got, want)
-		}
-		// Same through the goka adapter.
-		v, err := CommandCodec{}.Decode(b)
-		if err != nil || !reflect.DeepEqual(*v.(*domain.Command), want) {
-			t.Errorf("%s: CommandCodec: %v", name, err)
-		}
-		// Corrupt v1 records fail cleanly on the generic path too.
-		for i := headerLen; i < len(b); i++ {
-			if _, err := DecodeCommand(b[:i]); err == nil {
-				t.Errorf("%s: v1 prefix %d decoded", name, i)
+		for name, c := range commandFixtures() {
+			body, err := codec.BinaryFromNative(nil, olderCommandNative(c, version))
+			if err != nil {
+				t.Fatalf("v%d %s: encode: %v", version, name, err)
+			}
+			b := append(old.Header[:], body...)
+			got, err := DecodeCommand(b)
+			if err != nil {
+				t.Fatalf("v%d %s: %v", version, name, err)
+			}
+			want := c
+			if c.Create != nil && version < 2 {
+				cr := *c.Create
+				cr.LeadID, cr.Source, cr.NextStep = "", "", "" // v1 has no such fields: defaults
+				want.Create = &cr
+			}
+			if c.CloseLost != nil {
+				cl := *c.CloseLost
+				cl.CloseDate = nil // since v3
+				want.CloseLost = &cl
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("v%d %s: record read as\n %#v\nwant %#v", version, name, got, want)
+			}
+			// Same through the goka adapter.
+			v, err := CommandCodec{}.Decode(b)
+			if err != nil || !reflect.DeepEqual(*v.(*domain.Command), want) {
+				t.Errorf("v%d %s: CommandCodec: %v", version, name, err)
+			}
+			// Corrupt old records fail cleanly on the generic path too.
+			for i := headerLen; i < len(b); i++ {
+				if _, err := DecodeCommand(b[:i]); err == nil {
+					t.Errorf("v%d %s: prefix %d decoded", version, name, i)
+				}
 			}
 		}
-	}
-	// v1 and v2 must be told apart by their fingerprints.
-	if v1.Fingerprint == currentSchema[kindCommand].Fingerprint {
-		t.Fatal("v1 and v2 share a fingerprint")
+		// Each version must be told apart from the current one by its fingerprint.
+		if old.Fingerprint == currentSchema[kindCommand].Fingerprint {
+			t.Fatalf("%s and the current command schema share a fingerprint", path)
+		}
 	}
 }
 
@@ -442,9 +459,11 @@ var pinnedFingerprints = map[string]uint64{
 	"schemas/account.avsc":             0xddd8dad8542a13ff,
 	"schemas/analytics_bucket.avsc":    0x4ba940cc948e47ec, // v2: per-source guard "applied" replaces per-opportunity "seen"
 	"schemas/analytics_delta.avsc":     0xfa351deab03ea034, // v2: + source, position
-	"schemas/aggregate.avsc":           0xabde86bd2a99a1e5, // v2: + recentDeltas, historyOnTopic (the history moved to crm.opportunity.history)
+	"schemas/aggregate.avsc":           0xf87a208333680a67, // v3: + fingerprints
+	"schemas/v2/aggregate.avsc":        0xabde86bd2a99a1e5, // v2: + recentDeltas, historyOnTopic (the history moved to crm.opportunity.history)
 	"schemas/closed_won.avsc":          0x5d9a33889dafaceb,
-	"schemas/command.avsc":             0x2e31b4a9899e8c85,
+	"schemas/command.avsc":             0xdc25da86a78aa3a0, // v3: + CloseLost.closeDate
+	"schemas/v2/command.avsc":          0x2e31b4a9899e8c85,
 	"schemas/command_rejected.avsc":    0xf9db6fd7bbc43b6b, // pre-release, re-pinned (was 0x30f13666f3811cce): + position
 	"schemas/event.avsc":               0xe7870d8fb1b0c618,
 	"schemas/fx_rate.avsc":             0xe3ce708d67996e25,
@@ -544,18 +563,19 @@ func TestOlderAnalyticsWritersAreRead(t *testing.T) {
 // tells the processor to copy its history to the history topic. The v1 body is the current
 // body without the two trailing empty fields; goavro with the v1 file confirms it is one.
 func TestOlderAggregateWriterIsRead(t *testing.T) {
+	t.Run("v2", testV2AggregateWriterIsRead)
 	v1 := entryByPath(t, "schemas/v1/aggregate.avsc")
 	codec, err := v1.Goavro()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := fullAggregate()
-	want.RecentDeltas, want.HistoryOnTopic = nil, false
+	want.RecentDeltas, want.HistoryOnTopic, want.Fingerprints = nil, false, nil
 	cur, err := EncodeAggregate(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := cur[headerLen : len(cur)-2]
+	body := cur[headerLen : len(cur)-3]
 	if _, rest, err := codec.NativeFromBinary(body); err != nil || len(rest) != 0 {
 		t.Fatalf("not a v1 body: %v (%d bytes left)", err, len(rest))
 	}
@@ -570,5 +590,33 @@ func TestOlderAggregateWriterIsRead(t *testing.T) {
 	st, err := DecodeAggregateState(b)
 	if err != nil || st.Events != nil || st.HistoryOnTopic || st.State.ID != want.State.ID {
 		t.Errorf("v1 aggregate state read as %+v, %v", st, err)
+	}
+}
+
+// A group table value of schema v2 (no fingerprints) is read with none: its command ids count
+// as applied before fingerprints were kept, so a repeated id is taken as a retry. The v2 body
+// is the current body without the trailing empty array.
+func testV2AggregateWriterIsRead(t *testing.T) {
+	v2 := entryByPath(t, "schemas/v2/aggregate.avsc")
+	codec, err := v2.Goavro()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fullAggregate()
+	want.Fingerprints = nil
+	cur, err := EncodeAggregate(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := cur[headerLen : len(cur)-1]
+	if _, rest, err := codec.NativeFromBinary(body); err != nil || len(rest) != 0 {
+		t.Fatalf("not a v2 body: %v (%d bytes left)", err, len(rest))
+	}
+	got, err := DecodeAggregate(append(v2.Header[:], body...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("v2 aggregate read as\n %#v\nwant %#v", got, want)
 	}
 }

@@ -71,7 +71,7 @@ func commandFixtures() map[string]domain.Command {
 	m["won/empty"] = c
 
 	c = base(domain.CmdCloseLost)
-	c.CloseLost = &domain.CloseLost{Reason: "price", Competitor: "ACME", Note: "too expensive\nby far"}
+	c.CloseLost = &domain.CloseLost{Reason: "price", Competitor: "ACME", Note: "too expensive\nby far", CloseDate: ptr("2025-05-04")}
 	m["lost/full"] = c
 	c = bare(domain.CmdCloseLost)
 	c.CloseLost = &domain.CloseLost{}
@@ -146,6 +146,7 @@ func fullAggregate() domain.Aggregate {
 	a.Won = []domain.ClosedWon{won["full"], won["no-account"]}
 	a.RecentDeltas = []domain.StoredDelta{{Position: 1<<40 + 9, Record: []byte{0xc3, 0x01, 0, 0xff}}, {Position: 1<<40 + 10, Record: []byte("delta")}}
 	a.HistoryOnTopic = true
+	a.Fingerprints = []domain.CommandFingerprint{{CommandID: "cmd-2", Fingerprint: 1, Position: 7}, {CommandID: "cmd-3", Fingerprint: 0xfedcba9876543210, Position: 1 << 40}}
 	return a
 }
 

@@ -20,7 +20,7 @@ import (
 // and generic-map conversion sit together there), and extend the generic-map conversion if
 // the change needs more than "absent field = zero value".
 //
-//go:embed schemas/*.avsc schemas/v1/*.avsc
+//go:embed schemas/*.avsc schemas/v1/*.avsc schemas/v2/*.avsc
 var schemaFS embed.FS
 
 // recordKind is a record type, i.e. a topic's value type.
@@ -62,9 +62,11 @@ var schemaTable = []struct {
 	current bool
 }{
 	{kindCommand, "schemas/command.avsc", true},
+	{kindCommand, "schemas/v2/command.avsc", false},
 	{kindCommand, "schemas/v1/command.avsc", false},
 	{kindEvent, "schemas/event.avsc", true},
 	{kindAggregate, "schemas/aggregate.avsc", true},
+	{kindAggregate, "schemas/v2/aggregate.avsc", false},
 	{kindAggregate, "schemas/v1/aggregate.avsc", false},
 	{kindPipeline, "schemas/pipeline.avsc", true},
 	{kindAccount, "schemas/account.avsc", true},

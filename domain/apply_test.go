@@ -27,7 +27,9 @@ func lifecycle(t *testing.T) ([]Opportunity, []Event) {
 		updateCmd("opp-1", "c7", UpdateOpportunity{Probability: ptr(95), CloseDate: ptr("2025-07-01"), Name: ptr("Renamed")}),
 		updateCmd("opp-1", "c8", UpdateOpportunity{Name: ptr("Renamed")}), // no-op
 		updateCmd("opp-1", "c9", UpdateOpportunity{Name: ptr("Renamed"), Currency: ptr("EUR")}),
-		wonCmd("opp-1", "c10", CloseWon{CloseDate: ptr("2025-09-09"), Amount: ptr("9500")}),
+		// Won ten days later, recorded as closed on an earlier day than that (a close date
+		// may not be later than the day of the command, nor before the deal was created).
+		wonCmd("opp-1", "c10", CloseWon{CloseDate: ptr("2025-03-05"), Amount: ptr("9500")}),
 	}
 	cmds[5].CloseLost.Competitor = "Initech"
 	var states []Opportunity
@@ -35,6 +37,9 @@ func lifecycle(t *testing.T) ([]Opportunity, []Event) {
 	var cur *Opportunity
 	for _, cmd := range cmds {
 		w.tick()
+		if cmd.CommandID == "c10" {
+			w.now = w.now.Add(10 * 24 * time.Hour)
+		}
 		d := mustDecide(t, cur, cmd, w.ctx())
 		events = append(events, d.Events...)
 		states = append(states, d.Next)

@@ -53,6 +53,7 @@ func ValidateCommand(cmd Command) error {
 			checkText(&errs, "reason", cmd.CloseLost.Reason, MaxTextLen, true)
 			checkText(&errs, "competitor", cmd.CloseLost.Competitor, MaxTextLen, false)
 			checkNote(&errs, "note", cmd.CloseLost.Note, MaxTextLen)
+			checkDate(&errs, "closeDate", cmd.CloseLost.CloseDate, false)
 		case CmdReopen:
 			checkID(&errs, "stageId", cmd.Reopen.StageID, true)
 		}

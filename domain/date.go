@@ -27,7 +27,8 @@ func DateOf(t time.Time) Date {
 func ParseDate(s string) (Date, error) {
 	t, err := time.Parse(time.DateOnly, s)
 	if err != nil {
-		return 0, fmt.Errorf("date %q is not a calendar date YYYY-MM-DD: %w", s, err)
+		// Not time's own error: it names a Go layout ("2006-01-02") no client knows.
+		return 0, fmt.Errorf("date %s is not a calendar date YYYY-MM-DD", quoteShort(s))
 	}
 	d := DateOf(t)
 	if d < MinDate || d > MaxDate {

@@ -260,10 +260,8 @@ func (d *decider) closeWon(next *Opportunity, p Pipeline) error {
 		}
 		next.Amount = amount
 	}
-	if c.CloseDate != nil {
-		if err := d.setCloseDate(next, *c.CloseDate); err != nil {
-			return err
-		}
+	if err := d.setClosingDate(next, c.CloseDate); err != nil {
+		return err
 	}
 	d.enterStage(next, st)
 	next.ClosedAt = timePtr(d.now)
@@ -276,12 +274,18 @@ func (d *decider) closeLost(next *Opportunity, p Pipeline) error {
 	if !ok { // unreachable for a validated pipeline
 		return reject(CodeUnknownStage, nil, "pipeline %q has no lost stage", p.ID)
 	}
+	if err := d.setClosingDate(next, c.CloseDate); err != nil {
+		return err
+	}
 	d.enterStage(next, st)
 	next.ClosedAt = timePtr(d.now)
 	next.LossReason, next.Competitor, next.LossNote = c.Reason, c.Competitor, c.Note
 	return checkRequired(next, st)
 }
 
+// reopen returns the deal to an open stage. The close date stays what closing made it (the
+// day the deal closed) until an update changes it: the deal's one date does not jump back to a
+// plan that closing replaced.
 func (d *decider) reopen(next *Opportunity, p Pipeline) error {
 	st, err := openStage(p, d.cmd.Reopen.StageID, "a reopened opportunity goes back to an open stage")
 	if err != nil {
@@ -369,6 +373,36 @@ func (d *decider) setCloseDate(o *Opportunity, text string) error {
 	date, err := ParseDate(text)
 	if err != nil {
 		return invalidField("closeDate", err)
+	}
+	if date > o.CloseDate {
+		o.CloseDatePushCount++
+	}
+	o.CloseDate = date
+	return nil
+}
+
+// setClosingDate fixes the close date of a deal being closed: a closed deal has one date,
+// closeDate, on which every report places it (API.md, "Closing dates"). Without a date in the
+// body it is the UTC day the command is decided on (its issuedAt); a date in the body may be
+// earlier (a deal recorded after the fact) but not later, since a deal cannot have closed in
+// the future, and not before the UTC day the deal was created. Either refusal names the field
+// closeDate. Moving the date later counts as a slip, as in setCloseDate.
+func (d *decider) setClosingDate(o *Opportunity, text *string) error {
+	today := DateOf(d.now)
+	date := today
+	if text != nil {
+		var err error
+		if date, err = ParseDate(*text); err != nil {
+			return invalidField("closeDate", err)
+		}
+		if date > today {
+			return reject(CodeCloseDateInFuture, []FieldError{{Field: "closeDate", Message: "is after " + today.String() + ", the day the deal is closed on"}},
+				"closeDate %s of opportunity %q is after %s, the day it is closed on", date, o.ID, today)
+		}
+		if created := DateOf(o.CreatedAt); date < created {
+			return reject(CodeCloseDateBeforeCreated, []FieldError{{Field: "closeDate", Message: "is before " + created.String() + ", the day the deal was created"}},
+				"closeDate %s of opportunity %q is before %s, the day it was created", date, o.ID, created)
+		}
 	}
 	if date > o.CloseDate {
 		o.CloseDatePushCount++

@@ -368,6 +368,7 @@ func TestCloseDatePushCount(t *testing.T) {
 		{"2025-05-01", 1}, // earlier: pulled in, not a slip
 		{"2025-05-02", 2}, // later again
 		{"2026-01-01", 3},
+		{"2025-01-15", 3}, // earlier than the day it was created: allowed for an open deal's plan
 	}
 	for i, s := range steps {
 		d := mustDecide(t, &o, updateCmd("opp-1", "d"+strconv.Itoa(i), UpdateOpportunity{CloseDate: ptr(s.date)}), w.ctx())
@@ -376,10 +377,10 @@ func TestCloseDatePushCount(t *testing.T) {
 		}
 		o = d.Next
 	}
-	// CloseWon with a later date counts too.
-	d := mustDecide(t, &o, wonCmd("opp-1", "w", CloseWon{CloseDate: ptr("2026-02-01")}), w.ctx())
-	if d.Next.CloseDatePushCount != 4 || d.Next.CloseDate.String() != "2026-02-01" {
-		t.Errorf("close won later: count %d date %s", d.Next.CloseDatePushCount, d.Next.CloseDate)
+	// Closing on a day later than the plan is a slip too: the close date becomes that day.
+	d := mustDecide(t, &o, wonCmd("opp-1", "w", CloseWon{}), w.ctx())
+	if d.Next.CloseDatePushCount != 4 || d.Next.CloseDate != DateOf(w.now) {
+		t.Errorf("closed after the planned day: count %d date %s", d.Next.CloseDatePushCount, d.Next.CloseDate)
 	}
 }
 
@@ -549,8 +550,9 @@ func TestCloseWon(t *testing.T) {
 	if n.ClosedAt == nil || !n.ClosedAt.Equal(closedAt) || n.ClosedAt.Location() != time.UTC || n.Amount != 1_300_000 {
 		t.Errorf("closedAt %v amount %d", n.ClosedAt, n.Amount)
 	}
-	if n.CloseDate.String() != "2025-06-30" {
-		t.Errorf("close date without closeDate in the command moved to %s", n.CloseDate)
+	// Without closeDate in the command the deal closes on the UTC day it is decided on.
+	if n.CloseDate.String() != "2025-03-02" {
+		t.Errorf("close date without closeDate in the command is %s, want the day of closing 2025-03-02", n.CloseDate)
 	}
 	e := d.Events[0]
 	if e.Type != EvtClosedWon || e.FromStageID != "qualification" || e.ToStageID != "closed_won" {
@@ -560,7 +562,7 @@ func TestCloseWon(t *testing.T) {
 	if c := changeMap(e)["closedAt"]; c.After != "2025-03-02T09:30:00.123456789Z" || c.BeforeSet {
 		t.Errorf("closedAt change %+v", c)
 	}
-	if !slices.Equal(changedFields(e), []string{"amount", "closedAt", "forecastCategory", "probability", "stageId", "status"}) {
+	if !slices.Equal(changedFields(e), []string{"amount", "closeDate", "closedAt", "forecastCategory", "probability", "stageId", "status"}) {
 		t.Errorf("changed %v", changedFields(e))
 	}
 	// The amount is read in the opportunity's currency.
@@ -578,6 +580,85 @@ func TestCloseWon(t *testing.T) {
 		_, err := Decide(&n, cmd, w.ctx())
 		wantRejection(t, err, CodeClosed)
 	}
+}
+
+// TestClosingDate is API.md's "Closing dates": close-won and close-lost set closeDate to the
+// UTC day of the command's time unless the body gives an earlier day; a later day, or one
+// before the day the deal was created, is refused on field closeDate; Reopen keeps the date;
+// the event records the date's change like any other field's.
+func TestClosingDate(t *testing.T) {
+	closeWith := func(kind CommandType, date *string) Command {
+		if kind == CmdCloseWon {
+			return wonCmd("opp-1", "close", CloseWon{CloseDate: date})
+		}
+		return lostCmd("opp-1", "close", CloseLost{Reason: "price", CloseDate: date})
+	}
+	for _, kind := range []CommandType{CmdCloseWon, CmdCloseLost} {
+		t.Run(string(kind), func(t *testing.T) {
+			w := newWorld()
+			w.now = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+			o := mustCreate(t, w, "opp-1") // created 2025-03-01, planned close 2025-06-30
+			// Ten days later, at 00:30 in UTC+2: the UTC day is still 2025-03-10.
+			w.now = time.Date(2025, 3, 11, 0, 30, 0, 0, time.FixedZone("EET", 2*3600))
+			today := "2025-03-10"
+
+			n := mustDecide(t, &o, closeWith(kind, nil), w.ctx())
+			if got := n.Next.CloseDate.String(); got != today {
+				t.Errorf("no closeDate in the body: closed on %s, want the UTC day of the command %s", got, today)
+			}
+			c, ok := changeMap(n.Events[0])["closeDate"]
+			if !ok || c.Before != "2025-06-30" || !c.BeforeSet || c.After != today || !c.AfterSet {
+				t.Errorf("the event's closeDate change is %+v (present %v), want 2025-06-30 -> %s", c, ok, today)
+			}
+			if n.Next.CloseDatePushCount != 0 {
+				t.Errorf("closing before the planned day counted %d slips", n.Next.CloseDatePushCount)
+			}
+
+			for _, earlier := range []string{"2025-03-01", "2025-03-04", today} {
+				n := mustDecide(t, &o, closeWith(kind, ptr(earlier)), w.ctx())
+				if got := n.Next.CloseDate.String(); got != earlier {
+					t.Errorf("closeDate %s in the body: closed on %s", earlier, got)
+				}
+			}
+
+			_, err := Decide(&o, closeWith(kind, ptr("2025-03-11")), w.ctx())
+			wantRejection(t, err, CodeCloseDateInFuture, "closeDate")
+			if got := CodeCloseDateInFuture.HTTPStatus(); got != 422 {
+				t.Errorf("%s answers %d", CodeCloseDateInFuture, got)
+			}
+			_, err = Decide(&o, closeWith(kind, ptr("2025-02-28")), w.ctx())
+			wantRejection(t, err, CodeCloseDateBeforeCreated, "closeDate")
+			_, err = Decide(&o, closeWith(kind, ptr("2025-02-30")), w.ctx())
+			wantRejection(t, err, CodeInvalid, "closeDate")
+
+			// A deal already planned for the day it closes: the date does not change, and the
+			// event lists no closeDate change.
+			planned := mustDecide(t, &o, updateCmd("opp-1", "plan", UpdateOpportunity{CloseDate: ptr(today)}), w.ctx()).Next
+			same := mustDecide(t, &planned, closeWith(kind, nil), w.ctx())
+			if _, ok := changeMap(same.Events[0])["closeDate"]; ok || same.Next.CloseDate.String() != today {
+				t.Errorf("closing on the planned day: date %s, changes %v", same.Next.CloseDate, changedFields(same.Events[0]))
+			}
+
+			// Reopen keeps the day it closed until an update changes it.
+			closed := mustDecide(t, &o, closeWith(kind, ptr("2025-03-04")), w.ctx()).Next
+			w.tick()
+			re := mustDecide(t, &closed, reopenCmd("opp-1", "re", "proposal"), w.ctx())
+			if got := re.Next.CloseDate.String(); got != "2025-03-04" {
+				t.Errorf("reopened: close date %s, want it kept at 2025-03-04", got)
+			}
+			if _, ok := changeMap(re.Events[0])["closeDate"]; ok {
+				t.Errorf("the reopen event changes closeDate: %v", changedFields(re.Events[0]))
+			}
+			w.tick()
+			moved := mustDecide(t, &re.Next, updateCmd("opp-1", "move", UpdateOpportunity{CloseDate: ptr("2025-04-30")}), w.ctx()).Next
+			if moved.CloseDate.String() != "2025-04-30" {
+				t.Errorf("update after reopen: close date %s", moved.CloseDate)
+			}
+		})
+	}
+	// The field is validated without state too, like every other field (the gateway's 422).
+	err := ValidateCommand(lostCmd("opp-1", "x", CloseLost{Reason: "price", CloseDate: ptr("03/04/2025")}))
+	wantRejection(t, err, CodeInvalid, "closeDate")
 }
 
 func TestCloseLost(t *testing.T) {

@@ -24,6 +24,15 @@ const (
 	CodeUnknownPipeline   RejectCode = "unknown_pipeline"        // 422
 	CodeUnknownStage      RejectCode = "unknown_stage"           // 422
 	CodeInvalidTransition RejectCode = "invalid_transition"      // e.g. ChangeStage to a won/lost stage -> 422
+	// A close-won or close-lost whose closeDate is later than the UTC day it is decided on (a
+	// deal cannot have closed in the future) -> 422, field closeDate.
+	CodeCloseDateInFuture RejectCode = "close_date_in_future"
+	// A close-won or close-lost whose closeDate is before the UTC day the deal was created
+	// (it cannot have closed before it existed) -> 422, field closeDate.
+	CodeCloseDateBeforeCreated RejectCode = "close_date_before_created"
+	// CodeIdempotencyKeyReused: the command id (the Idempotency-Key) was applied to this
+	// opportunity before for a request with another fingerprint -> 422.
+	CodeIdempotencyKeyReused RejectCode = "idempotency_key_reused"
 )
 
 // HTTPStatus is the status the gateway answers a refused command with, kept next to the codes

@@ -41,6 +41,7 @@ func TestRejectCodeHTTPStatus(t *testing.T) {
 		CodeConflict: 409, CodeAlreadyExists: 409, CodeNotFound: 404,
 		CodeInvalid: 422, CodeRequiredFields: 422, CodeClosed: 422, CodeNotClosed: 422,
 		CodeUnknownPipeline: 422, CodeUnknownStage: 422, CodeInvalidTransition: 422,
+		CodeCloseDateInFuture: 422, CodeCloseDateBeforeCreated: 422,
 	} {
 		if got := code.HTTPStatus(); got != want {
 			t.Errorf("%s.HTTPStatus() = %d, want %d", code, got, want)

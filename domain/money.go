@@ -90,22 +90,40 @@ func ParseAmount(text, currency string) (int64, error) {
 		return 0, err
 	}
 	if len(frac) > exp {
-		return 0, fmt.Errorf("amount %q has more than %d decimals for %s", text, exp, currency)
+		return 0, fmt.Errorf("amount %s has more than %d decimals for %s", quoteShort(text), exp, currency)
 	}
 	var v int64
 	for _, c := range intPart + frac {
 		v = v*10 + int64(c-'0')
 		if v > MaxAmountMinor {
-			return 0, fmt.Errorf("amount %q is too large", text)
+			return 0, tooLarge(text, currency)
 		}
 	}
 	for i := len(frac); i < exp; i++ {
 		v *= 10
 		if v > MaxAmountMinor {
-			return 0, fmt.Errorf("amount %q is too large", text)
+			return 0, tooLarge(text, currency)
 		}
 	}
 	return v, nil
+}
+
+// tooLarge says an amount is over the largest one kept, naming the limit in the currency.
+func tooLarge(text, currency string) error {
+	return fmt.Errorf("amount %s is larger than the largest amount kept, %s %s", quoteShort(text), FormatAmount(MaxAmountMinor, currency), currency)
+}
+
+// maxQuoted bounds the part of a client's text an error quotes: an error names the field and
+// says what is wrong, it need not echo a 10,000-digit value back (twice, in detail and in
+// errors[]).
+const maxQuoted = 40
+
+// quoteShort quotes text, cut to maxQuoted bytes with its length when longer.
+func quoteShort(text string) string {
+	if len(text) <= maxQuoted {
+		return strconv.Quote(text)
+	}
+	return fmt.Sprintf("%q… (%d characters)", strings.ToValidUTF8(text[:maxQuoted], ""), len(text))
 }
 
 // splitDecimal checks the shape of a plain non-negative decimal ("12", "12.50") and returns
@@ -117,12 +135,12 @@ func splitDecimal(text string) (intPart, frac string, err error) {
 	}
 	intPart, frac, hasDot := strings.Cut(text, ".")
 	if intPart == "" || (hasDot && frac == "") {
-		return "", "", fmt.Errorf("amount %q is not a plain decimal", text)
+		return "", "", fmt.Errorf("amount %s is not a plain decimal", quoteShort(text))
 	}
 	for _, part := range []string{intPart, frac} {
 		for i := 0; i < len(part); i++ {
 			if part[i] < '0' || part[i] > '9' {
-				return "", "", fmt.Errorf("amount %q is not a plain non-negative decimal", text)
+				return "", "", fmt.Errorf("amount %s is not a plain non-negative decimal", quoteShort(text))
 			}
 		}
 	}

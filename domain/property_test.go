@@ -41,10 +41,12 @@ func TestPropertyRandomHistories(t *testing.T) {
 		want = append(want, "event:"+string(et))
 	}
 	for _, c := range []RejectCode{CodeConflict, CodeNotFound, CodeAlreadyExists, CodeInvalid, CodeRequiredFields,
-		CodeClosed, CodeNotClosed, CodeUnknownPipeline, CodeUnknownStage, CodeInvalidTransition} {
+		CodeClosed, CodeNotClosed, CodeUnknownPipeline, CodeUnknownStage, CodeInvalidTransition,
+		CodeCloseDateInFuture, CodeCloseDateBeforeCreated} {
 		want = append(want, "reject:"+string(c))
 	}
-	want = append(want, "noop", "duplicate", "override kept across a stage move", "close date pushed", "reopened with override")
+	want = append(want, "noop", "duplicate", "override kept across a stage move", "close date pushed", "reopened with override",
+		"closed on the day of the command", "closed on an earlier day", "closed later than planned")
 	for _, k := range want {
 		if stats[k] == 0 {
 			t.Errorf("the random histories never produced %q (stats %v)", k, stats)
@@ -101,6 +103,26 @@ func (s *sim) dateText() string {
 		return "2025-02-30"
 	}
 	return (Date(20089) + Date(s.r.IntN(700))).String() // from 2025-01-01
+}
+
+// closingDateText is the closeDate of a close-won or close-lost body: mostly a day the rule
+// accepts (from the creation day, or 40 days back, to the day of the command), sometimes a
+// later day or one before the deal was created (both refused), sometimes no date at all.
+func (s *sim) closingDateText(cur *Opportunity) string {
+	today := DateOf(s.w.now)
+	switch {
+	case s.chance(30):
+		return "2025-02-30"
+	case s.chance(8):
+		return (today + Date(1+s.r.IntN(60))).String()
+	case cur != nil && s.chance(8):
+		return (DateOf(cur.CreatedAt) - Date(1+s.r.IntN(30))).String()
+	}
+	lo := today - 40
+	if cur != nil {
+		lo = max(lo, DateOf(cur.CreatedAt))
+	}
+	return (lo + Date(s.r.IntN(int(today-lo)+1))).String()
 }
 
 func (s *sim) stage() string { return simStages[s.r.IntN(len(simStages))] }
@@ -195,7 +217,7 @@ func (s *sim) command() Command {
 		cmd.Type = CmdCloseWon
 		c := &CloseWon{}
 		if s.chance(2) {
-			c.CloseDate = ptr(s.dateText())
+			c.CloseDate = ptr(s.closingDateText(cur))
 		}
 		if s.chance(3) && cur != nil {
 			c.Amount = ptr(s.amountText(cur.Currency))
@@ -204,6 +226,9 @@ func (s *sim) command() Command {
 	case 8:
 		cmd.Type = CmdCloseLost
 		cmd.CloseLost = &CloseLost{Reason: []string{"price", "timing", ""}[s.r.IntN(3)], Competitor: "Globex"}
+		if s.chance(2) {
+			cmd.CloseLost.CloseDate = ptr(s.closingDateText(cur))
+		}
 	case 9:
 		cmd.Type = CmdReopen
 		cmd.Reopen = &Reopen{StageID: s.stage()}
@@ -300,6 +325,13 @@ func (s *sim) step() {
 			if gate == "" {
 				return // a command-specific rule refused it
 			}
+		case CodeCloseDateInFuture, CodeCloseDateBeforeCreated:
+			if gate == "" {
+				if want := closingDateRule(cur, cmd, s.w.now); want != rej.Code {
+					t.Fatalf("%s %s: refused %s, the closing-date rule says %q", cmd.Type, cmd.CommandID, rej.Code, want)
+				}
+				return
+			}
 		}
 		if string(rej.Code) != gate {
 			t.Fatalf("%s %+v: got %v, the rule order says %q", cmd.Type, cmd, err, gate)
@@ -367,6 +399,68 @@ func (s *sim) step() {
 	s.states[id] = &next
 }
 
+// closingCloseDate is the closeDate text of a close command's body, or nil.
+func closingCloseDate(cmd Command) *string {
+	switch {
+	case cmd.CloseWon != nil:
+		return cmd.CloseWon.CloseDate
+	case cmd.CloseLost != nil:
+		return cmd.CloseLost.CloseDate
+	}
+	return nil
+}
+
+// closingDateRule is the model of the closing-date refusals: the code a close command with
+// a parsable date must get at now, or "" when its date is acceptable.
+func closingDateRule(cur *Opportunity, cmd Command, now time.Time) RejectCode {
+	text := closingCloseDate(cmd)
+	if text == nil || cur == nil {
+		return ""
+	}
+	d, err := ParseDate(*text)
+	switch {
+	case err != nil:
+		return ""
+	case d > DateOf(now):
+		return CodeCloseDateInFuture
+	case d < DateOf(cur.CreatedAt):
+		return CodeCloseDateBeforeCreated
+	}
+	return ""
+}
+
+// checkClosingDate checks the close date an accepted close command left: the body's date, or
+// the UTC day of the command; never later than that day nor before the creation day; a later
+// date than before counted as a slip.
+func (s *sim) checkClosingDate(cur *Opportunity, cmd Command, next Opportunity) {
+	t := s.t
+	t.Helper()
+	today := DateOf(s.w.now)
+	want := today
+	if text := closingCloseDate(cmd); text != nil {
+		if code := closingDateRule(cur, cmd, s.w.now); code != "" {
+			t.Fatalf("%s: accepted, the closing-date rule says %s", cmd.CommandID, code)
+		}
+		want, _ = ParseDate(*text)
+	}
+	if next.CloseDate != want || next.CloseDate > today || next.CloseDate < DateOf(next.CreatedAt) {
+		t.Fatalf("%s: closed on %s, want %s (today %s, created %s)", cmd.CommandID, next.CloseDate, want, today, DateOf(next.CreatedAt))
+	}
+	if want == today {
+		s.stats["closed on the day of the command"]++
+	} else {
+		s.stats["closed on an earlier day"]++
+	}
+	pushes := cur.CloseDatePushCount
+	if next.CloseDate > cur.CloseDate {
+		pushes++
+		s.stats["closed later than planned"]++
+	}
+	if next.CloseDatePushCount != pushes {
+		t.Fatalf("%s: push count %d -> %d, close date %s -> %s", cmd.CommandID, cur.CloseDatePushCount, next.CloseDatePushCount, cur.CloseDate, next.CloseDate)
+	}
+}
+
 // checkCommandEffect checks that an accepted command did what its type promises.
 func (s *sim) checkCommandEffect(cur *Opportunity, cmd Command, next Opportunity) {
 	t := s.t
@@ -416,14 +510,19 @@ func (s *sim) checkCommandEffect(cur *Opportunity, cmd Command, next Opportunity
 		if next.Status != StatusWon || next.StageID != won.ID || next.ClosedAt == nil || !next.ClosedAt.Equal(s.w.now) {
 			t.Fatalf("%s: won state %s %s %v", cmd.CommandID, next.Status, next.StageID, next.ClosedAt)
 		}
+		s.checkClosingDate(cur, cmd, next)
 	case CmdCloseLost:
 		lost, _ := p.LostStage()
 		if next.Status != StatusLost || next.StageID != lost.ID || next.LossReason != cmd.CloseLost.Reason || next.ClosedAt == nil {
 			t.Fatalf("%s: lost state %s %s %q", cmd.CommandID, next.Status, next.StageID, next.LossReason)
 		}
+		s.checkClosingDate(cur, cmd, next)
 	case CmdReopen:
 		if next.Status != StatusOpen || next.StageID != cmd.Reopen.StageID || next.ClosedAt != nil || next.LossReason != "" {
 			t.Fatalf("%s: reopened state %+v", cmd.CommandID, next)
+		}
+		if next.CloseDate != cur.CloseDate {
+			t.Fatalf("%s: reopen moved the close date %s -> %s", cmd.CommandID, cur.CloseDate, next.CloseDate)
 		}
 		if next.ProbabilityOverride != nil || next.CategoryOverride != nil {
 			s.stats["reopened with override"]++
@@ -448,6 +547,12 @@ func (s *sim) checkInvariants(o Opportunity) {
 		if o.Probability != 0 || o.ForecastCategory != CategoryOmitted || o.ClosedAt == nil || o.LossReason == "" {
 			fail("lost but %d/%s closedAt %v reason %q", o.Probability, o.ForecastCategory, o.ClosedAt, o.LossReason)
 		}
+	}
+	if o.Status != StatusOpen && (o.CloseDate > DateOf(*o.ClosedAt) || o.CloseDate < DateOf(o.CreatedAt)) {
+		fail("closed at %v on close date %s, created %v", o.ClosedAt, o.CloseDate, o.CreatedAt)
+	}
+	switch o.Status {
+	case StatusWon, StatusLost:
 	case StatusOpen:
 		if o.ForecastCategory == CategoryClosed || o.ClosedAt != nil || o.LossReason != "" || o.Competitor != "" || o.LossNote != "" {
 			fail("open but category %s closedAt %v loss %q", o.ForecastCategory, o.ClosedAt, o.LossReason)

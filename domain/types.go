@@ -188,20 +188,25 @@ type ChangeStage struct {
 	StageID string
 }
 
-// CloseWon wins the deal, optionally fixing the final close date and amount.
+// CloseWon wins the deal, optionally fixing the final amount and the day it closed (CloseDate,
+// YYYY-MM-DD, no later than the day the command is decided on and no earlier than the day the
+// deal was created; nil: that day itself).
 type CloseWon struct {
 	CloseDate *string
 	Amount    *string
 }
 
-// CloseLost loses the deal; Reason is required.
+// CloseLost loses the deal; Reason is required. CloseDate is the day it closed, as for
+// CloseWon (nil: the day the command is decided on).
 type CloseLost struct {
 	Reason     string
 	Competitor string
 	Note       string
+	CloseDate  *string
 }
 
-// Reopen returns a closed deal to an open stage, clearing the close fields.
+// Reopen returns a closed deal to an open stage, clearing closedAt and the loss fields; the
+// close date stays the day the deal closed until an update changes it.
 type Reopen struct {
 	StageID string
 }
@@ -284,6 +289,30 @@ type Aggregate struct {
 	// HistoryOnTopic reports that every event older than Events is on the history topic; it
 	// is false only in a value the previous layout wrote.
 	HistoryOnTopic bool
+	// Fingerprints are the request fingerprints (domain.Fingerprint) of the recently applied
+	// command ids (newest last, bounded like State.RecentCommandIDs), so that an id sent
+	// again with a different request is refused instead of answered with the first result.
+	// They live beside the state, not in it: the state is what the events replay to.
+	Fingerprints []CommandFingerprint
+}
+
+// CommandFingerprint is one applied command id, the fingerprint of its request and the input
+// position it was applied at (a later sending of the id, at a higher position, is a replay).
+type CommandFingerprint struct {
+	CommandID   string
+	Fingerprint uint64
+	Position    int64
+}
+
+// FingerprintOf is what is kept for command id id; ok is false when nothing is (an id applied
+// before fingerprints were kept, or one that left the ring).
+func (a *Aggregate) FingerprintOf(id string) (f CommandFingerprint, ok bool) {
+	for i := len(a.Fingerprints) - 1; i >= 0; i-- {
+		if a.Fingerprints[i].CommandID == id {
+			return a.Fingerprints[i], true
+		}
+	}
+	return CommandFingerprint{}, false
 }
 
 // StoredDelta is one encoded analytics delta and the input position of the command that

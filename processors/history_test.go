@@ -7,7 +7,6 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
@@ -24,7 +23,9 @@ func TestStateKeepsRecentEventsHistoryGoesToTopic(t *testing.T) {
 	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 	send(domain.Command{Type: domain.CmdCreate, CommandID: "c0", OpportunityID: "opp-1", Actor: "alice", IssuedAt: t0,
 		Create: &domain.CreateOpportunity{Name: "Deal", AccountID: "acc-1", OwnerID: "u-1", Amount: "100.00", Currency: "USD", CloseDate: "2026-06-30"}})
-	const updates = MaxRecentEvents + 50
+	// Past both rings' bounds: the events' and the command ids' (with their fingerprints).
+	full := max(MaxRecentEvents, domain.MaxRecentCommandIDs)
+	updates := full + 50
 	var sizes []int
 	for i := 1; i <= updates; i++ {
 		amount := fmt.Sprintf("%d.00", 100+i)
@@ -72,11 +73,11 @@ func TestStateKeepsRecentEventsHistoryGoesToTopic(t *testing.T) {
 			}
 		}
 	}
-	// The state record stops growing once the ring is full.
-	if first, last := sizes[MaxRecentEvents], sizes[len(sizes)-1]; last > first+first/20 {
-		t.Errorf("state record grew from %d to %d bytes between %d and %d updates", first, last, MaxRecentEvents, updates)
+	// The state record stops growing once the rings are full.
+	if first, last := sizes[full], sizes[len(sizes)-1]; last > first+first/20 {
+		t.Errorf("state record grew from %d to %d bytes between %d and %d updates", first, last, full, updates)
 	}
-	for v := int64(1); v <= updates+1; v++ {
+	for v := int64(1); v <= int64(updates)+1; v++ {
 		key, val, ok := history.NextRaw()
 		if !ok {
 			t.Fatalf("history topic ends before version %d", v)
@@ -172,16 +173,4 @@ func TestMigrateHistoryRecord(t *testing.T) {
 	if key, _, ok := history.NextRaw(); !ok || key != topics.HistoryKey("opp-1", n+1) {
 		t.Fatalf("after the migration the next event went to %q (%v)", key, ok)
 	}
-}
-
-// counterValue reads a counter through the registry's own exposition.
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	mfs, err := reg.Gather()
-	if err != nil || len(mfs) != 1 || len(mfs[0].GetMetric()) != 1 {
-		t.Fatalf("gather: %v (%d families)", err, len(mfs))
-	}
-	return mfs[0].GetMetric()[0].GetCounter().GetValue()
 }

@@ -58,6 +58,18 @@ func (r *procRig) send(c domain.Command) {
 	r.tt.Consume(topics.Commands, c.OpportunityID, b)
 }
 
+// counterValue reads a counter through the registry's own exposition.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 || len(mfs[0].GetMetric()) != 1 {
+		t.Fatalf("gather: %v (%d families)", err, len(mfs))
+	}
+	return mfs[0].GetMetric()[0].GetCounter().GetValue()
+}
+
 // drain returns what a tracker holds now, key and raw value.
 func drain(q *tester.QueueTracker) (keys []string, values [][]byte) {
 	for {

@@ -358,7 +358,7 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // winLoss answers GET /analytics/win-loss?pipelineId&ownerId&from&to&groupBy&currency over
-// deals closed in the period (default: the current quarter).
+// deals whose close date, the day they closed, is in the period (default: the current quarter).
 func (s *server) winLoss(w http.ResponseWriter, r *http.Request) {
 	p, ok := startAnalytics(w, r)
 	if !ok {
@@ -403,8 +403,8 @@ func (s *server) funnel(w http.ResponseWriter, r *http.Request) {
 }
 
 // velocity answers GET /analytics/velocity?pipelineId&ownerId&days&to&currency: win/loss parts
-// from deals closed in the trailing window [to-days+1, to] (days default 90, to default
-// today), open deals as they are now.
+// from deals whose close date is in the trailing window [to-days+1, to] (days default 90, to
+// default today), cycles in whole calendar days, open deals as they are now.
 func (s *server) velocity(w http.ResponseWriter, r *http.Request) {
 	p, ok := startAnalytics(w, r)
 	if !ok {

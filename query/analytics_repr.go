@@ -276,7 +276,7 @@ func staleOut(items []analytics.StaleDeal) itemsJSON[staleDealJSON] {
 // final newline): v is an analytics.ForecastResult, WinLossResult, FunnelResult,
 // VelocityResult, ChangesResult or a []analytics.StaleDeal (sent as {"items":[...]}). It
 // exists because the wire names live only in this package: a test or tool that computes an
-// answer elsewhere (the analytics.Oracle of the end-to-end tests) compares it with an HTTP
+// answer elsewhere (the analyticstest.Oracle of the end-to-end tests) compares it with an HTTP
 // body through this function instead of keeping a copy of API.md's names. Any other type is
 // an error.
 func MarshalAnalytics(v any) ([]byte, error) {

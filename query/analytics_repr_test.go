@@ -92,11 +92,11 @@ func TestStoreAnswersOnTheWire(t *testing.T) {
 	if got := wire(s.Forecast(analytics.ForecastQuery{From: q2[0], To: q2[1], Currency: "USD"}, rates)); got[:60] != `{"currency":"USD","from":"2025-04-01","to":"2025-06-30","gro` {
 		t.Errorf("forecast JSON starts %s", got[:60])
 	}
-	if got, want := wire(s.WinLoss(analytics.WinLossQuery{From: march[0], To: march[1], Currency: "USD"}, rates)), `{"currency":"USD","from":"2025-03-01","to":"2025-03-31","won":{"count":1,"amount":"216.00"},"lost":{"count":1,"amount":"3.27"},"winRateByCount":"0.500000","winRateByAmount":"0.985087","avgDealSizeWon":"216.00","avgCycleDaysWon":"4.0","lossReasons":[{"reason":"price","count":1,"amount":"3.27"}],"competitors":[{"competitor":"Globex","count":1,"amount":"3.27"}],"groups":[]}`; got != want {
+	if got, want := wire(s.WinLoss(analytics.WinLossQuery{From: march[0], To: march[1], Currency: "USD"}, rates)), `{"currency":"USD","from":"2025-03-01","to":"2025-03-31","won":{"count":1,"amount":"216.00"},"lost":{"count":1,"amount":"3.27"},"winRateByCount":"0.500000","winRateByAmount":"0.985087","avgDealSizeWon":"216.00","avgCycleDaysWon":"5.0","lossReasons":[{"reason":"price","count":1,"amount":"3.27"}],"competitors":[{"competitor":"Globex","count":1,"amount":"3.27"}],"groups":[]}`; got != want {
 		t.Errorf("win/loss\n got %s\nwant %s", got, want)
 	}
-	if got, want := wire(s.Velocity(analytics.VelocityQuery{From: march[0], To: march[1], Currency: "USD"}, rates)), `{"currency":"USD","from":"2025-03-01","to":"2025-03-31","openCount":2,"wonCount":1,"lostCount":1,"winRate":"0.500000","wonAmount":"216.00","avgDealSizeWon":"216.00","avgCycleDaysWon":"4.0","velocityPerDay":"54.00"}`; got != want {
-		t.Errorf("velocity\n got %s\nwant %s", got, want) // 2 × 0.5 × 216 / 4 = 54
+	if got, want := wire(s.Velocity(analytics.VelocityQuery{From: march[0], To: march[1], Currency: "USD"}, rates)), `{"currency":"USD","from":"2025-03-01","to":"2025-03-31","openCount":2,"wonCount":1,"lostCount":1,"winRate":"0.500000","wonAmount":"216.00","avgDealSizeWon":"216.00","avgCycleDaysWon":"5.0","velocityPerDay":"43.20"}`; got != want {
+		t.Errorf("velocity\n got %s\nwant %s", got, want) // 2 × 0.5 × 216 / 5 days (2025-03-01..05) = 43.2
 	}
 }
 

@@ -36,6 +36,12 @@ type Backend interface {
 	// WaitPositions blocks until this instance reflects every position (opportunity view
 	// and analytics), or ctx ends: then an error wrapping views.ErrPositionNotReached.
 	WaitPositions(ctx context.Context, ps []Position) error
+	// CommandOutcome says where a command stands (views.CommandOutcome).
+	CommandOutcome(ctx context.Context, q CommandQuery) (CommandOutcome, error)
+	// Subscribe opens a cursor on the instance's change feed for the live stream, after the
+	// resume token after ("": from now on); a token it cannot continue from gives a reset
+	// first (views.Feed). Errors wrap views.ErrNotRecovered or views.ErrFeedClosed.
+	Subscribe(after string, f FeedFilter) (*Subscription, error)
 }
 
 // Analytics is what the analytics endpoints (GET /forecast, /forecast/rolling and
@@ -63,6 +69,10 @@ type (
 	Outcome = views.Outcome
 	// ListFilter is views.ListFilter.
 	ListFilter = views.ListFilter
+	// FeedFilter is views.FeedFilter.
+	FeedFilter = views.FeedFilter
+	// Subscription is views.Subscription.
+	Subscription = views.Subscription
 )
 
 // Errors a Backend wraps, so that handlers can answer 400 and 404 instead of 500.

@@ -225,6 +225,7 @@ func readCloseLost(body *object, cmd *domain.Command) {
 		Reason:     body.str("reason"),
 		Competitor: body.str("competitor"),
 		Note:       body.str("note"),
+		CloseDate:  body.optStr("closeDate"),
 	}
 }
 
@@ -324,6 +325,11 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request, cmd domain.Comma
 			return
 		case err == nil && out.Aggregate != nil:
 			h.Set("Preference-Applied", "wait="+strconv.FormatInt(waitSeconds(wait), 10))
+			if out.Replayed {
+				// The key was applied before: this is its first request's outcome (the
+				// IETF idempotency-key draft's replay), not a second application.
+				h.Set(HeaderIdempotentReplayed, "true")
+			}
 			writeJSON(w, r, okStatus, s.opportunityOut(&out.Aggregate.State, nil))
 			return
 		case err == nil:
@@ -339,6 +345,9 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request, cmd domain.Comma
 			s.log.ErrorContext(r.Context(), "await command outcome", "command_id", cmd.CommandID, "error", err)
 		}
 	}
+	// The 202 points to where the command's outcome will be, the deal being related.
+	h.Set("Location", commandLocation(cmd.CommandID, cmd.OpportunityID, pos))
+	h.Set("Link", "<"+opportunityLocation(cmd.OpportunityID)+`>; rel="related"`)
 	writeJSON(w, r, http.StatusAccepted, acceptedJSON{CommandID: cmd.CommandID, OpportunityID: cmd.OpportunityID})
 }
 

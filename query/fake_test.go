@@ -13,6 +13,7 @@ import (
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/views"
 )
 
 // fakeBackend is an in-memory Backend that applies commands synchronously through the real
@@ -29,13 +30,19 @@ type fakeBackend struct {
 	rates     map[string]string
 	sent      []domain.Command
 	outcomes  map[string]Outcome
-	lastList  *ListFilter
+	// fingerprints are the request fingerprints of the applied command ids.
+	fingerprints map[string]uint64
+	lastList     *ListFilter
 
 	// analytics read model, fed by Send the way the aggregator is fed by the processor:
 	// analytics.Deltas of each applied command, folded into buckets and Put into the store.
 	store     *analytics.Store
 	buckets   map[string]*analytics.Bucket
 	reporting string // reporting currency; rates come from the rates map above
+
+	// feed is a real change feed (views.Feed, live, epoch "test"): Send publishes every
+	// applied command's state on it, as the opportunity view does.
+	feed *views.Feed
 
 	// knobs for error paths
 	sendErr      error
@@ -48,16 +55,35 @@ type fakeBackend struct {
 
 func newFakeBackend(now func() time.Time) *fakeBackend {
 	return &fakeBackend{
-		ready:     true,
-		now:       now,
-		aggs:      map[string]*domain.Aggregate{},
-		pipelines: map[string]domain.Pipeline{domain.DefaultPipelineID: domain.DefaultPipeline()},
-		rates:     map[string]string{"USD": "1", "EUR": "1.0823"},
-		outcomes:  map[string]Outcome{},
-		store:     analytics.NewStore(),
-		buckets:   map[string]*analytics.Bucket{},
-		reporting: "USD",
+		ready:        true,
+		now:          now,
+		aggs:         map[string]*domain.Aggregate{},
+		pipelines:    map[string]domain.Pipeline{domain.DefaultPipelineID: domain.DefaultPipeline()},
+		rates:        map[string]string{"USD": "1", "EUR": "1.0823"},
+		outcomes:     map[string]Outcome{},
+		fingerprints: map[string]uint64{},
+		store:        analytics.NewStore(),
+		buckets:      map[string]*analytics.Bucket{},
+		reporting:    "USD",
+		feed:         newTestFeed(),
 	}
+}
+
+// testFeedEpoch is the epoch of the fake backend's feed: its tokens are "test-<seq>".
+const testFeedEpoch = "test"
+
+func newTestFeed() *views.Feed {
+	f := views.NewFeed(views.FeedConfig{Size: 64, Epoch: testFeedEpoch})
+	f.GoLive()
+	return f
+}
+
+// Subscribe opens a cursor on the fake's feed, gated on recovery as the views gate it.
+func (f *fakeBackend) Subscribe(after string, filter FeedFilter) (*Subscription, error) {
+	if !f.Recovered() {
+		return nil, fmt.Errorf("fake subscribe: %w", views.ErrNotRecovered)
+	}
+	return f.feed.Subscribe(after, filter)
 }
 
 func (f *fakeBackend) Ready() bool {
@@ -301,6 +327,20 @@ func (f *fakeBackend) send(cmd domain.Command) (Position, error) {
 			return p, p != nil
 		},
 	})
+	// Like step.Apply: a command id applied before is a replay of the same request, a refusal
+	// for another one.
+	if fp, seen := f.fingerprints[cmd.CommandID]; err == nil && d.Duplicate && seen && fp != domain.Fingerprint(cmd) {
+		err = &domain.Rejection{Code: domain.CodeIdempotencyKeyReused, Message: "key reused for another request", Fields: []domain.FieldError{{Field: "Idempotency-Key", Message: "reused"}}}
+	}
+	if err == nil && d.Duplicate {
+		out := f.outcomes[cmd.CommandID]
+		out.Replayed = true
+		f.outcomes[cmd.CommandID] = out
+		return pos, nil
+	}
+	if err == nil {
+		f.fingerprints[cmd.CommandID] = domain.Fingerprint(cmd)
+	}
 	if err != nil {
 		rej, ok := domain.AsRejection(err)
 		if !ok {
@@ -330,6 +370,8 @@ func (f *fakeBackend) send(cmd domain.Command) (Position, error) {
 	agg.Events = append(agg.Events, d.Events...)
 	agg.Position++
 	f.outcomes[cmd.CommandID] = Outcome{Aggregate: cloneAgg(agg)}
+	published := d.Next
+	f.feed.PublishOpportunity(&published)
 	return pos, nil
 }
 
@@ -443,4 +485,21 @@ func (f *fakeBackend) Stale(pipelineID, ownerID string) ([]analytics.StaleDeal, 
 		p, _ := f.pipelineLocked(id)
 		return p, p != nil
 	}, f.now()), nil
+}
+
+// CommandOutcome: the fake decides at Send, so a command it was sent is applied or refused;
+// with blockAwait it stays pending (as a slow processor would leave it).
+func (f *fakeBackend) CommandOutcome(ctx context.Context, q CommandQuery) (CommandOutcome, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out, ok := f.outcomes[q.CommandID]
+	switch {
+	case !ok:
+		return CommandOutcome{State: views.CommandUnknown}, nil
+	case f.blockAwait:
+		return CommandOutcome{State: views.CommandPending, OpportunityID: q.OpportunityID}, nil
+	case out.Rejected != nil:
+		return CommandOutcome{State: views.CommandRefused, OpportunityID: out.Rejected.OpportunityID, Rejected: out.Rejected}, nil
+	}
+	return CommandOutcome{State: views.CommandApplied, OpportunityID: out.Aggregate.State.ID, Version: out.Aggregate.State.Version}, nil
 }

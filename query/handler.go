@@ -1,5 +1,6 @@
 // Package query is the HTTP face of the service: the chi router of API.md's opportunity,
-// pipeline, FX and analytics endpoints (analytics.go), health and metrics, and the middleware
+// pipeline, FX and analytics endpoints (analytics.go), the live change stream (stream.go,
+// Server-Sent Events), health and metrics, and the middleware
 // around them (request ids, access logs, Prometheus, body limits, panic recovery). It holds no
 // state of its own: writes become commands handed to a Backend, reads come from the Backend's
 // views, so the package can be tested with an in-memory Backend and no Kafka.
@@ -51,6 +52,20 @@ type Config struct {
 	// Hosts are the Host headers answered (origin.go); the zero value answers loopback
 	// names only.
 	Hosts HostPolicy
+	// MaxStreams caps the live streams (GET /api/v1/stream) open at once (--max-streams),
+	// because each holds a connection and a goroutine for as long as its client stays; past
+	// it a stream is refused with 503 too_many_streams. 0 is DefaultMaxStreams.
+	MaxStreams int
+	// StreamHeartbeat is how often a stream sends a comment line (default
+	// DefaultStreamHeartbeat), so proxies keep it and a client notices a dead one.
+	StreamHeartbeat time.Duration
+	// StreamWriteTimeout bounds each write to a stream's client (default
+	// DefaultStreamWriteTimeout): a client that takes nothing for this long is dropped.
+	StreamWriteTimeout time.Duration
+	// StreamsStop, once closed, ends every open stream. http.Server.Shutdown waits for the
+	// handlers and a stream never ends by itself, so the server closes it when it shuts down
+	// (http.Server.RegisterOnShutdown). nil: streams end only with their clients.
+	StreamsStop <-chan struct{}
 }
 
 // server is the state shared by the handlers of one NewHandler call.
@@ -64,6 +79,7 @@ type server struct {
 	tokens  *Tokens
 	hosts   HostPolicy
 	metrics *httpMetrics
+	streams *streams
 	mux     *chi.Mux
 }
 
@@ -125,6 +141,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		return nil, fmt.Errorf("query: %w", err)
 	}
 	s.metrics = m
+	if s.streams, err = newStreams(cfg, reg); err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
 	s.routes(gath)
 	return s.mux, nil
 }
@@ -163,6 +182,7 @@ func (s *server) routes(gath prometheus.Gatherer) {
 		r.Get(b+"/opportunities", s.listOpportunities)
 		r.Get(b+"/opportunities/{id}", s.getOpportunity)
 		r.Get(b+"/opportunities/{id}/history", s.history)
+		r.Get(b+"/commands/{commandId}", s.commandStatus)
 		r.Get(b+"/pipelines", s.listPipelines)
 		r.Get(b+"/pipelines/{id}", s.getPipeline)
 		r.Get(b+"/fx-rates", s.listFXRates)
@@ -173,6 +193,7 @@ func (s *server) routes(gath prometheus.Gatherer) {
 		r.Get(b+"/analytics/velocity", s.velocity)
 		r.Get(b+"/analytics/changes", s.changes)
 		r.Get(b+"/analytics/stale", s.stale)
+		r.Get(b+"/stream", s.stream)
 	})
 }
 

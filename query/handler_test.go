@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,10 +106,20 @@ func (e *env) do(t testing.TB, method, path, body string, headers ...string) *ht
 			req.Header.Add(headers[i], headers[i+1])
 		}
 	}
+	if strings.HasPrefix(path, BasePath+"/stream") {
+		// A live stream never ends by itself: end it shortly, so its answer (status,
+		// headers, the first lines) can be inspected like any other.
+		ctx, cancel := context.WithTimeout(req.Context(), recordedStreamFor)
+		defer cancel()
+		req = req.WithContext(ctx)
+	}
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
 	return rec
 }
+
+// recordedStreamFor is how long do lets a stream run.
+const recordedStreamFor = 100 * time.Millisecond
 
 func decodeJSON(t testing.TB, rec *httptest.ResponseRecorder) map[string]any {
 	t.Helper()
@@ -241,8 +252,12 @@ func TestCreateAccepted(t *testing.T) {
 		// id-1 is the request id
 		t.Fatalf("202 body = %v", m)
 	}
-	if loc := rec.Header().Get("Location"); loc != "/api/v1/opportunities/id-3" {
+	// A 202 points to the command's outcome, its deal being related.
+	if loc := rec.Header().Get("Location"); loc != "/api/v1/commands/id-2?opportunityId=id-3&position=0%3A0" {
 		t.Fatalf("Location = %q", loc)
+	}
+	if link := rec.Header().Get("Link"); link != `</api/v1/opportunities/id-3>; rel="related"` {
+		t.Fatalf("Link = %q", link)
 	}
 	if rec.Header().Get("Preference-Applied") != "" {
 		t.Fatal("Preference-Applied without Prefer")
@@ -611,6 +626,16 @@ func TestLifecycleAndRejections(t *testing.T) {
 	}
 	wantProblem(t, e.do(t, "POST", "/api/v1/opportunities/opp-l/reopen", `{"stageId":"negotiation"}`, w...), 422, string(domain.CodeNotClosed))
 
+	// A closing date after the day of the command, or before the deal was created, is a 422
+	// naming closeDate (testNow is 2025-03-14, the deal was created that day).
+	p = wantProblem(t, e.do(t, "POST", "/api/v1/opportunities/opp-l/close-won", `{"closeDate":"2025-03-15"}`, w...), 422, string(domain.CodeCloseDateInFuture))
+	if !p.hasField("closeDate") || p.Title != "Close date in the future" {
+		t.Fatalf("future close date: %+v", p)
+	}
+	p = wantProblem(t, e.do(t, "POST", "/api/v1/opportunities/opp-l/close-lost", `{"reason":"price","closeDate":"2025-03-13"}`, w...), 422, string(domain.CodeCloseDateBeforeCreated))
+	if !p.hasField("closeDate") {
+		t.Fatalf("close date before creation: %+v", p)
+	}
 	m = wantJSON(t, e.do(t, "POST", "/api/v1/opportunities/opp-l/close-won", `{"amount":"13000.00","closeDate":"2025-03-14"}`, w...), 200)
 	if m["status"] != "won" || m["amount"] != "13000.00" || m["weightedAmount"] != "13000.00" || m["closeDate"] != "2025-03-14" {
 		t.Fatalf("after close-won: %v", m)
@@ -621,7 +646,8 @@ func TestLifecycleAndRejections(t *testing.T) {
 	// without wait every action is 202 with Location
 	rec := e.do(t, "POST", "/api/v1/opportunities/opp-w/reopen", `{"stageId":"discovery"}`)
 	wantJSON(t, rec, 202)
-	if rec.Header().Get("Location") != "/api/v1/opportunities/opp-w" || rec.Header().Get("X-Command-Id") == "" {
+	if !strings.HasPrefix(rec.Header().Get("Location"), "/api/v1/commands/"+rec.Header().Get("X-Command-Id")+"?opportunityId=opp-w&") ||
+		rec.Header().Get("X-Command-Id") == "" || !strings.Contains(rec.Header().Get("Link"), "/api/v1/opportunities/opp-w") {
 		t.Fatalf("headers %v", rec.Header())
 	}
 	// wrong types on action bodies name the field
@@ -1153,7 +1179,10 @@ func TestPathParamsAreUnescaped(t *testing.T) {
 	wantProblem(t, e.do(t, "GET", "/api/v1/opportunities/a%253Ab", ""), 404, string(domain.CodeNotFound))
 	rec := e.do(t, "POST", "/api/v1/opportunities/a%3Ab/stage", `{"stageId":"proposal"}`)
 	wantJSON(t, rec, 202)
-	if loc := rec.Header().Get("Location"); loc != "/api/v1/opportunities/a:b" && loc != "/api/v1/opportunities/a%3Ab" {
+	if loc := rec.Header().Get("Link"); loc != `</api/v1/opportunities/a:b>; rel="related"` && loc != `</api/v1/opportunities/a%3Ab>; rel="related"` {
+		t.Fatalf("Link %q", loc)
+	}
+	if loc := rec.Header().Get("Location"); !strings.Contains(loc, "opportunityId=a%3Ab") {
 		t.Fatalf("Location %q", loc)
 	}
 	// A path id outside the id alphabet is refused before anything is sent.

@@ -134,6 +134,13 @@ func TestCommandFromJSONAccepts(t *testing.T) {
 			}),
 		},
 		{
+			name: "close lost on an earlier day",
+			line: `{"type":"CloseLost","opportunityId":"opp-1","reason":"price","closeDate":"2025-04-30"}`,
+			want: with(lineDefaults(domain.CmdCloseLost, "opp-1"), func(c *domain.Command) {
+				c.CloseLost = &domain.CloseLost{Reason: "price", CloseDate: ptr("2025-04-30")}
+			}),
+		},
+		{
 			name: "reopen",
 			line: `{"type":"Reopen","opportunityId":"opp-1","stageId":"discovery"}`,
 			want: with(lineDefaults(domain.CmdReopen, "opp-1"), func(c *domain.Command) {

@@ -16,6 +16,9 @@ const (
 	HeaderPosition = "Crm-Position"
 	// HeaderMinPosition on a GET names positions the answer must reflect.
 	HeaderMinPosition = "Crm-Min-Position"
+	// HeaderIdempotentReplayed marks a write answered with the outcome of an earlier request
+	// with the same Idempotency-Key.
+	HeaderIdempotentReplayed = "Idempotent-Replayed"
 )
 
 const codePositionNotReached = "position_not_reached"

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/views"
 )
 
 // This file holds the JSON representations of API.md (those of the analytics answers are in
@@ -244,4 +245,39 @@ type listJSON struct {
 type acceptedJSON struct {
 	CommandID     string `json:"commandId"`
 	OpportunityID string `json:"opportunityId"`
+}
+
+// streamAnalyticsJSON is the data of the stream's analytics event: which aggregates changed,
+// and the position to read them at (Crm-Min-Position).
+type streamAnalyticsJSON struct {
+	PipelineIDs []string        `json:"pipelineIds"`
+	OwnerIDs    []string        `json:"ownerIds"`
+	Dates       streamDatesJSON `json:"dates"`
+	Position    string          `json:"position"`
+}
+
+type streamDatesJSON struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+func streamAnalyticsOut(c *views.AnalyticsChange) streamAnalyticsJSON {
+	out := streamAnalyticsJSON{
+		PipelineIDs: c.PipelineIDs, OwnerIDs: c.OwnerIDs,
+		Dates:    streamDatesJSON{From: c.From.String(), To: c.To.String()},
+		Position: c.Position,
+	}
+	if out.PipelineIDs == nil {
+		out.PipelineIDs = []string{}
+	}
+	if out.OwnerIDs == nil {
+		out.OwnerIDs = []string{}
+	}
+	return out
+}
+
+// streamResetJSON is the data of the stream's reset event (an event without data would not
+// be dispatched by an EventSource): why the stream could not continue.
+type streamResetJSON struct {
+	Reason string `json:"reason"` // views.ResetUnknownToken, ResetTooOld, ResetFellBehind
 }

@@ -83,7 +83,15 @@ func withPebble(b *testing.B, f func(b *testing.B, open opener)) {
 }
 
 // set: the partition goroutine writing table values (recovered store).
-func benchSet(b *testing.B, open opener) {
+func benchSet(b *testing.B, open opener) { benchWrites(b, open, false) }
+
+// process: one processed message after recovery, Set from the partition
+// goroutine plus SetOffset from the ack (kept in memory, persisted by the ticker).
+func benchProcess(b *testing.B, open opener) { benchWrites(b, open, true) }
+
+// benchWrites times Set on a recovered store, each followed by SetOffset when
+// withOffset: set and process differ only in that.
+func benchWrites(b *testing.B, open opener, withOffset bool) {
 	st := open(b, b.TempDir())
 	defer closeUntimed(b, st)
 	if err := st.MarkRecovered(); err != nil {
@@ -96,23 +104,8 @@ func benchSet(b *testing.B, open opener) {
 		if err := st.Set(benchKeyList[i%benchKeys], v); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-// process: one processed message after recovery, Set from the partition
-// goroutine plus SetOffset from the ack (kept in memory, persisted by the ticker).
-func benchProcess(b *testing.B, open opener) {
-	st := open(b, b.TempDir())
-	defer closeUntimed(b, st)
-	if err := st.MarkRecovered(); err != nil {
-		b.Fatal(err)
-	}
-	v := benchValue()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := st.Set(benchKeyList[i%benchKeys], v); err != nil {
-			b.Fatal(err)
+		if !withOffset {
+			continue
 		}
 		if err := st.SetOffset(int64(i + 1)); err != nil {
 			b.Fatal(err)
@@ -120,16 +113,23 @@ func benchProcess(b *testing.B, open opener) {
 	}
 }
 
-// get: point reads of existing keys from a 100k-key partition.
-func benchGet(b *testing.B, open opener) {
+// openFilled opens a store holding every key of benchKeyList, for the read
+// benchmarks; the caller closes it with closeUntimed.
+func openFilled(b *testing.B, open opener) storage.Storage {
 	st := open(b, b.TempDir())
-	defer closeUntimed(b, st)
 	v := benchValue()
 	for _, k := range benchKeyList {
 		if err := st.Set(k, v); err != nil {
 			b.Fatal(err)
 		}
 	}
+	return st
+}
+
+// get: point reads of existing keys from a 100k-key partition.
+func benchGet(b *testing.B, open opener) {
+	st := openFilled(b, open)
+	defer closeUntimed(b, st)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -145,13 +145,21 @@ func benchGet(b *testing.B, open opener) {
 // whole recovery.
 func benchRecovery(b *testing.B, open opener) {
 	v := benchValue()
+	benchRebuild(b, open, benchKeys, func(i int) (string, []byte) { return benchKeyList[i], v })
+}
+
+// benchRebuild times whole recoveries of records records, record i being
+// record(i), each into a fresh directory; the recovery benchmarks differ only
+// in their records.
+func benchRebuild(b *testing.B, open opener, records int, record func(i int) (string, []byte)) {
 	root := b.TempDir()
 	b.ReportAllocs()
 	cpu := startCPU()
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		st := open(b, filepath.Join(root, fmt.Sprint(n)))
-		for i, k := range benchKeyList {
+		for i := range records {
+			k, v := record(i)
 			if err := st.Set(k, v); err != nil {
 				b.Fatal(err)
 			}
@@ -166,20 +174,14 @@ func benchRecovery(b *testing.B, open opener) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(benchKeys)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	cpu.report(b, benchKeys*b.N)
+	b.ReportMetric(float64(records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	cpu.report(b, records*b.N)
 }
 
 // iterate: a full scan of a 100k-key partition. One op is one key.
 func benchIterate(b *testing.B, open opener) {
-	st := open(b, b.TempDir())
+	st := openFilled(b, open)
 	defer closeUntimed(b, st)
-	v := benchValue()
-	for _, k := range benchKeyList {
-		if err := st.Set(k, v); err != nil {
-			b.Fatal(err)
-		}
-	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	var it storage.Iterator
@@ -251,29 +253,7 @@ func benchRecoveryLarge(b *testing.B, open opener) {
 	for i := range keys {
 		keys[i] = fmt.Sprintf("opportunity-%08d", (i*7919)%largeKeys)
 	}
-	root := b.TempDir()
-	b.ReportAllocs()
-	cpu := startCPU()
-	b.ResetTimer()
-	for n := 0; n < b.N; n++ {
-		st := open(b, filepath.Join(root, fmt.Sprint(n)))
-		for i := range largeRecords {
-			if err := st.Set(keys[i%largeKeys], poolValue(i)); err != nil {
-				b.Fatal(err)
-			}
-			if err := st.SetOffset(int64(i)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := st.MarkRecovered(); err != nil {
-			b.Fatal(err)
-		}
-		if err := st.Close(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(largeRecords)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	cpu.report(b, largeRecords*b.N)
+	benchRebuild(b, open, largeRecords, func(i int) (string, []byte) { return keys[i%largeKeys], poolValue(i) })
 }
 
 // Cold point reads: a partition of coldKeys keys (about 30 MB) written,

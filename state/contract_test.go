@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"testing"
 
 	"github.com/lovoo/goka/storage"
@@ -97,6 +96,18 @@ func TestContractCopySafety(t *testing.T) {
 	})
 }
 
+// reopenWithOffset sets offset n on st, which must show at once and survive
+// Close, and returns st reopened.
+func reopenWithOffset(t *testing.T, b backend, dir string, st *handle, n int64) *handle {
+	t.Helper()
+	must(t, st.SetOffset(n))
+	expectOffset(t, st, -3, n)
+	st.close(t)
+	st = b.open(t, dir)
+	expectOffset(t, st, -3, n)
+	return st
+}
+
 func TestContractOffsets(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		dir := t.TempDir()
@@ -108,23 +119,13 @@ func TestContractOffsets(t *testing.T) {
 		// During recovery SetOffset is visible at once and survives Close.
 		must(t, st.SetOffset(10))
 		expectOffset(t, st, -3, 10)
-		must(t, st.SetOffset(11))
-		expectOffset(t, st, -3, 11)
-		st.close(t)
-
-		st = b.open(t, dir)
-		expectOffset(t, st, -3, 11)
+		st = reopenWithOffset(t, b, dir, st, 11)
 		expectValue(t, st, "k", []byte("v"))
 		must(t, st.MarkRecovered())
 		expectOffset(t, st, -3, 11)
 
 		// After recovery too.
-		must(t, st.SetOffset(12))
-		expectOffset(t, st, -3, 12)
-		st.close(t)
-
-		st = b.open(t, dir)
-		expectOffset(t, st, -3, 12)
+		st = reopenWithOffset(t, b, dir, st, 12)
 		// A reopened store is recovering again until told otherwise.
 		must(t, st.SetOffset(13))
 		expectOffset(t, st, -3, 13)
@@ -144,11 +145,7 @@ func TestContractIteratorOrder(t *testing.T) {
 		for _, k := range keys {
 			must(t, st.Set(k, []byte("v"+k)))
 		}
-		sort.Strings(keys)
-		var want []string
-		for _, k := range keys {
-			want = append(want, kv(k, "v"+k))
-		}
+		want := sortedPairs(keys, "v")
 
 		it, err := st.Iterator()
 		must(t, err)
@@ -196,26 +193,17 @@ func TestContractSeek(t *testing.T) {
 		// Seek positions on the first key >= the target...
 		it, err := st.Iterator()
 		must(t, err)
-		if !it.Seek([]byte("k2")) {
-			t.Fatal("seek k2 found nothing")
-		}
-		expectSeq(t, "after seek", []string{pair(t, it)}, kv("k3", "3"))
+		expectSeek(t, it, []byte("k2"), "after seek", kv("k3", "3"))
 		// ...and the next Next moves past it.
 		expectSeq(t, "next after seek", drain(t, it), kv("k5", "5"))
 		// Seeking backwards on the same iterator works.
-		if !it.Seek([]byte("k1")) {
-			t.Fatal("seek back to k1 found nothing")
-		}
-		expectSeq(t, "after seek back", []string{pair(t, it)}, kv("k1", "1"))
+		expectSeek(t, it, []byte("k1"), "after seek back", kv("k1", "1"))
 		it.Release()
 
 		// An exact match positions on the key itself.
 		it, err = st.Iterator()
 		must(t, err)
-		if !it.Seek([]byte("k3")) {
-			t.Fatal("seek k3 found nothing")
-		}
-		expectSeq(t, "exact seek", []string{pair(t, it)}, kv("k3", "3"))
+		expectSeek(t, it, []byte("k3"), "exact seek", kv("k3", "3"))
 		it.Release()
 
 		// Seeking past the end finds nothing and leaves the iterator done.
@@ -236,10 +224,7 @@ func TestContractSeek(t *testing.T) {
 		// Seek before everything lands on the first key.
 		it, err = st.Iterator()
 		must(t, err)
-		if !it.Seek(nil) {
-			t.Fatal("seek nil found nothing")
-		}
-		expectSeq(t, "seek nil", []string{pair(t, it)}, kv("k1", "1"))
+		expectSeek(t, it, nil, "seek nil", kv("k1", "1"))
 		it.Release()
 	})
 }
@@ -281,10 +266,7 @@ func TestContractIteratorWithRange(t *testing.T) {
 		// Seek inside a range is clamped to it.
 		it, err := st.IteratorWithRange([]byte("b"), []byte("d"))
 		must(t, err)
-		if !it.Seek([]byte("a")) {
-			t.Fatal("seek below range found nothing")
-		}
-		expectSeq(t, "seek below range", []string{pair(t, it)}, kv("b", "2"))
+		expectSeek(t, it, []byte("a"), "seek below range", kv("b", "2"))
 		if !it.Seek([]byte("bb")) {
 			t.Fatal("seek bb found nothing")
 		}
@@ -318,11 +300,7 @@ func TestContractMetadataLookingKeys(t *testing.T) {
 
 		st = b.open(t, dir)
 		expectOffset(t, st, -1, 42)
-		sort.Strings(keys)
-		var want []string
-		for _, k := range keys {
-			want = append(want, kv(k, "user:"+k))
-		}
+		want := sortedPairs(keys, "user:")
 		it, err := st.Iterator()
 		must(t, err)
 		defer it.Release()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,6 +112,16 @@ func pair(tb testing.TB, it storage.Iterator) string {
 	return fmt.Sprintf("%s=%s", show(it.Key()), show(v))
 }
 
+// expectSeek seeks it to target and expects it on the pair want; what names
+// the step in a failure.
+func expectSeek(tb testing.TB, it storage.Iterator, target []byte, what, want string) {
+	tb.Helper()
+	if !it.Seek(target) {
+		tb.Fatalf("%s: seek %q found nothing", what, target)
+	}
+	expectSeq(tb, what, []string{pair(tb, it)}, want)
+}
+
 func expectSeq(tb testing.TB, what string, got []string, want ...string) {
 	tb.Helper()
 	if strings.Join(got, " ") != strings.Join(want, " ") {
@@ -148,6 +159,17 @@ func expectOffset(tb testing.TB, st storage.Storage, def, want int64) {
 }
 
 func kv(k, v string) string { return fmt.Sprintf("%q=%q", k, v) }
+
+// sortedPairs is what an iteration over keys, each stored with the value
+// prefix+key, must yield: the pairs in key order.
+func sortedPairs(keys []string, prefix string) []string {
+	sorted := slices.Sorted(slices.Values(keys))
+	want := make([]string, 0, len(sorted))
+	for _, k := range sorted {
+		want = append(want, kv(k, prefix+k))
+	}
+	return want
+}
 
 func setAll(tb testing.TB, st storage.Storage, pairs ...string) {
 	tb.Helper()

@@ -33,19 +33,26 @@ func newTestStore(t *testing.T, flushEvery time.Duration) *Store {
 	return s
 }
 
+// awaitRawOffset waits for the flush ticker to persist offset want: the ticker
+// runs on its own goroutine, so the test cannot know when it has fired.
+func awaitRawOffset(t *testing.T, s *Store, want int64, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for rawOffset(t, s) != want {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // While recovering, SetOffset only updates memory; the ticker persists it.
 func TestOffsetFlushedWhileRecovering(t *testing.T) {
 	s := newTestStore(t, 10*time.Millisecond)
 	if err := s.SetOffset(7); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for rawOffset(t, s) != 7 {
-		if time.Now().After(deadline) {
-			t.Fatal("offset not persisted by the recovery ticker")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	awaitRawOffset(t, s, 7, "offset not persisted by the recovery ticker")
 }
 
 func TestOffsetPersistence(t *testing.T) {
@@ -97,13 +104,7 @@ func TestOffsetFlushedAfterRecovery(t *testing.T) {
 	if err := s.SetOffset(11); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for rawOffset(t, s) != 11 {
-		if time.Now().After(deadline) {
-			t.Fatal("offset not persisted by the ticker after recovery")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	awaitRawOffset(t, s, 11, "offset not persisted by the ticker after recovery")
 }
 
 // User keys that spell metadata keys cannot touch the metadata.

@@ -89,10 +89,11 @@ func (s *Store) stopBatching(db *pebble.DB) error {
 	return err
 }
 
-// batchSet adds the user key's pair to the pending batch. It reports false
-// if the store is not batching (any more), in which case the caller writes
-// directly. Callers hold mu for reading.
-func (s *Store) batchSet(db *pebble.DB, key string, value []byte) (bool, error) {
+// batchWrite adds the user key's change to the pending batch: its deletion
+// when del, else its pair with value. It reports false if the store is not
+// batching (any more), in which case the caller writes directly. Callers
+// hold mu for reading.
+func (s *Store) batchWrite(db *pebble.DB, key string, value []byte, del bool) (bool, error) {
 	s.pendMu.Lock()
 	defer s.pendMu.Unlock()
 	if s.pending == nil {
@@ -103,31 +104,20 @@ func (s *Store) batchSet(db *pebble.DB, key string, value []byte) (bool, error) 
 	}
 	// Deferred so the prefixed key is built in the batch's buffer, without
 	// an allocation.
-	op := s.pending.SetDeferred(1+len(key), len(value))
-	op.Key[0] = dataPrefix
-	copy(op.Key[1:], key)
-	copy(op.Value, value)
-	if err := op.Finish(); err != nil {
-		return true, fmt.Errorf("state: set %q in recovery batch of %s: %w", key, s.path, err)
+	var (
+		op   *pebble.DeferredBatchOp
+		what = "set"
+	)
+	if del {
+		op, what = s.pending.DeleteDeferred(1+len(key)), "delete"
+	} else {
+		op = s.pending.SetDeferred(1+len(key), len(value))
+		copy(op.Value, value)
 	}
-	return true, s.maybeCommitLocked(db)
-}
-
-// batchDelete is batchSet for a deletion.
-func (s *Store) batchDelete(db *pebble.DB, key string) (bool, error) {
-	s.pendMu.Lock()
-	defer s.pendMu.Unlock()
-	if s.pending == nil {
-		return false, nil
-	}
-	if err := s.lostErr(); err != nil {
-		return true, err
-	}
-	op := s.pending.DeleteDeferred(1 + len(key))
 	op.Key[0] = dataPrefix
 	copy(op.Key[1:], key)
 	if err := op.Finish(); err != nil {
-		return true, fmt.Errorf("state: delete %q in recovery batch of %s: %w", key, s.path, err)
+		return true, fmt.Errorf("state: %s %q in recovery batch of %s: %w", what, key, s.path, err)
 	}
 	return true, s.maybeCommitLocked(db)
 }

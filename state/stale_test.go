@@ -52,6 +52,17 @@ func (e *staleEnv) open(t *testing.T, expect state.Expect) *state.Store {
 	return s
 }
 
+// openKept is open for a cache that must survive the validation: what names
+// it in the failure.
+func (e *staleEnv) openKept(t *testing.T, expect state.Expect, what string) *state.Store {
+	t.Helper()
+	s := e.open(t, expect)
+	if s.Wiped() {
+		t.Fatalf("%s wiped", what)
+	}
+	return s
+}
+
 // fill writes a table partition that applied offsets up to 9.
 func fill(t *testing.T, s *state.Store) {
 	t.Helper()
@@ -82,10 +93,7 @@ func TestStaleTopicIDMismatchWipes(t *testing.T) {
 	must(t, s.Set("acct-2", []byte("v2")))
 	must(t, s.SetOffset(0))
 	must(t, s.Close())
-	s = e.open(t, state.Expect{TopicID: "id-B", HighWaterMark: 1})
-	if s.Wiped() {
-		t.Fatal("matching cache wiped")
-	}
+	s = e.openKept(t, state.Expect{TopicID: "id-B", HighWaterMark: 1}, "matching cache")
 	expectValue(t, s, "acct-2", []byte("v2"))
 }
 
@@ -129,10 +137,7 @@ func TestMatchingCacheKept(t *testing.T) {
 func TestTopicIDAdoptedWhenMissing(t *testing.T) {
 	e := newStaleEnv(t)
 	fill(t, e.open(t, state.Expect{HighWaterMark: -1}))
-	s := e.open(t, state.Expect{TopicID: "id-A", HighWaterMark: 10})
-	if s.Wiped() {
-		t.Fatal("cache without a stored id wiped")
-	}
+	s := e.openKept(t, state.Expect{TopicID: "id-A", HighWaterMark: 10}, "cache without a stored id")
 	expectValue(t, s, "acct-1", []byte("v1"))
 	must(t, s.Close())
 	s = e.open(t, state.Expect{TopicID: "id-B", HighWaterMark: 10})
@@ -147,10 +152,7 @@ func TestNoStoredOffsetNotWipedByHighWaterMark(t *testing.T) {
 	s := e.open(t, state.Expect{TopicID: "id-A", HighWaterMark: -1})
 	must(t, s.Set("k", []byte("v")))
 	must(t, s.Close())
-	s = e.open(t, state.Expect{TopicID: "id-A", HighWaterMark: 0})
-	if s.Wiped() {
-		t.Fatal("cache without an offset wiped")
-	}
+	s = e.openKept(t, state.Expect{TopicID: "id-A", HighWaterMark: 0}, "cache without an offset")
 	expectValue(t, s, "k", []byte("v"))
 }
 

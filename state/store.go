@@ -385,6 +385,19 @@ func (s *Store) Close() error {
 	return err
 }
 
+// readable returns why a point read of key cannot go to pebble: the store is
+// not open, or the pending recovery writes it must see did not commit.
+// Callers hold mu for reading.
+func (s *Store) readable(op, key string) error {
+	if s.db == nil {
+		return s.unavailable(op)
+	}
+	if err := s.flushPending(s.db); err != nil {
+		return fmt.Errorf("state: %s %q: %w", op, key, err)
+	}
+	return nil
+}
+
 // unavailable explains why db is nil. Callers hold mu.
 func (s *Store) unavailable(op string) error {
 	if s.closed {
@@ -412,11 +425,8 @@ func dataKeyString(key string) []byte {
 func (s *Store) Has(key string) (bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.db == nil {
-		return false, s.unavailable("has")
-	}
-	if err := s.flushPending(s.db); err != nil {
-		return false, fmt.Errorf("state: has %q: %w", key, err)
+	if err := s.readable("has", key); err != nil {
+		return false, err
 	}
 	_, closer, err := s.db.Get(dataKeyString(key))
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -438,11 +448,8 @@ func (s *Store) Has(key string) (bool, error) {
 func (s *Store) Get(key string) ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.db == nil {
-		return nil, s.unavailable("get")
-	}
-	if err := s.flushPending(s.db); err != nil {
-		return nil, fmt.Errorf("state: get %q: %w", key, err)
+	if err := s.readable("get", key); err != nil {
+		return nil, err
 	}
 	v, err := getCopy(s.db, dataKeyString(key))
 	if err != nil {
@@ -454,37 +461,36 @@ func (s *Store) Get(key string) ([]byte, error) {
 // Set stores value under key without syncing: Kafka is the source of truth,
 // and pebble's WAL keeps a crash consistent with the persisted offset.
 // The caller may reuse value afterwards.
-func (s *Store) Set(key string, value []byte) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.db == nil {
-		return s.unavailable("set")
-	}
-	if s.batching.Load() {
-		if batched, err := s.batchSet(s.db, key, value); batched {
-			return err
-		}
-	}
-	if err := s.db.Set(dataKeyString(key), value, pebble.NoSync); err != nil {
-		return fmt.Errorf("state: set %q in %s: %w", key, s.path, err)
-	}
-	return nil
-}
+func (s *Store) Set(key string, value []byte) error { return s.write(key, value, false) }
 
 // Delete removes key; deleting a missing key is not an error.
-func (s *Store) Delete(key string) error {
+func (s *Store) Delete(key string) error { return s.write(key, nil, true) }
+
+// write is Set, or Delete when del: both go to the recovery batch while there
+// is one, else straight to pebble.
+func (s *Store) write(key string, value []byte, del bool) error {
+	op := "set"
+	if del {
+		op = "delete"
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.db == nil {
-		return s.unavailable("delete")
+		return s.unavailable(op)
 	}
 	if s.batching.Load() {
-		if batched, err := s.batchDelete(s.db, key); batched {
+		if batched, err := s.batchWrite(s.db, key, value, del); batched {
 			return err
 		}
 	}
-	if err := s.db.Delete(dataKeyString(key), pebble.NoSync); err != nil {
-		return fmt.Errorf("state: delete %q in %s: %w", key, s.path, err)
+	var err error
+	if del {
+		err = s.db.Delete(dataKeyString(key), pebble.NoSync)
+	} else {
+		err = s.db.Set(dataKeyString(key), value, pebble.NoSync)
+	}
+	if err != nil {
+		return fmt.Errorf("state: %s %q in %s: %w", op, key, s.path, err)
 	}
 	return nil
 }
@@ -534,22 +540,19 @@ func (s *Store) MarkRecovered() error {
 	return nil
 }
 
-func (s *Store) endRecovery() error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.db == nil {
-		return s.unavailable("end recovery")
-	}
-	return s.stopBatching(s.db)
-}
+func (s *Store) endRecovery() error { return s.withDB("end recovery", s.stopBatching) }
 
-func (s *Store) persistOffset() error {
+func (s *Store) persistOffset() error { return s.withDB("persist offset", s.persistOffsetLocked) }
+
+// withDB runs f on the open database with mu held for reading, so that Close
+// waits for it; op names it when the store is not open.
+func (s *Store) withDB(op string, f func(db *pebble.DB) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.db == nil {
-		return s.unavailable("persist offset")
+		return s.unavailable(op)
 	}
-	return s.persistOffsetLocked(s.db)
+	return f(s.db)
 }
 
 // persistOffsetLocked writes the current offset if it differs from the one

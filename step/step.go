@@ -13,6 +13,7 @@ package step
 
 import (
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -75,6 +76,9 @@ func Apply(agg domain.Aggregate, cmd domain.Command, recordTime time.Time, pos P
 		cur = &p
 	}
 	dec, err := decide(cur, cmd, now, env)
+	if err == nil && dec.Duplicate {
+		err = checkRetry(&agg, cmd)
+	}
 	agg.Position = pos.Offset
 	if err != nil {
 		rej, internal := Refusal(cmd, err, now, pos.Offset)
@@ -94,10 +98,28 @@ func Apply(agg domain.Aggregate, cmd domain.Command, recordTime time.Time, pos P
 			won = append(won, ClosedWonRecord(e, dec.Next))
 		}
 	}
+	if !dec.Duplicate {
+		agg.Fingerprints = keepLast(append(slices.Clip(agg.Fingerprints),
+			domain.CommandFingerprint{CommandID: cmd.CommandID, Fingerprint: domain.Fingerprint(cmd), Position: pos.Offset}), domain.MaxRecentCommandIDs)
+	}
 	agg.State = dec.Next
 	agg.Events = append(agg.Events, dec.Events...)
 	agg.Won = keepLast(append(agg.Won, won...), MaxStoredWon)
 	return Result{Aggregate: agg, Events: dec.Events, Won: won, Deltas: deltas, Duplicate: dec.Duplicate}
+}
+
+// checkRetry refuses a command id the deal applied before when this command asks for
+// something else (the IETF idempotency-key draft's "same key, different request"): answering
+// it with the first request's result would tell the client its new request was applied. An id
+// applied before fingerprints were kept is taken as a retry.
+func checkRetry(agg *domain.Aggregate, cmd domain.Command) error {
+	if f, ok := agg.FingerprintOf(cmd.CommandID); ok && f.Fingerprint != domain.Fingerprint(cmd) {
+		return &domain.Rejection{Code: domain.CodeIdempotencyKeyReused,
+			Message: fmt.Sprintf("command id %q was applied to opportunity %q for a different request", cmd.CommandID, cmd.OpportunityID),
+			Fields: []domain.FieldError{{Field: "Idempotency-Key",
+				Message: "was used before on this opportunity for a different request; use a new key for a new request"}}}
+	}
+	return nil
 }
 
 // decide gathers what the domain needs and asks it.

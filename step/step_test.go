@@ -2,6 +2,7 @@ package step
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,30 @@ func TestDecisionTime(t *testing.T) {
 	}
 }
 
+// A closing without a date closes on the UTC day of the command's issuedAt, not of the
+// record's time (the processing clock has no say), and the hand-off to Sales carries it.
+func TestClosingDayIsTheDayOfIssuedAt(t *testing.T) {
+	env := Env{Key: "opp-1", Pipelines: pipelines}
+	created := Apply(domain.Aggregate{Position: -1, HistoryOnTopic: true}, create("opp-1", "c1"), t0, Position{Source: "0", Offset: 1}, env)
+	issued := time.Date(2026, 3, 5, 23, 30, 0, 0, time.UTC)
+	won := domain.Command{Type: domain.CmdCloseWon, CommandID: "c2", OpportunityID: "opp-1", Actor: "bob",
+		IssuedAt: issued, CloseWon: &domain.CloseWon{}}
+	res := Apply(created.Aggregate, won, issued.Add(2*time.Hour), Position{Source: "0", Offset: 2}, env) // record on 2026-03-06
+	if got := res.Aggregate.State.CloseDate.String(); got != "2026-03-05" || len(res.Won) != 1 || res.Won[0].CloseDate.String() != "2026-03-05" {
+		t.Fatalf("closed on %s (hand-off %+v), want the day of issuedAt 2026-03-05", got, res.Won)
+	}
+	// A closing date after that day is refused on field closeDate, whatever the record's time.
+	later := won
+	later.CommandID, later.CloseWon = "c3", &domain.CloseWon{CloseDate: ptrTo("2026-03-06")}
+	res = Apply(created.Aggregate, later, issued.Add(2*time.Hour), Position{Source: "0", Offset: 3}, env)
+	if res.Rejected == nil || res.Rejected.Code != string(domain.CodeCloseDateInFuture) ||
+		len(res.Rejected.Fields) != 1 || res.Rejected.Fields[0].Field != "closeDate" {
+		t.Fatalf("a closing date after issuedAt's day: %+v", res.Rejected)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
 // TestBoundText cuts on a rune boundary and marks the cut.
 func TestBoundText(t *testing.T) {
 	s := strings.Repeat("é", 2000)
@@ -119,5 +144,53 @@ func TestBoundText(t *testing.T) {
 	}
 	if BoundText("short") != "short" {
 		t.Fatal("a short text changed")
+	}
+}
+
+// A command id applied before is a retry when it asks for the same thing (a duplicate, no
+// events) and a refusal naming the key when it asks for something else; its fingerprint is
+// kept with the position it was applied at, bounded like the command id ring.
+func TestApplyIdempotencyKey(t *testing.T) {
+	env := Env{Key: "opp-1", Pipelines: pipelines}
+	res := Apply(domain.Aggregate{Position: -1, HistoryOnTopic: true}, create("opp-1", "k1"), t0, Position{Source: "0", Offset: 5}, env)
+	f, ok := res.Aggregate.FingerprintOf("k1")
+	if !ok || f.Position != 5 || f.Fingerprint != domain.Fingerprint(create("opp-1", "k1")) {
+		t.Fatalf("fingerprint kept: %+v %v", f, ok)
+	}
+	retry := create("opp-1", "k1")
+	retry.IssuedAt = t0.Add(time.Minute) // a retry is sent later: not part of the request
+	again := Apply(res.Aggregate, retry, t0.Add(time.Minute), Position{Source: "0", Offset: 9}, env)
+	if again.Rejected != nil || !again.Duplicate || len(again.Events) != 0 {
+		t.Fatalf("retry: %+v", again)
+	}
+	if f, _ := again.Aggregate.FingerprintOf("k1"); f.Position != 5 {
+		t.Fatalf("a retry moved the first application's position to %d", f.Position)
+	}
+	other := create("opp-1", "k1")
+	other.Create.Amount = "160.00"
+	reused := Apply(res.Aggregate, other, t0, Position{Source: "0", Offset: 10}, env)
+	if reused.Rejected == nil || reused.Rejected.Code != string(domain.CodeIdempotencyKeyReused) ||
+		len(reused.Rejected.Fields) != 1 || reused.Rejected.Fields[0].Field != "Idempotency-Key" {
+		t.Fatalf("reused key: %+v", reused.Rejected)
+	}
+	if reused.Aggregate.State.Amount != res.Aggregate.State.Amount {
+		t.Fatal("a refused reuse changed the state")
+	}
+	// An id applied before fingerprints were kept (a v2 state) is taken as a retry.
+	legacy := res.Aggregate
+	legacy.Fingerprints = nil
+	if r := Apply(legacy, other, t0, Position{Source: "0", Offset: 11}, env); r.Rejected != nil || !r.Duplicate {
+		t.Fatalf("legacy id: %+v", r)
+	}
+	// Bounded.
+	agg := res.Aggregate
+	for i := range 2 * domain.MaxRecentCommandIDs {
+		amount := "1.00"
+		agg = Apply(agg, domain.Command{Type: domain.CmdUpdate, CommandID: "u" + strconv.Itoa(i),
+			OpportunityID: "opp-1", Actor: "alice", IssuedAt: t0, Update: &domain.UpdateOpportunity{Amount: &amount}},
+			t0, Position{Source: "0", Offset: int64(20 + i)}, env).Aggregate
+	}
+	if len(agg.Fingerprints) != domain.MaxRecentCommandIDs {
+		t.Fatalf("%d fingerprints kept, want %d", len(agg.Fingerprints), domain.MaxRecentCommandIDs)
 	}
 }

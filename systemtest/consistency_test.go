@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 
-	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 )
@@ -194,12 +194,7 @@ func TestReadYourWritesKafka(t *testing.T) {
 	for i := range n {
 		st := nextStep(rng, m, 12, i)
 		cmd := kafkaCommand(t, st, i)
-		raw, err := codecs.EncodeCommand(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		part, off, err := pr.SendMessage(&sarama.ProducerMessage{Topic: "crm.pipeline.opportunity.commands",
-			Key: sarama.StringEncoder(cmd.OpportunityID), Value: sarama.ByteEncoder(raw)})
+		part, off, err := pr.SendMessage(testkit.CommandMessage(t, cmd))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,4 +229,80 @@ func kafkaCommand(t *testing.T, st rywStep, i int) domain.Command {
 		cmd.CloseWon = &domain.CloseWon{}
 	}
 	return cmd
+}
+
+// TestCommandOutcomeWithoutWait: a write answered 202 points (Location) to its command's
+// status, which any instance of the group answers: pending or applied with the version for an
+// accepted command, refused with the problem for a refused one.
+func TestCommandOutcomeWithoutWait(t *testing.T) {
+	a := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	b := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir(), Brokers: []string{a.Run.BrokerAddr}})
+	status := func(s *testkit.Service, loc string, want string) map[string]any {
+		t.Helper()
+		var m map[string]any
+		testkit.Eventually(t, "command "+want, func() bool {
+			r := s.Do("GET", strings.TrimPrefix(loc, "/api/v1"), nil, nil)
+			if r.Status != http.StatusOK {
+				t.Fatalf("GET %s answered %d: %s", loc, r.Status, r.Body)
+			}
+			m = r.JSON(t)
+			if m["status"] != "pending" && m["status"] != want {
+				t.Fatalf("GET %s: %v, want %s", loc, m, want)
+			}
+			return m["status"] == want
+		})
+		return m
+	}
+	r := a.Do("POST", "/opportunities", testkit.CreateBody("opp-outcome"), nil)
+	a.MustStatus(r, http.StatusAccepted)
+	loc := r.Header.Get("Location")
+	for _, s := range []*testkit.Service{a, b} {
+		if m := status(s, loc, "applied"); m["opportunityId"] != "opp-outcome" || m["version"] != 1.0 {
+			t.Fatalf("applied: %v", m)
+		}
+	}
+	r = a.Do("POST", "/opportunities/opp-outcome/stage", map[string]any{"stageId": "no-such-stage"}, nil)
+	a.MustStatus(r, http.StatusAccepted)
+	for _, s := range []*testkit.Service{b, a} {
+		m := status(s, r.Header.Get("Location"), "refused")
+		if p, _ := m["problem"].(map[string]any); p == nil || p["code"] != "unknown_stage" || p["status"] != 422.0 {
+			t.Fatalf("refused: %v", m)
+		}
+	}
+	// By its id alone, once processed: found through the instance's index of recent commands.
+	id := r.Header.Get("X-Command-Id")
+	if m := b.Do("GET", "/commands/"+id, nil, nil).JSON(t); m["status"] != "refused" {
+		t.Fatalf("by id alone: %v", m)
+	}
+}
+
+// TestIdempotencyKeyOverHTTP: against the real processor, a retried request with its key is
+// answered with the first outcome and Idempotent-Replayed, the same key with another body is
+// a 422 naming the key and changes nothing, a later request with a new key applies.
+func TestIdempotencyKeyOverHTTP(t *testing.T) {
+	s := testkit.StartService(t, testkit.ServiceOpts{Data: t.TempDir()})
+	s.MustStatus(s.Do("POST", "/opportunities", testkit.CreateBody("opp-idem"), testkit.Wait), http.StatusCreated)
+	patch := func(key, amount string) testkit.Response {
+		return s.Do("PATCH", "/opportunities/opp-idem", map[string]any{"amount": amount},
+			map[string]string{"Prefer": "wait=10", "Idempotency-Key": key})
+	}
+	first := patch("k-15000", "15000.00")
+	s.MustStatus(first, http.StatusOK)
+	if first.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatal("the first request is marked as a replay")
+	}
+	retry := patch("k-15000", "15000.00")
+	s.MustStatus(retry, http.StatusOK)
+	if retry.Header.Get("Idempotent-Replayed") != "true" || retry.JSON(t)["version"] != first.JSON(t)["version"] {
+		t.Fatalf("retry: %v %s", retry.Header, retry.Body)
+	}
+	reused := patch("k-15000", "16000.00")
+	s.MustStatus(reused, http.StatusUnprocessableEntity)
+	if p := reused.JSON(t); p["code"] != "idempotency_key_reused" || !strings.Contains(string(reused.Body), `"field":"Idempotency-Key"`) {
+		t.Fatalf("reused key: %s", reused.Body)
+	}
+	if got := s.Do("GET", "/opportunities/opp-idem", nil, nil).JSON(t); got["amount"] != "15000.00" {
+		t.Fatalf("the refused request changed the deal: %v", got["amount"])
+	}
+	s.MustStatus(patch("k-16000", "16000.00"), http.StatusOK)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/analytics/analyticstest"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/query"
@@ -75,6 +77,47 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// sendCommandHTTP sends one of the oracle's commands to the API at base, with its command id as
+// Idempotency-Key. It returns an error for what a retry may fix (no answer, a 5xx) and fails the
+// test on any other answer but 202 and 422.
+func sendCommandHTTP(t *testing.T, client *http.Client, base, method, path, key string, body map[string]any) error {
+	raw, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, base+path, bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	if resp.StatusCode != 202 && resp.StatusCode != 422 {
+		t.Fatalf("%s %s%s: status %d", method, base, path, resp.StatusCode)
+	}
+	return nil
+}
+
+// sendUntilAccepted sends command i with send until it is accepted, calling between attempts
+// (a pause, or a restart of what died); it fails the test after 200 failed attempts, and returns
+// how many there were. The same command id every time makes the retries safe.
+func sendUntilAccepted(t *testing.T, i int, send func() error, between func()) (retries int) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		err := send()
+		if err == nil {
+			return retries
+		}
+		retries++
+		if attempt > 200 {
+			t.Fatalf("command %d not accepted after %d attempts: %v", i, attempt, err)
+		}
+		between()
+	}
+}
+
 func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills int) {
 	if testing.Short() {
 		t.Skip("crash oracle skipped in -short mode")
@@ -118,12 +161,7 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 			}
 			producer = pr
 		}
-		b, err := codecs.EncodeCommand(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _, err = producer.SendMessage(&sarama.ProducerMessage{Topic: topics.Commands,
-			Key: sarama.StringEncoder(cmd.OpportunityID), Value: sarama.ByteEncoder(b)})
+		_, _, err := producer.SendMessage(testkit.CommandMessage(t, cmd))
 		if err != nil {
 			producer.Close()
 			producer = nil
@@ -131,24 +169,6 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 		return err
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
-	sendHTTP := func(method, path, key string, body map[string]any) error {
-		raw, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, base+path, bytes.NewReader(raw))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Idempotency-Key", key)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode >= 500 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		if resp.StatusCode != 202 && resp.StatusCode != 422 {
-			t.Fatalf("%s %s: status %d", method, path, resp.StatusCode)
-		}
-		return nil
-	}
 	kills, restarts, retries, httpSent, kafkaSent := 0, 0, 0, 0, 0
 	began := time.Now()
 	for i := 0; i < nCommands; i++ {
@@ -161,29 +181,21 @@ func runCrashOracle(t *testing.T, separateBroker bool, nCommands, nOpps, nKills 
 		id := fmt.Sprintf("opp-%03d", rng.IntN(nOpps))
 		method, path, body, cmd := randomCommand(rng, id, i)
 		viaHTTP := rng.IntN(2) == 0
-		for attempt := 0; ; attempt++ {
-			var err error
+		retries += sendUntilAccepted(t, i, func() error {
 			if viaHTTP {
-				err = sendHTTP(method, path, cmd.CommandID, body)
-			} else {
-				err = sendKafka(cmd)
+				return sendCommandHTTP(t, client, base, method, path, cmd.CommandID, body)
 			}
-			if err == nil {
-				break
+			return sendKafka(cmd)
+		}, func() {
+			if !p.dead() {
+				time.Sleep(50 * time.Millisecond)
+				return
 			}
-			retries++
-			if attempt > 200 {
-				t.Fatalf("command %d not accepted after %d attempts: %v", i, attempt, err)
-			}
-			if p.dead() {
-				restart := time.Now()
-				p = startProc(t, args...)
-				restarts++
-				t.Logf("restarted after kill %d at command %d: ready after %v", kills, i, time.Since(restart))
-				continue
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			restart := time.Now()
+			p = startProc(t, args...)
+			restarts++
+			t.Logf("restarted after kill %d at command %d: ready after %v", kills, i, time.Since(restart))
+		})
 		if viaHTTP {
 			httpSent++
 		} else {
@@ -295,7 +307,7 @@ func randomCommand(rng *rand.Rand, id string, i int) (method, path string, body 
 
 // replayCommandLog is the oracle: every record of the commands topic, in partition order,
 // through the pure domain, decided at the same time the processor decides it.
-func replayCommandLog(t *testing.T, broker string) (map[string]domain.Opportunity, *analytics.Oracle) {
+func replayCommandLog(t *testing.T, broker string) (map[string]domain.Opportunity, *analyticstest.Oracle) {
 	t.Helper()
 	msgs := testkit.ReadAll(t, broker, topics.Commands)
 	sort.SliceStable(msgs, func(i, j int) bool {
@@ -312,7 +324,7 @@ func replayCommandLog(t *testing.T, broker string) (map[string]domain.Opportunit
 		return nil, false
 	}
 	aggs := map[string]domain.Aggregate{}
-	aggregates := analytics.NewOracle()
+	aggregates := analyticstest.NewOracle()
 	for _, m := range msgs {
 		cmd, err := codecs.DecodeCommand(m.Value)
 		if err != nil || cmd.OpportunityID != string(m.Key) {
@@ -377,7 +389,7 @@ var crashRates = map[string]string{"EUR": "1.08", "JPY": "0.0067"}
 
 // compareAnalytics checks forecast and analytics answers of the service against the oracle's
 // recomputation from the replayed states and events, to the cent; it returns the mismatches.
-func compareAnalytics(t *testing.T, s *testkit.Service, o *analytics.Oracle) int {
+func compareAnalytics(t *testing.T, s *testkit.Service, o *analyticstest.Oracle) int {
 	t.Helper()
 	rates := analytics.MapRates("USD", crashRates)
 	from, to := domain.Date(0), domain.Date(0)

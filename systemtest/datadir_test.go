@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,17 +47,7 @@ func TestSecondProcessOnSameDataRefused(t *testing.T) {
 	s.MustStatus(r, 200)
 	s.MustStatus(s.Do("PATCH", "/opportunities/opp-lock", map[string]any{"nextStep": "still here"}, testkit.Wait), 200)
 
-	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-first.exited:
-		if err != nil {
-			t.Fatalf("the first serve did not stop cleanly: %v\n%s", err, first.logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the first serve did not stop")
-	}
+	first.stop()
 	again := startProc(t, args...)
 	if strings.Contains(again.logs.String(), "wiping local processor state") {
 		t.Fatalf("the restart after the refused second start wiped the caches:\n%s", again.logs.String())

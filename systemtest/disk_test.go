@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
@@ -61,15 +58,10 @@ func newDiskRig(t *testing.T, data string, prepare func(*exec.Cmd)) *diskRig {
 // get answers a GET with its status and decoded JSON body.
 func (r *diskRig) get(path string) (int, map[string]any) {
 	r.t.Helper()
-	resp, err := http.Get(strings.TrimSuffix(r.base, "/api/v1") + path)
-	if err != nil {
-		r.t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
+	resp := testkit.Attach(r.t, strings.TrimSuffix(r.base, "/api/v1")).Do("GET", path, nil, nil)
 	var m map[string]any
-	b, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(b, &m)
-	return resp.StatusCode, m
+	_ = json.Unmarshal(resp.Body, &m) // not every answer is JSON: then m is nil
+	return resp.Status, m
 }
 
 // create opens n opportunities over HTTP, waiting for each.
@@ -90,12 +82,8 @@ func (r *diskRig) produceUpdates(opps, n int, tag string) {
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("opp-%02d", i%opps)
 		amount := fmt.Sprintf("%d.00", 20000+i)
-		b, err := codecs.EncodeCommand(domain.Command{Type: domain.CmdUpdate, CommandID: fmt.Sprintf("%s-%d", tag, i), OpportunityID: id,
-			Actor: "upstream", IssuedAt: time.Now().UTC(), Update: &domain.UpdateOpportunity{Amount: &amount}})
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		msgs = append(msgs, &sarama.ProducerMessage{Key: sarama.StringEncoder(id), Value: sarama.ByteEncoder(b)})
+		msgs = append(msgs, testkit.CommandMessage(r.t, domain.Command{Type: domain.CmdUpdate, CommandID: fmt.Sprintf("%s-%d", tag, i),
+			OpportunityID: id, Actor: "upstream", IssuedAt: time.Now().UTC(), Update: &domain.UpdateOpportunity{Amount: &amount}}))
 		r.sent[id]++
 	}
 	testkit.Produce(r.t, r.broker, topics.Commands, msgs...)

@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/analytics/analyticstest"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/query"
@@ -133,41 +133,10 @@ func (r *faultRig) ready() int {
 	return resp.StatusCode
 }
 
-// metric returns every sample of a metric family of the service's /metrics, by label text.
-func (r *faultRig) metric(name string) (map[string]float64, error) {
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + r.s.Run.HTTPAddr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metric line %q: %w", line, err)
-		}
-		out[line[len(name):i]] = v
-	}
-	return out, nil
-}
-
 func (r *faultRig) metricSum(name string) float64 {
-	m, err := r.metric(name)
+	sum, _, err := testkit.MetricSum(r.s.Run.HTTPAddr, name)
 	if err != nil {
 		r.t.Fatalf("read metrics: %v", err)
-	}
-	sum := 0.0
-	for _, v := range m {
-		sum += v
 	}
 	return sum
 }
@@ -175,7 +144,7 @@ func (r *faultRig) metricSum(name string) float64 {
 // caughtUp reports whether both processors have committed everything on their inputs: every
 // partition's lag series is present (a failed lag scrape leaves series out) and zero.
 func (r *faultRig) caughtUp() bool {
-	m, err := r.metric("crm_consumer_lag_records")
+	m, err := testkit.Metrics(r.s.Run.HTTPAddr, "crm_consumer_lag_records")
 	if err != nil || len(m) != 2*faultPartitions {
 		return false
 	}
@@ -185,19 +154,6 @@ func (r *faultRig) caughtUp() bool {
 		}
 	}
 	return true
-}
-
-// faultWaitFor polls cond until it holds or timeout passes.
-func faultWaitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 // faultReadyWatch samples /readyz in the background.
@@ -481,10 +437,10 @@ func (r *faultRig) verify(l *faultLoad) (opps, mismatches int) {
 	t.Helper()
 	began := time.Now()
 	defer func() { t.Logf("verified in %v", time.Since(began).Round(time.Millisecond)) }()
-	faultWaitFor(t, 45*time.Second, "both processors caught up (lag 0 on every partition)", r.caughtUp)
+	testkit.WaitFor(t, "both processors caught up (lag 0 on every partition)", 45*time.Second, r.caughtUp)
 	time.Sleep(time.Second)
-	faultWaitFor(t, 30*time.Second, "both processors caught up (again)", r.caughtUp)
-	faultWaitFor(t, 30*time.Second, "/readyz 200", func() bool { return r.ready() == 200 })
+	testkit.WaitFor(t, "both processors caught up (again)", 30*time.Second, r.caughtUp)
+	testkit.WaitFor(t, "/readyz 200", 30*time.Second, func() bool { return r.ready() == 200 })
 
 	// Loses nothing: every command the broker acknowledged is on the commands topic.
 	onLog := map[string]bool{}
@@ -539,7 +495,7 @@ func (r *faultRig) verify(l *faultLoad) (opps, mismatches int) {
 }
 
 // forecastMatches compares one analytics answer with the oracle without failing the test.
-func (r *faultRig) forecastMatches(o *analytics.Oracle) bool {
+func (r *faultRig) forecastMatches(o *analyticstest.Oracle) bool {
 	from, _ := domain.ParseDate("2026-01-01")
 	to, _ := domain.ParseDate("2026-12-31")
 	want, err := o.Forecast(analytics.ForecastQuery{From: from, To: to, GroupBy: "owner", Currency: "USD"},
@@ -577,31 +533,6 @@ func faultEvery(n int64) func(kmsg.Request) bool {
 	return func(kmsg.Request) bool { return seen.Add(1)%n == 0 }
 }
 
-// faultEntry is one installed fault, for the report.
-type faultEntry struct {
-	name string
-	h    *kfake.FaultHandle
-}
-
-func faultInstall(c *kfake.Cluster, name string, f kfake.Fault) faultEntry {
-	return faultEntry{name: name, h: c.Fault(f)}
-}
-
-func faultReport(fs []faultEntry) (total int, report string) {
-	parts := make([]string, 0, len(fs))
-	for _, f := range fs {
-		total += f.h.Hits()
-		parts = append(parts, fmt.Sprintf("%s=%d", f.name, f.h.Hits()))
-	}
-	return total, strings.Join(parts, ", ")
-}
-
-func faultRemoveAll(fs []faultEntry) {
-	for _, f := range fs {
-		f.h.Remove()
-	}
-}
-
 // checkRestarts fails the test when the supervised processor restarts are not bounded.
 func (r *faultRig) checkRestarts(limit float64) float64 {
 	n := r.metricSum("crm_processor_restarts_total")
@@ -611,6 +542,77 @@ func (r *faultRig) checkRestarts(limit float64) float64 {
 	return n
 }
 
+// faultRun is a fault test that injects errors, from its start to its report: the rig, the
+// commands it sends and the /readyz samples taken meanwhile.
+type faultRun struct {
+	*faultRig
+	l      *faultLoad
+	watch  *faultReadyWatch
+	began  time.Time
+	faults []faultEntry // installed, in order
+}
+
+// faultEntry is one installed fault, for the report.
+type faultEntry struct {
+	name string
+	h    *kfake.FaultHandle
+}
+
+// startFaultRun starts a rig and sends the first 40 commands (on 40 opportunities, from seed)
+// before any fault is installed, so that the faults meet a service in its stride.
+func startFaultRun(t *testing.T, seed uint64) *faultRun {
+	t.Helper()
+	r := newFaultRig(t)
+	f := &faultRun{faultRig: r, l: r.newLoad(40, seed), watch: r.watchReady(), began: time.Now()}
+	f.send(0, 40)
+	return f
+}
+
+// send sends commands from..to-1 with four senders.
+func (f *faultRun) send(from, to int) {
+	f.t.Helper()
+	if err := f.l.run(from, to, 4); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// install adds a fault to the broker, under a name for the report.
+func (f *faultRun) install(name string, fault kfake.Fault) *kfake.FaultHandle {
+	h := f.cluster().Fault(fault)
+	f.faults = append(f.faults, faultEntry{name: name, h: h})
+	return h
+}
+
+// removeFaults removes every fault installed; what they did stays for the report.
+func (f *faultRun) removeFaults() {
+	for _, e := range f.faults {
+		e.h.Remove()
+	}
+}
+
+// finish sends the last 40 commands once the faults are removed, fails the test for each fault
+// that never fired (but those mayStayUnspent names), verifies the service against the oracle
+// and bounds the processor restarts, and logs what the kind of faults did; it returns the
+// restarts.
+func (f *faultRun) finish(kind string, mayStayUnspent func(name string) bool) float64 {
+	t := f.t
+	t.Helper()
+	f.send(200, 240)
+	total, parts := 0, make([]string, 0, len(f.faults))
+	for _, e := range f.faults {
+		total += e.h.Hits()
+		parts = append(parts, fmt.Sprintf("%s=%d", e.name, e.h.Hits()))
+		if e.h.Hits() == 0 && (mayStayUnspent == nil || !mayStayUnspent(e.name)) {
+			t.Errorf("fault %s never fired", e.name)
+		}
+	}
+	opps, mismatches := f.verify(f.l)
+	restarts := f.checkRestarts(10)
+	t.Logf("%s faults: %d injected (%s); %s; %d opportunities; %v processor restarts; %s; %d mismatches; %v",
+		kind, total, strings.Join(parts, ", "), f.l.summary(), opps, restarts, f.watch.halt(), mismatches, time.Since(f.began).Round(time.Millisecond))
+	return restarts
+}
+
 // TestFaultProduceErrors makes the broker refuse produce requests with retriable errors
 // (NOT_LEADER_FOR_PARTITION and NOT_ENOUGH_REPLICAS before the append, REQUEST_TIMED_OUT after
 // it, so the retry is a duplicate the idempotent producer must absorb), spread over a bounded
@@ -618,51 +620,27 @@ func (r *faultRig) checkRestarts(limit float64) float64 {
 // the test's own Kafka producer.
 func TestFaultProduceErrors(t *testing.T) {
 	t.Parallel() // long and mostly waiting: runs beside the other long tests
-	r := newFaultRig(t)
-	l := r.newLoad(40, 1)
-	watch := r.watchReady()
-	began := time.Now()
-	if err := l.run(0, 40, 4); err != nil {
-		t.Fatal(err)
-	}
-	c := r.cluster()
+	f := startFaultRun(t, 1)
 	produce := []kmsg.Key{kmsg.Produce}
-	faults := []faultEntry{
-		// First (it answers first): one burst longer than the producer's retries (sarama's
-		// Producer.Retry.Max is 10, and the retries of the first failed batch spend it): an
-		// emit of the opportunity processor fails for good, the processor fails and is
-		// restarted, and the record is delivered again.
-		faultInstall(c, "NOT_ENOUGH_REPLICAS burst on events/0", kfake.Fault{Keys: produce, Topic: topics.Events, Partitions: []int32{0},
-			Err: kerr.NotEnoughReplicas, Count: 12}),
-		faultInstall(c, "NOT_LEADER_FOR_PARTITION", kfake.Fault{Keys: produce, Err: kerr.NotLeaderForPartition, Count: 40, When: faultEvery(3)}),
-		faultInstall(c, "NOT_ENOUGH_REPLICAS", kfake.Fault{Keys: produce, Err: kerr.NotEnoughReplicas, Count: 25, When: faultEvery(5)}),
-		faultInstall(c, "REQUEST_TIMED_OUT(after append)", kfake.Fault{Keys: produce, Err: kerr.RequestTimedOut, Count: 25, When: faultEvery(7)}),
-	}
-	if err := l.run(40, 200, 4); err != nil {
-		t.Fatal(err)
-	}
+	// First (it answers first): one burst longer than the producer's retries (sarama's
+	// Producer.Retry.Max is 10, and the retries of the first failed batch spend it): an emit of
+	// the opportunity processor fails for good, the processor fails and is restarted, and the
+	// record is delivered again.
+	burst := f.install("NOT_ENOUGH_REPLICAS burst on events/0", kfake.Fault{Keys: produce, Topic: topics.Events, Partitions: []int32{0},
+		Err: kerr.NotEnoughReplicas, Count: 12})
+	f.install("NOT_LEADER_FOR_PARTITION", kfake.Fault{Keys: produce, Err: kerr.NotLeaderForPartition, Count: 40, When: faultEvery(3)})
+	f.install("NOT_ENOUGH_REPLICAS", kfake.Fault{Keys: produce, Err: kerr.NotEnoughReplicas, Count: 25, When: faultEvery(5)})
+	f.install("REQUEST_TIMED_OUT(after append)", kfake.Fault{Keys: produce, Err: kerr.RequestTimedOut, Count: 25, When: faultEvery(7)})
+	f.send(40, 200)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	if err := faults[0].h.Wait(ctx, 12); err != nil {
-		t.Errorf("the burst on events/0 fired %d times of 12", faults[0].h.Hits())
+	if err := burst.Wait(ctx, 12); err != nil {
+		t.Errorf("the burst on events/0 fired %d times of 12", burst.Hits())
 	}
 	cancel()
-	faultRemoveAll(faults)
-	if err := l.run(200, 240, 4); err != nil {
-		t.Fatal(err)
-	}
-	total, report := faultReport(faults)
-	for _, f := range faults {
-		if f.h.Hits() == 0 {
-			t.Errorf("fault %s never fired", f.name)
-		}
-	}
-	opps, mismatches := r.verify(l)
-	restarts := r.checkRestarts(10)
-	if restarts == 0 {
+	f.removeFaults()
+	if restarts := f.finish("produce", nil); restarts == 0 {
 		t.Errorf("an emit failed beyond the producer's retries, yet no processor was restarted")
 	}
-	t.Logf("produce faults: %d injected (%s); %s; %d opportunities; %v processor restarts; %s; %d mismatches; %v",
-		total, report, l.summary(), opps, restarts, watch.halt(), mismatches, time.Since(began).Round(time.Millisecond))
 }
 
 // TestFaultFetchErrors makes fetch requests fail for a while: NOT_LEADER_FOR_PARTITION (sarama
@@ -670,39 +648,16 @@ func TestFaultProduceErrors(t *testing.T) {
 // partitions reconnect) and a top-level UNKNOWN_SERVER_ERROR (the whole fetch answered empty).
 func TestFaultFetchErrors(t *testing.T) {
 	t.Parallel() // long and mostly waiting: runs beside the other long tests
-	r := newFaultRig(t)
-	l := r.newLoad(40, 2)
-	watch := r.watchReady()
-	began := time.Now()
-	if err := l.run(0, 40, 4); err != nil {
-		t.Fatal(err)
-	}
-	c := r.cluster()
+	f := startFaultRun(t, 2)
 	fetch := []kmsg.Key{kmsg.Fetch}
-	faults := []faultEntry{
-		// sarama re-dispatches a partition at once on NOT_LEADER_FOR_PARTITION: without a
-		// budget the fault would spin the consumers.
-		faultInstall(c, "NOT_LEADER_FOR_PARTITION", kfake.Fault{Keys: fetch, Err: kerr.NotLeaderForPartition, Count: 400, When: faultEvery(4)}),
-		faultInstall(c, "KAFKA_STORAGE_ERROR", kfake.Fault{Keys: fetch, Err: kerr.KafkaStorageError, Count: 30, When: faultEvery(11)}),
-		faultInstall(c, "UNKNOWN_SERVER_ERROR(top level)", kfake.Fault{Keys: fetch, TopLevel: true, Err: kerr.UnknownServerError, Count: 10, When: faultEvery(13)}),
-	}
-	if err := l.run(40, 200, 4); err != nil {
-		t.Fatal(err)
-	}
-	faultRemoveAll(faults)
-	if err := l.run(200, 240, 4); err != nil {
-		t.Fatal(err)
-	}
-	total, report := faultReport(faults)
-	for _, f := range faults {
-		if f.h.Hits() == 0 {
-			t.Errorf("fault %s never fired", f.name)
-		}
-	}
-	opps, mismatches := r.verify(l)
-	restarts := r.checkRestarts(10)
-	t.Logf("fetch faults: %d injected (%s); %s; %d opportunities; %v processor restarts; %s; %d mismatches; %v",
-		total, report, l.summary(), opps, restarts, watch.halt(), mismatches, time.Since(began).Round(time.Millisecond))
+	// sarama re-dispatches a partition at once on NOT_LEADER_FOR_PARTITION: without a budget
+	// the fault would spin the consumers.
+	f.install("NOT_LEADER_FOR_PARTITION", kfake.Fault{Keys: fetch, Err: kerr.NotLeaderForPartition, Count: 400, When: faultEvery(4)})
+	f.install("KAFKA_STORAGE_ERROR", kfake.Fault{Keys: fetch, Err: kerr.KafkaStorageError, Count: 30, When: faultEvery(11)})
+	f.install("UNKNOWN_SERVER_ERROR(top level)", kfake.Fault{Keys: fetch, TopLevel: true, Err: kerr.UnknownServerError, Count: 10, When: faultEvery(13)})
+	f.send(40, 200)
+	f.removeFaults()
+	f.finish("fetch", nil)
 }
 
 // TestFaultCoordinatorErrors fails the group protocol of both processors' consumer groups
@@ -713,60 +668,40 @@ func TestFaultFetchErrors(t *testing.T) {
 // (REBALANCE_IN_PROGRESS) and OffsetFetch (COORDINATOR_LOAD_IN_PROGRESS) requests.
 func TestFaultCoordinatorErrors(t *testing.T) {
 	t.Parallel() // long and mostly waiting: runs beside the other long tests
-	r := newFaultRig(t)
-	l := r.newLoad(40, 3)
-	watch := r.watchReady()
-	began := time.Now()
-	if err := l.run(0, 40, 4); err != nil {
-		t.Fatal(err)
-	}
-	c := r.cluster()
-	var faults []faultEntry
+	f := startFaultRun(t, 3)
 	k := func(keys ...kmsg.Key) []kmsg.Key { return keys }
 	for _, g := range []string{topics.OpportunityGroup, topics.AnalyticsGroup} {
 		short := strings.TrimPrefix(g, "crm-pipeline-")
 		// Per request key the fault added first answers first.
-		faults = append(faults,
-			faultInstall(c, short+" OffsetCommit NOT_COORDINATOR", kfake.Fault{Keys: k(kmsg.OffsetCommit), Group: g, Err: kerr.NotCoordinator, Count: 3, When: faultEvery(2)}),
-			faultInstall(c, short+" OffsetCommit REQUEST_TIMED_OUT", kfake.Fault{Keys: k(kmsg.OffsetCommit), Group: g, Err: kerr.RequestTimedOut, Count: 3, When: faultEvery(3)}),
-			faultInstall(c, short+" Heartbeat NOT_COORDINATOR", kfake.Fault{Keys: k(kmsg.Heartbeat), Group: g, Err: kerr.NotCoordinator, Count: 1}),
-			faultInstall(c, short+" Heartbeat REBALANCE_IN_PROGRESS", kfake.Fault{Keys: k(kmsg.Heartbeat), Group: g, Err: kerr.RebalanceInProgress, Count: 1}),
-			faultInstall(c, short+" FindCoordinator COORDINATOR_NOT_AVAILABLE", kfake.Fault{Keys: k(kmsg.FindCoordinator), Group: g, Err: kerr.CoordinatorNotAvailable, Count: 2}),
-			faultInstall(c, short+" JoinGroup COORDINATOR_NOT_AVAILABLE", kfake.Fault{Keys: k(kmsg.JoinGroup), Group: g, Err: kerr.CoordinatorNotAvailable, Count: 1}),
-			faultInstall(c, short+" JoinGroup NOT_COORDINATOR", kfake.Fault{Keys: k(kmsg.JoinGroup), Group: g, Err: kerr.NotCoordinator, Count: 1}),
-			faultInstall(c, short+" SyncGroup REBALANCE_IN_PROGRESS", kfake.Fault{Keys: k(kmsg.SyncGroup), Group: g, Err: kerr.RebalanceInProgress, Count: 1}),
-			faultInstall(c, short+" OffsetFetch COORDINATOR_LOAD_IN_PROGRESS", kfake.Fault{Keys: k(kmsg.OffsetFetch), Group: g, Err: kerr.CoordinatorLoadInProgress, Count: 1}),
-		)
+		f.install(short+" OffsetCommit NOT_COORDINATOR", kfake.Fault{Keys: k(kmsg.OffsetCommit), Group: g, Err: kerr.NotCoordinator, Count: 3, When: faultEvery(2)})
+		f.install(short+" OffsetCommit REQUEST_TIMED_OUT", kfake.Fault{Keys: k(kmsg.OffsetCommit), Group: g, Err: kerr.RequestTimedOut, Count: 3, When: faultEvery(3)})
+		f.install(short+" Heartbeat NOT_COORDINATOR", kfake.Fault{Keys: k(kmsg.Heartbeat), Group: g, Err: kerr.NotCoordinator, Count: 1})
+		f.install(short+" Heartbeat REBALANCE_IN_PROGRESS", kfake.Fault{Keys: k(kmsg.Heartbeat), Group: g, Err: kerr.RebalanceInProgress, Count: 1})
+		f.install(short+" FindCoordinator COORDINATOR_NOT_AVAILABLE", kfake.Fault{Keys: k(kmsg.FindCoordinator), Group: g, Err: kerr.CoordinatorNotAvailable, Count: 2})
+		f.install(short+" JoinGroup COORDINATOR_NOT_AVAILABLE", kfake.Fault{Keys: k(kmsg.JoinGroup), Group: g, Err: kerr.CoordinatorNotAvailable, Count: 1})
+		f.install(short+" JoinGroup NOT_COORDINATOR", kfake.Fault{Keys: k(kmsg.JoinGroup), Group: g, Err: kerr.NotCoordinator, Count: 1})
+		f.install(short+" SyncGroup REBALANCE_IN_PROGRESS", kfake.Fault{Keys: k(kmsg.SyncGroup), Group: g, Err: kerr.RebalanceInProgress, Count: 1})
+		f.install(short+" OffsetFetch COORDINATOR_LOAD_IN_PROGRESS", kfake.Fault{Keys: k(kmsg.OffsetFetch), Group: g, Err: kerr.CoordinatorLoadInProgress, Count: 1})
 	}
 	// Commands keep flowing, paced, while the groups go through the faults: the rejoin the
 	// heartbeat fault forces takes a while (goka waits 5 s before it consumes again).
-	l.pace = 80 * time.Millisecond
-	load := l.start(40, 200, 2)
+	f.l.pace = 80 * time.Millisecond
+	load := f.l.start(40, 200, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	for _, f := range faults {
-		if strings.Contains(f.name, "JoinGroup") || strings.Contains(f.name, "SyncGroup") {
-			_ = f.h.Wait(ctx, 1) // checked below
+	for _, e := range f.faults {
+		if strings.Contains(e.name, "JoinGroup") || strings.Contains(e.name, "SyncGroup") {
+			_ = e.h.Wait(ctx, 1) // checked below
 		}
 	}
 	cancel()
-	faultRemoveAll(faults)
-	l.wait(load, 60*time.Second)
-	l.pace = 0
-	if err := l.run(200, 240, 4); err != nil {
-		t.Fatal(err)
-	}
-	total, report := faultReport(faults)
-	for _, f := range faults {
-		// FindCoordinator and OffsetFetch are also asked by the lag collector, and an
-		// OffsetFetch may come after the faults are gone: those may stay unspent.
-		if f.h.Hits() == 0 && !strings.Contains(f.name, "FindCoordinator") && !strings.Contains(f.name, "OffsetFetch") {
-			t.Errorf("fault %s never fired", f.name)
-		}
-	}
-	opps, mismatches := r.verify(l)
-	restarts := r.checkRestarts(10)
-	t.Logf("coordinator faults: %d injected (%s); %s; %d opportunities; %v processor restarts; %s; %d mismatches; %v",
-		total, report, l.summary(), opps, restarts, watch.halt(), mismatches, time.Since(began).Round(time.Millisecond))
+	f.removeFaults()
+	f.l.wait(load, 60*time.Second)
+	f.l.pace = 0
+	// FindCoordinator and OffsetFetch are also asked by the lag collector, and an OffsetFetch
+	// may come after the faults are gone: those may stay unspent.
+	f.finish("coordinator", func(name string) bool {
+		return strings.Contains(name, "FindCoordinator") || strings.Contains(name, "OffsetFetch")
+	})
 }
 
 // TestFaultBrokerRestart closes the broker while commands flow and starts a new one on the
@@ -780,13 +715,13 @@ func TestFaultBrokerRestart(t *testing.T) {
 	began := time.Now()
 	const total = 240
 	load := l.start(0, total, 3)
-	faultWaitFor(t, 40*time.Second, "a first third of the commands", func() bool {
+	testkit.WaitFor(t, "a first third of the commands", 40*time.Second, func() bool {
 		return l.httpSent.Load()+l.kafkaSent.Load() >= total/3
 	})
 	r.stopBroker()
 	down := time.Now()
 	t.Logf("broker closed after %d commands", l.httpSent.Load()+l.kafkaSent.Load())
-	toNotReady := faultWaitFor(t, 20*time.Second, "/readyz 503 while the broker is down", func() bool { return r.ready() == 503 })
+	toNotReady := testkit.WaitFor(t, "/readyz 503 while the broker is down", 20*time.Second, func() bool { return r.ready() == 503 })
 	// Stay down a while; /readyz must keep telling the truth.
 	const outage = 8 * time.Second
 	lies := 0
@@ -799,7 +734,7 @@ func TestFaultBrokerRestart(t *testing.T) {
 	}
 	r.startBroker(r.addr)
 	up := time.Now()
-	toReady := faultWaitFor(t, 45*time.Second, "/readyz 200 after the broker came back", func() bool { return r.ready() == 200 })
+	toReady := testkit.WaitFor(t, "/readyz 200 after the broker came back", 45*time.Second, func() bool { return r.ready() == 200 })
 	t.Logf("broker down %v; /readyz 503 after %v, 200 again %v after the restart", up.Sub(down).Round(time.Millisecond),
 		toNotReady.Round(time.Millisecond), toReady.Round(time.Millisecond))
 	l.wait(load, 90*time.Second)

@@ -270,13 +270,6 @@ func TestKafkaCommandsDLQAndForwarding(t *testing.T) {
 		t.Fatal("serve started an embedded broker although --brokers was given")
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	enc := func(c domain.Command) []byte {
-		b, err := codecs.EncodeCommand(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	create := domain.Command{Type: domain.CmdCreate, CommandID: "k-c1", OpportunityID: "kafka-1", IssuedAt: now, Actor: "lead-service",
 		Create: &domain.CreateOpportunity{Name: "From Kafka", AccountID: "acc-9", OwnerID: "o-9", Amount: "1000", Currency: "JPY", CloseDate: testkit.CloseDate(10)}}
 	name := "Renamed"
@@ -287,11 +280,11 @@ func TestKafkaCommandsDLQAndForwarding(t *testing.T) {
 		Update: &domain.UpdateOpportunity{NextStep: &step}}
 	poison := []byte("\xc3\x01not avro at all")
 	testkit.Produce(t, broker, topics.Commands,
-		&sarama.ProducerMessage{Key: sarama.StringEncoder("kafka-1"), Value: sarama.ByteEncoder(enc(create))},
+		testkit.CommandMessage(t, create),
 		&sarama.ProducerMessage{Key: sarama.StringEncoder("kafka-1"), Value: sarama.ByteEncoder(poison),
 			Headers: []sarama.RecordHeader{{Key: []byte("origin"), Value: []byte("test")}}},
-		&sarama.ProducerMessage{Key: sarama.StringEncoder("kafka-1"), Value: sarama.ByteEncoder(enc(update))},
-		&sarama.ProducerMessage{Key: sarama.StringEncoder("kafka-1"), Value: sarama.ByteEncoder(enc(update2))},
+		testkit.CommandMessage(t, update),
+		testkit.CommandMessage(t, update2),
 	)
 	testkit.Eventually(t, "kafka-1 at version 3", func() bool {
 		r := s.Do("GET", "/opportunities/kafka-1", nil, nil)
@@ -325,16 +318,9 @@ func TestKafkaCommandsDLQAndForwarding(t *testing.T) {
 	wrong := (topics.PartitionOf("kafka-2", 4) + 1) % 4
 	c2 := create
 	c2.CommandID, c2.OpportunityID = "k-c2", "kafka-2"
-	cfg := topics.SaramaConfig(topics.ClientOptions{Brokers: []string{broker}})
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.Partitioner = sarama.NewManualPartitioner
-	p, err := sarama.NewSyncProducer([]string{broker}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topics.Commands, Partition: wrong,
-		Key: sarama.StringEncoder("kafka-2"), Value: sarama.ByteEncoder(enc(c2))}); err != nil {
+	misplaced := testkit.CommandMessage(t, c2)
+	misplaced.Partition = wrong
+	if _, _, err := manualProducer(t, broker, "", 0).SendMessage(misplaced); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, "kafka-2 created via forwarding", func() bool {

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -162,6 +161,23 @@ func (p *proc) kill() {
 	}
 }
 
+// stop sends SIGTERM and waits up to 30 s for the process to exit 0, failing the test with its
+// log otherwise.
+func (p *proc) stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			p.t.Fatalf("exit after SIGTERM: %v\n%s", err, p.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("no exit within 30s of SIGTERM\n%s", p.logs.String())
+	}
+}
+
 // dead reports whether the process has exited.
 func (p *proc) dead() bool {
 	select {
@@ -172,43 +188,23 @@ func (p *proc) dead() bool {
 	}
 }
 
-// metric reads one sample of the process's /metrics.
+// metric reads the sample without labels of a metric family of the process's /metrics (0 when
+// it has none).
 func (p *proc) metric(name string) float64 {
 	p.t.Helper()
-	resp, err := http.Get("http://" + p.http + "/metrics")
+	m, err := testkit.Metrics(p.http, name)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, name+" ") {
-			v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, name)), 64)
-			if err == nil {
-				return v
-			}
-		}
-	}
-	return 0
+	return m[""]
 }
 
-// metricSum adds up every sample of a metric family (all label sets).
+// metricSum adds up every sample of a metric family (all label sets); -1 when /metrics does not
+// answer.
 func (p *proc) metricSum(name string) float64 {
-	p.t.Helper()
-	resp, err := http.Get("http://" + p.http + "/metrics")
+	sum, _, err := testkit.MetricSum(p.http, name)
 	if err != nil {
 		return -1
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	sum := 0.0
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
-			f := strings.Fields(line)
-			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
-				sum += v
-			}
-		}
 	}
 	return sum
 }
@@ -243,17 +239,7 @@ func TestGracefulShutdown(t *testing.T) {
 	// Let the offsets of the last records commit (sarama commits every second, and at the end
 	// of the session on shutdown anyway).
 	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no exit within 30s of SIGTERM\n%s", p.logs.String())
-	}
+	p.stop()
 	t.Logf("clean stop took %v", time.Since(start))
 	if !strings.Contains(p.logs.String(), "stopped cleanly") {
 		t.Fatalf("no clean-stop log line\n%s", p.logs.String())

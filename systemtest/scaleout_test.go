@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"reflect"
@@ -21,9 +19,10 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
+	"github.com/crm-pipeline/crm-pipeline/analytics/analyticstest"
 	"github.com/crm-pipeline/crm-pipeline/app"
-	"github.com/crm-pipeline/crm-pipeline/codecs"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/internal/testkit"
 	"github.com/crm-pipeline/crm-pipeline/query"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
@@ -279,45 +278,6 @@ func describeGroups(admin sarama.ClusterAdmin, insts []*scaleInstance) (map[stri
 	return out, nil
 }
 
-// scrapeMetric sums every sample of a metric family on one instance and counts the series.
-func scrapeMetric(httpAddr, name string) (sum float64, series int, err error) {
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
-			f := strings.Fields(line)
-			v, err := strconv.ParseFloat(f[len(f)-1], 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("%s: %q", name, line)
-			}
-			sum += v
-			series++
-		}
-	}
-	return sum, series, nil
-}
-
-// waitFor polls cond until it holds or timeout passes, and returns how long it took.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep) {
 	if testing.Short() {
 		t.Skip("scale-out test skipped in -short mode")
@@ -394,7 +354,7 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 	var lastAssign map[string]groupAssignment
 	awaitSplit := func(want []int) time.Duration {
 		t.Helper()
-		return waitFor(t, fmt.Sprintf("instances %v to share the partitions", want), 60*time.Second, func() bool {
+		return testkit.WaitFor(t, fmt.Sprintf("instances %v to share the partitions", want), 60*time.Second, func() bool {
 			a, err := describeGroups(admin, insts)
 			if err != nil {
 				return false
@@ -427,32 +387,8 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 	// cut off), half from a plain Kafka producer.
 	rng := rand.New(rand.NewPCG(7, uint64(nInst)))
 	httpClient := &http.Client{Timeout: 5 * time.Second}
-	sendHTTP := func(in *scaleInstance, method, path, key string, body map[string]any) error {
-		raw, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, "http://"+in.http+"/api/v1"+path, bytes.NewReader(raw))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Idempotency-Key", key)
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode >= 500 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		if resp.StatusCode != 202 && resp.StatusCode != 422 {
-			t.Fatalf("%s %s on instance %d: status %d", method, path, in.idx, resp.StatusCode)
-		}
-		return nil
-	}
 	sendKafka := func(cmd domain.Command) error {
-		b, err := codecs.EncodeCommand(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _, err = producer.SendMessage(&sarama.ProducerMessage{Topic: topics.Commands,
-			Key: sarama.StringEncoder(cmd.OpportunityID), Value: sarama.ByteEncoder(b)})
+		_, _, err := producer.SendMessage(testkit.CommandMessage(t, cmd))
 		return err
 	}
 	next, rr := 0, 0
@@ -466,34 +402,27 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 			id := fmt.Sprintf("opp-%03d", rng.IntN(nOpps))
 			method, path, body, cmd := randomCommand(rng, id, i)
 			viaHTTP := rng.IntN(2) == 0
-			for attempt := 0; ; attempt++ {
-				var err error
-				if viaHTTP {
-					var target *scaleInstance
-					for j := 0; j < nInst && target == nil; j++ {
-						in := insts[(rr+j)%nInst]
-						if _, ok := in.current(); ok {
-							target = in
-						}
-					}
-					rr++
-					if target == nil {
-						err = fmt.Errorf("no instance ready")
-					} else if err = sendHTTP(target, method, path, cmd.CommandID, body); err == nil {
-						httpBy[target.idx]++
-					}
-				} else {
-					err = sendKafka(cmd)
+			retries += sendUntilAccepted(t, i, func() error {
+				if !viaHTTP {
+					return sendKafka(cmd)
 				}
+				var target *scaleInstance
+				for j := 0; j < nInst && target == nil; j++ {
+					in := insts[(rr+j)%nInst]
+					if _, ok := in.current(); ok {
+						target = in
+					}
+				}
+				rr++
+				if target == nil {
+					return fmt.Errorf("no instance ready")
+				}
+				err := sendCommandHTTP(t, httpClient, "http://"+target.http+"/api/v1", method, path, cmd.CommandID, body)
 				if err == nil {
-					break
+					httpBy[target.idx]++
 				}
-				retries++
-				if attempt > 200 {
-					t.Fatalf("command %d not accepted after %d attempts: %v", i, attempt, err)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+				return err
+			}, func() { time.Sleep(20 * time.Millisecond) })
 			if viaHTTP {
 				httpSent++
 			} else {
@@ -518,7 +447,7 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 			if !ok {
 				t.Fatalf("stop of instance %d, which is not running", st.inst)
 			}
-			if n, _, err := scrapeMetric(in.http, "crm_commands_processed_total"); err == nil {
+			if n, _, err := testkit.MetricSum(in.http, "crm_commands_processed_total"); err == nil {
 				t.Logf("instance %d processed %v commands before its stop", in.idx, n)
 			}
 			heldAtStop[in.idx] = lastAssign[topics.OpportunityGroup].members[in.idx]
@@ -624,16 +553,16 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 	// is 0, twice a second apart.
 	lagZero := func() bool {
 		for _, in := range insts {
-			sum, series, err := scrapeMetric(in.http, "crm_consumer_lag_records")
+			sum, series, err := testkit.MetricSum(in.http, "crm_consumer_lag_records")
 			if err != nil || series != len(scaleGroups)*partitions || sum != 0 {
 				return false
 			}
 		}
 		return true
 	}
-	waitFor(t, "consumer lag 0 on every instance", 60*time.Second, lagZero)
+	testkit.WaitFor(t, "consumer lag 0 on every instance", 60*time.Second, lagZero)
 	time.Sleep(time.Second)
-	waitFor(t, "consumer lag 0 on every instance (again)", 30*time.Second, lagZero)
+	testkit.WaitFor(t, "consumer lag 0 on every instance (again)", 30*time.Second, lagZero)
 	t.Logf("caught up after %v", time.Since(began))
 
 	// Every instance did part of the work since its last start.
@@ -642,11 +571,11 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 	// deal are refused).
 	processed := make([]string, nInst)
 	for i, in := range insts {
-		acc, _, err := scrapeMetric(in.http, "crm_commands_processed_total")
+		acc, _, err := testkit.MetricSum(in.http, "crm_commands_processed_total")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ref, _, err := scrapeMetric(in.http, "crm_commands_refused_total")
+		ref, _, err := testkit.MetricSum(in.http, "crm_commands_refused_total")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -657,7 +586,7 @@ func runScaleOut(t *testing.T, nInst, partitions, nOpps int, script []scaleStep)
 		var counts []string
 		for _, m := range []string{"crm_processor_restarts_total", "crm_records_redelivered_total",
 			"crm_commands_duplicate_total", "crm_records_forwarded_total", "crm_commands_dlq_total"} {
-			if v, _, err := scrapeMetric(in.http, m); err == nil && v != 0 {
+			if v, _, err := testkit.MetricSum(in.http, m); err == nil && v != 0 {
 				counts = append(counts, fmt.Sprintf("%s=%v", m, v))
 			}
 		}
@@ -790,7 +719,7 @@ type pathWant struct {
 
 // scaleAnalyticsExpectations are the analytics answers compareAnalytics checks, precomputed
 // so that the wait for the views can poll them without failing the test.
-func scaleAnalyticsExpectations(t *testing.T, o *analytics.Oracle) []pathWant {
+func scaleAnalyticsExpectations(t *testing.T, o *analyticstest.Oracle) []pathWant {
 	t.Helper()
 	rates := analytics.MapRates("USD", crashRates)
 	from, _ := domain.ParseDate("2026-01-01")

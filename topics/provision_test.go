@@ -18,17 +18,25 @@ func startTestBroker(t *testing.T) *Broker {
 	return b
 }
 
-func TestProvisionCreatesAndChecks(t *testing.T) {
+// startTestAdmin starts a broker and returns a client of it and an admin on that client, both
+// closed when the test ends.
+func startTestAdmin(t *testing.T) (sarama.Client, sarama.ClusterAdmin) {
+	t.Helper()
 	b := startTestBroker(t)
 	client, err := NewClient(ClientOptions{Brokers: []string{b.Addr()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
+	t.Cleanup(func() { _ = client.Close() })
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return client, admin
+}
+
+func TestProvisionCreatesAndChecks(t *testing.T) {
+	client, admin := startTestAdmin(t)
 	log := slog.New(slog.DiscardHandler)
 	if err := Provision(admin, Catalog(4), 1, log); err != nil {
 		t.Fatal(err)
@@ -71,22 +79,13 @@ func TestProvisionCreatesAndChecks(t *testing.T) {
 }
 
 func TestProvisionRefusesNonCompactedTable(t *testing.T) {
-	b := startTestBroker(t)
-	client, err := NewClient(ClientOptions{Brokers: []string{b.Addr()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, admin := startTestAdmin(t)
 	del := "delete"
 	if err := admin.CreateTopic(OpportunityTable, &sarama.TopicDetail{NumPartitions: 4, ReplicationFactor: 1,
 		ConfigEntries: map[string]*string{"cleanup.policy": &del}}, false); err != nil {
 		t.Fatal(err)
 	}
-	err = Provision(admin, Catalog(4), 1, slog.New(slog.DiscardHandler))
+	err := Provision(admin, Catalog(4), 1, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "cleanup.policy=compact") {
 		t.Fatalf("provision over a delete-policy table topic: %v, want a compaction error", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
+	"github.com/crm-pipeline/crm-pipeline/domain"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 )
 
@@ -23,9 +24,9 @@ import (
 // the tracker can read a bucket's guard.
 type bucketStorage struct {
 	storage.Storage
-	model   *analytics.Store
-	log     *slog.Logger
-	written func(key string, guard map[string]int64)
+	model     *analytics.Store
+	log       *slog.Logger
+	written   func(key string, guard map[string]int64)
 	stores    *bucketStores
 	partition int32
 }
@@ -156,30 +157,30 @@ func (b *bucketStorage) mirror(key string, value []byte) {
 	}
 }
 
-// positionStorage decorates the opportunity view's partition stores so that the position
-// tracker learns, when a store opens, the highest command offset its records already hold: a
-// restart that kept the local cache replays only the changelog's tail, which may be empty.
+// positionStorage decorates the opportunity view's partition stores so that the service
+// learns, when a store opens, what its records already hold (the highest command offset for
+// the position tracker, the recent command ids for the command index): a restart that kept
+// the local cache replays only the changelog's tail, which may be empty.
 type positionStorage struct {
 	storage.Storage
 	partition int32
-	seed      func(partition int32, offset int64)
+	opened    func(partition int32, key string, agg *domain.Aggregate)
 	log       *slog.Logger
 }
 
-// positionBuilder wraps inner so that each store seeds the tracker when it opens.
-func positionBuilder(inner storage.Builder, seed func(int32, int64), log *slog.Logger) storage.Builder {
+// positionBuilder wraps inner so that each store reports its records when it opens.
+func positionBuilder(inner storage.Builder, opened func(int32, string, *domain.Aggregate), log *slog.Logger) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		st, err := inner(topic, partition)
 		if err != nil {
 			return nil, err
 		}
-		return &positionStorage{Storage: st, partition: partition, seed: seed, log: log}, nil
+		return &positionStorage{Storage: st, partition: partition, opened: opened, log: log}, nil
 	}
 }
 
-// Open opens the inner store and reads the highest Position of its records. It decodes each
-// state once at open (the events block is skipped); a record it cannot decode is left to the
-// reads to report.
+// Open opens the inner store and reports each record. It decodes each state once at open
+// (the events block is skipped); a record it cannot decode is left to the reads to report.
 func (p *positionStorage) Open() error {
 	if err := p.Storage.Open(); err != nil {
 		return err
@@ -189,7 +190,6 @@ func (p *positionStorage) Open() error {
 		return fmt.Errorf("read opportunity positions: %w", err)
 	}
 	defer it.Release()
-	high := int64(-1)
 	for it.Next() {
 		v, err := it.Value()
 		if err != nil {
@@ -198,18 +198,15 @@ func (p *positionStorage) Open() error {
 		if len(v) == 0 {
 			continue
 		}
-		pos, err := codecs.AggregatePosition(v)
+		agg, err := codecs.DecodeAggregateState(v)
 		if err != nil {
 			p.log.Warn("undecodable opportunity state left out of the positions", "key", string(it.Key()), "err", err)
 			continue
 		}
-		high = max(high, pos)
+		p.opened(p.partition, string(it.Key()), &agg)
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read opportunity positions: %w", err)
-	}
-	if high >= 0 {
-		p.seed(p.partition, high)
 	}
 	return nil
 }

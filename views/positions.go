@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/codecs"
@@ -118,9 +119,12 @@ func newPositions(applied func(string) (map[string]int64, bool)) *positions {
 	}
 }
 
-// seed raises a partition's opportunity offset to what a store already held when it opened
-// (a restart that kept the local cache replays no old record to say so).
+// seed raises a partition's opportunity offset to a record's that a store already held when
+// it opened (a restart that kept the local cache replays no old record to say so).
 func (p *positions) seed(partition int32, offset int64) {
+	if offset < 0 {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if cur, ok := p.opp[partition]; !ok || offset > cur {
@@ -225,6 +229,13 @@ func (p *positions) bucketWritten(key string, guard map[string]int64) {
 	p.advanced()
 }
 
+// reachedNow reports whether pos is reflected now.
+func (p *positions) reachedNow(pos Position) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reachedLocked(pos)
+}
+
 // reachedLocked reports whether pos is reflected by the opportunity view and the analytics.
 func (p *positions) reachedLocked(pos Position) bool {
 	cur, ok := p.opp[pos.Partition]
@@ -283,6 +294,44 @@ func (p *positions) drainTouched() (touchedScope, bool) {
 	t := p.touched
 	p.touched = touchedScope{}
 	return t, true
+}
+
+// analyticsChangeEvery is how often the live stream says which analytics changed: every
+// command's reflection would be thousands of events a second for every dashboard; one event
+// per interval names the union of what changed (pipelines, owners, the span of close dates)
+// and the positions that reflect it.
+const analyticsChangeEvery = 50 * time.Millisecond
+
+// publishAnalyticsChanges puts what the reflected commands changed on the feed, one event
+// per analyticsChangeEvery at most, until ctx ends.
+func (s *Service) publishAnalyticsChanges(ctx context.Context) {
+	t := time.NewTicker(analyticsChangeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if sc, ok := s.pos.drainTouched(); ok && s.feed != nil && s.feed.Live() {
+			s.feed.PublishAnalytics(sc.change())
+		}
+	}
+}
+
+// change is the scope as the stream's analytics event.
+func (t *touchedScope) change() AnalyticsChange {
+	parts := make([]int32, 0, len(t.reached))
+	for p := range t.reached {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	ps := make([]Position, len(parts))
+	for i, p := range parts {
+		ps[i] = Position{Partition: p, Offset: t.reached[p]}
+	}
+	return AnalyticsChange{PipelineIDs: setKeys(t.pipelines), OwnerIDs: setKeys(t.owners), From: t.from, To: t.to,
+		Position: FormatPositions(ps)}
 }
 
 // touchedScope accumulates what reflected commands changed in the analytics: pipelines,

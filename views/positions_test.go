@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,7 +166,7 @@ func TestPositionSeedAndRefusal(t *testing.T) {
 	if !reached(p, Position{Partition: 4, Offset: 100}) || reached(p, Position{Partition: 4, Offset: 101}) {
 		t.Fatal("seed does not set the partition's position")
 	}
-	p.seed(4, 50) // a lower seed (another store of the partition) does not go back
+	p.seed(4, 50)                                     // a lower seed (another store of the partition) does not go back
 	p.noteRecord(4, &domain.Aggregate{Position: 101}) // a refusal: no deltas
 	if !reached(p, Position{Partition: 4, Offset: 101}) {
 		t.Fatal("a command without deltas is not reached once the view shows it")
@@ -243,5 +244,18 @@ func TestPositionTouchedScope(t *testing.T) {
 	}
 	if _, ok := p.drainTouched(); ok {
 		t.Fatal("drain does not reset")
+	}
+}
+
+func TestTouchedScopeAsAStreamEvent(t *testing.T) {
+	var sc touchedScope
+	sc.merge(&touchedScope{pipelines: map[string]struct{}{"p2": {}, "p1": {}}, owners: map[string]struct{}{"o": {}},
+		from: 10, to: 12}, Position{Partition: 3, Offset: 40})
+	sc.merge(&touchedScope{pipelines: map[string]struct{}{"p1": {}}, owners: map[string]struct{}{"a": {}},
+		from: 5, to: 11}, Position{Partition: 0, Offset: 7})
+	c := sc.change()
+	if strings.Join(c.PipelineIDs, ",") != "p1,p2" || strings.Join(c.OwnerIDs, ",") != "a,o" || c.From != 5 || c.To != 12 ||
+		c.Position != "0:7,3:40" {
+		t.Fatalf("change = %+v", c)
 	}
 }

@@ -12,6 +12,9 @@ import (
 type Outcome struct {
 	Aggregate *domain.Aggregate       // set when applied (also for a duplicate command id: the current state)
 	Rejected  *domain.RejectedCommand // set when refused
+	// Replayed is set when the command id had been applied before this sending: the answer
+	// is the outcome of that first request (the Idempotent-Replayed header).
+	Replayed bool
 }
 
 // ListFilter selects opportunities for GET /opportunities. The HTTP layer has already

@@ -1,7 +1,8 @@
 // Package views keeps local replicas (goka views, pebble on disk) of the opportunity table, the
 // history, the analytics buckets and the configuration tables, and answers reads from them,
-// including read-your-writes waiting for a command's outcome. It is the read side of the query
-// service (the gateway package is the write side); it writes no topic.
+// including read-your-writes waiting for a command's outcome, and keeps the change feed the
+// live stream replays from (feed.go). It is the read side of the query service (the gateway
+// package is the write side); it writes no topic.
 //
 // Imports from this module: domain, analytics, codecs, topics (the README's package table, checked by imports_test.go).
 package views
@@ -48,6 +49,9 @@ type Config struct {
 	// Partitions is the partition count of the copartitioned topics (the commands topic's):
 	// the position tracker finds a bucket's store by it.
 	Partitions int32
+	// Feed configures the change feed of the live stream (replay window, epoch); the zero
+	// value is DefaultFeedSize changes and a random epoch per process start.
+	Feed FeedConfig
 }
 
 // Service owns the views.
@@ -61,6 +65,7 @@ type Service struct {
 	accounts  *goka.View       // Customer 360 accounts (raw values: another team's records)
 	store     *analytics.Store // in-memory read model of every analytics bucket
 	pos       *positions       // what this instance reflects, per commands partition
+	commands  commandIndex     // recent command ids -> opportunity, for CommandOutcome
 	bucketSt  *bucketStores
 
 	mu      sync.Mutex
@@ -69,6 +74,7 @@ type Service struct {
 
 	health     readiness
 	configured atomic.Bool // the seeded configuration is visible (MarkConfigured)
+	feed       *Feed       // the live stream's replay ring (feed.go)
 
 	viewLatency prometheus.Histogram
 	updates     prometheus.Counter
@@ -77,7 +83,7 @@ type Service struct {
 // New connects the views and emitters (goka connects in the constructors, so the topics must
 // exist: provision them first).
 func New(cfg Config) (*Service, error) {
-	s := &Service{cfg: cfg, waiters: map[string]map[*waiter]struct{}{}, store: analytics.NewStore(),
+	s := &Service{cfg: cfg, waiters: map[string]map[*waiter]struct{}{}, store: analytics.NewStore(), feed: NewFeed(cfg.Feed),
 		bucketSt: &bucketStores{partitions: cfg.Partitions}}
 	s.pos = newPositions(s.bucketSt.guard)
 	s.health = readiness{now: time.Now, running: s.running}
@@ -114,7 +120,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	var err error
 	oppOpts := append(viewOpts("opportunities", s.onOpportunity),
-		goka.WithViewStorageBuilder(positionBuilder(cfg.StorageBuilder, s.pos.seed, cfg.Logger)))
+		goka.WithViewStorageBuilder(positionBuilder(cfg.StorageBuilder, s.onStoredAtOpen, cfg.Logger)))
 	if s.opps, err = goka.NewView(cfg.Brokers, goka.Table(topics.OpportunityTable), new(codec.Bytes), oppOpts...); err != nil {
 		return nil, fmt.Errorf("opportunity view: %w", err)
 	}
@@ -138,12 +144,14 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Run runs the views until ctx ends.
+// Run runs the views until ctx ends; then the change feed is closed, which ends its streams.
 func (s *Service) Run(ctx context.Context) error {
+	defer s.feed.Close()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, v := range []*goka.View{s.opps, s.pipelines, s.fx, s.buckets, s.history, s.accounts} {
 		g.Go(func() error { return v.Run(gctx) })
 	}
+	g.Go(func() error { s.publishAnalyticsChanges(gctx); return nil })
 	err := g.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("views: %w", err)
@@ -151,9 +159,11 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// onOpportunity stores a table record in the local view, wakes whoever waits on its key and
-// tells the position tracker which command the record reflects.
+// onOpportunity stores a table record in the local view, wakes whoever waits on its key,
+// tells the position tracker which command the record reflects and, once the views have
+// recovered, puts the change on the live stream's feed.
 func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+	prev := s.storedVersion(st, key) // for the change feed: a record that keeps the version is no change
 	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
 		return err
 	}
@@ -173,7 +183,18 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 		return nil
 	}
 	s.pos.noteRecord(ctx.Partition(), &agg)
+	s.commands.note(key, &agg)
+	if s.feed != nil && s.feed.Live() {
+		s.publishAggregate(prev, &agg)
+	}
 	return nil
+}
+
+// onStoredAtOpen takes each record an opportunity store already holds when it opens: a
+// restart that kept the local cache replays only the changelog's tail.
+func (s *Service) onStoredAtOpen(partition int32, key string, agg *domain.Aggregate) {
+	s.pos.seed(partition, agg.Position)
+	s.commands.note(key, agg)
 }
 
 // WaitPositions blocks until this instance reflects every position in ps, in the opportunity
@@ -200,7 +221,8 @@ func (s *Service) WaitPositions(ctx context.Context, ps []Position) error {
 // pipeline) is visible, so a client that waits for /readyz never finds GET
 // /pipelines/default answering 404.
 func (s *Service) Ready() bool {
-	_, ready := s.health.poll()
+	recovered, ready := s.health.poll()
+	s.noteRecovered(recovered)
 	return ready && s.configured.Load()
 }
 
@@ -214,6 +236,7 @@ func (s *Service) MarkConfigured() { s.configured.Store(true) }
 // start, longer in a broker outage) must not turn reads into 503s.
 func (s *Service) Recovered() bool {
 	recovered, _ := s.health.poll()
+	s.noteRecovered(recovered)
 	return recovered
 }
 
@@ -566,17 +589,11 @@ func (s *Service) awaitOutcome(ctx context.Context, cmd domain.Command, minPos i
 		if err != nil {
 			return Outcome{}, fmt.Errorf("await %s: %w", cmd.CommandID, err)
 		}
-		if agg != nil {
-			if agg.State.Version > 0 && agg.State.ContainsCommand(cmd.CommandID) {
-				s.joinAccount(&agg.State)
-				return Outcome{Aggregate: agg}, nil
+		if out, ok := outcomeIn(agg, cmd.CommandID, minPos); ok {
+			if out.Aggregate != nil {
+				s.joinAccount(&out.Aggregate.State)
 			}
-			for i := len(agg.Rejections) - 1; i >= 0; i-- {
-				r := agg.Rejections[i]
-				if r.CommandID == cmd.CommandID && r.Position >= minPos {
-					return Outcome{Rejected: &r}, nil
-				}
-			}
+			return out, nil
 		}
 		select {
 		case <-w.ch:
@@ -589,6 +606,32 @@ func (s *Service) awaitOutcome(ctx context.Context, cmd domain.Command, minPos i
 			agg, err = s.getAggregate(cmd.OpportunityID, codecs.DecodeAggregateState)
 		}
 	}
+}
+
+// outcomeIn finds the outcome of command id in agg. For a sending at minPos (-1: unknown)
+// the state must have got that far: a command id applied before is in the state while the
+// processor has yet to see the new sending, which may be refused (its id reused for another
+// request); a refusal of this sending comes first, and an applied id whose fingerprint says it
+// was applied before this sending is a replay.
+func outcomeIn(agg *domain.Aggregate, id string, minPos int64) (Outcome, bool) {
+	if agg == nil || minPos >= 0 && agg.Position < minPos {
+		return Outcome{}, false
+	}
+	for i := len(agg.Rejections) - 1; i >= 0; i-- {
+		if r := agg.Rejections[i]; r.CommandID == id && r.Position >= minPos && minPos >= 0 {
+			return Outcome{Rejected: &r}, true
+		}
+	}
+	if agg.State.Version > 0 && agg.State.ContainsCommand(id) {
+		f, ok := agg.FingerprintOf(id)
+		return Outcome{Aggregate: agg, Replayed: minPos >= 0 && (!ok || f.Position < minPos)}, true
+	}
+	for i := len(agg.Rejections) - 1; i >= 0; i-- {
+		if r := agg.Rejections[i]; r.CommandID == id && r.Position >= minPos {
+			return Outcome{Rejected: &r}, true
+		}
+	}
+	return Outcome{}, false
 }
 
 // waiter is one Await on a key: woken through ch, it finds the newest value stored for the
@@ -701,6 +744,14 @@ func (s *sentOffsets) put(id string, off Position) {
 		}
 		s.order = append([]string(nil), s.order[len(drop):]...)
 	}
+}
+
+// has reports whether id was sent by this instance and not yet awaited.
+func (s *sentOffsets) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[id]
+	return ok
 }
 
 func (s *sentOffsets) take(id string) (Position, bool) {

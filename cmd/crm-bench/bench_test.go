@@ -65,6 +65,11 @@ func TestBenchSmoke(t *testing.T) {
 			want = append(want, "latency."+path+"."+p)
 		}
 	}
+	for _, lag := range []string{"analytics", "stream"} {
+		for _, p := range []string{"p50", "p95", "p99"} {
+			want = append(want, "consistency."+lag+"."+p)
+		}
+	}
 	for _, q := range []string{"get", "list", "forecast", "winloss"} {
 		want = append(want, "queries."+q+".p99", "queries."+q+".rps")
 	}

@@ -97,14 +97,8 @@ func (b *bench) latency(ctx context.Context) error {
 		}
 		return nil
 	}
-	openLoop(ctx, rate, warm, kafkaCmd)
-	if err := b.drain(ctx, env); err != nil {
-		return err
-	}
-	cpu = startCPU()
-	kafka := openLoop(ctx, rate, dur, kafkaCmd)
-	kafkaCPU := cpu()
-	if err := kafka.check("latency through Kafka"); err != nil {
+	kafka, kafkaCPU, err := b.latencyPhase(ctx, env, rate, warm, dur, "latency through Kafka", kafkaCmd)
+	if err != nil {
 		return err
 	}
 	if err := b.drain(ctx, env); err != nil {
@@ -120,14 +114,8 @@ func (b *bench) latency(ctx context.Context) error {
 		return httpDo(ctx, client, http.MethodPatch, svc.base+"/opportunities/"+id,
 			`{"amount":"`+domain.FormatAmount(amount, "USD")+`"}`, hdr, http.StatusOK)
 	}
-	openLoop(ctx, rate, warm, patch)
-	if err := b.drain(ctx, env); err != nil {
-		return err
-	}
-	cpu = startCPU()
-	web := openLoop(ctx, rate, dur, patch)
-	webCPU := cpu()
-	if err := web.check("latency through HTTP"); err != nil {
+	web, webCPU, err := b.latencyPhase(ctx, env, rate, warm, dur, "latency through HTTP", patch)
+	if err != nil {
 		return err
 	}
 	for _, l := range []struct {
@@ -155,6 +143,24 @@ func (b *bench) latency(ctx context.Context) error {
 	return nil
 }
 
+// latencyPhase runs do open-loop at rate: for warm unmeasured, then, with the service drained of
+// the warm-up's backlog, for dur measured. It returns the measured result and the process CPU it
+// took; an error if the drain did not finish or too many calls failed (name says which phase).
+func (b *bench) latencyPhase(ctx context.Context, env *benchEnv, rate float64, warm, dur time.Duration, name string,
+	do func(ctx context.Context, i int) error) (*loadResult, string, error) {
+	openLoop(ctx, rate, warm, do)
+	if err := b.drain(ctx, env); err != nil {
+		return nil, "", err
+	}
+	cpu := startCPU()
+	res := openLoop(ctx, rate, dur, do)
+	used := cpu()
+	if err := res.check(name); err != nil {
+		return nil, "", err
+	}
+	return res, used, nil
+}
+
 // drain waits until the opportunity processor and the aggregator have committed everything
 // on their inputs, so that one measured phase does not pay for the backlog of the previous.
 func (b *bench) drain(ctx context.Context, env *benchEnv) error {
@@ -163,15 +169,8 @@ func (b *bench) drain(ctx context.Context, env *benchEnv) error {
 	for _, g := range []struct{ group, topic string }{
 		{topics.OpportunityGroup, topics.Commands}, {topics.AnalyticsGroup, topics.AnalyticsDeltas},
 	} {
-		for {
-			if ok, err := env.groupCaughtUp(g.group, g.topic); err == nil && ok {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("drain %s: %w", g.group, ctx.Err())
-			case <-time.After(50 * time.Millisecond):
-			}
+		if err := env.awaitCaughtUp(ctx, g.group, g.topic, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("drain %s: %w", g.group, err)
 		}
 	}
 	return nil

@@ -32,7 +32,7 @@ import (
 
 // benchScenarios are the scenarios in the order they run. Scenario 6 of BENCHMARKS.md (cost
 // per command) is the Go benchmarks, run by `make bench-go`.
-var benchScenarios = []string{"throughput", "latency", "queries", "restore", "memory"}
+var benchScenarios = []string{"throughput", "latency", "consistency", "queries", "restore", "memory"}
 
 // benchBudget scales a scenario down in the default run (no --scale) so that the whole run
 // fits in 10 minutes on 2 cores; 1 means the issue's full size. See BENCHMARKS.md.
@@ -182,6 +182,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			err = b.throughput(ctx)
 		case "latency":
 			err = b.latency(ctx)
+		case "consistency":
+			err = b.consistency(ctx)
 		case "queries":
 			err = b.queries(ctx)
 		case "restore":

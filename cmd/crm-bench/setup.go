@@ -143,6 +143,20 @@ func (e *benchEnv) groupCaughtUp(group, topic string) (bool, error) {
 	return true, nil
 }
 
+// awaitCaughtUp polls groupCaughtUp every poll until it holds or ctx ends (its error then).
+func (e *benchEnv) awaitCaughtUp(ctx context.Context, group, topic string, poll time.Duration) error {
+	for {
+		if ok, err := e.groupCaughtUp(group, topic); err == nil && ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
 // benchService is app.Run running in this process (testkit.Instance).
 type benchService struct {
 	in   *testkit.Instance

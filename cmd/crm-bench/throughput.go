@@ -186,26 +186,15 @@ func (b *bench) waitEffects(ctx context.Context, env *benchEnv, svc *benchServic
 			return nil
 		}
 	}
-	for {
-		ok, err := env.groupCaughtUp(topics.OpportunityGroup, topics.Commands)
-		if err == nil && ok {
-			break
+	for _, g := range []struct{ group, topic, who string }{
+		{topics.OpportunityGroup, topics.Commands, "opportunity processor"},
+		{topics.AnalyticsGroup, topics.AnalyticsDeltas, "aggregator"},
+	} {
+		if err := env.awaitCaughtUp(ctx, g.group, g.topic, 20*time.Millisecond); err != nil {
+			return fmt.Errorf("%s did not catch up: %w", g.who, err)
 		}
-		if err := tick(); err != nil {
-			return fmt.Errorf("opportunity processor did not catch up: %w", err)
-		}
+		phase(g.who + " committed")
 	}
-	phase("opportunity processor committed")
-	for {
-		ok, err := env.groupCaughtUp(topics.AnalyticsGroup, topics.AnalyticsDeltas)
-		if err == nil && ok {
-			break
-		}
-		if err := tick(); err != nil {
-			return fmt.Errorf("aggregator did not catch up: %w", err)
-		}
-	}
-	phase("aggregator committed")
 	for p, cmd := range mix.last {
 		if _, err := svc.run.Views.Await(ctx, cmd); err != nil {
 			return fmt.Errorf("view of partition %d: %w", p, err)

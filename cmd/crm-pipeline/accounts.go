@@ -25,7 +25,7 @@ func runAccountsPut(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.StringVar(&a.Segment, "segment", "", "segment, e.g. enterprise")
 	fs.StringVar(&a.Region, "region", "", "region, e.g. EMEA")
 	fs.StringVar(&a.OwnerID, "owner", "", "account owner id")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if a.ID == "" || a.Name == "" {

@@ -46,7 +46,7 @@ func runEmit(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	file := fs.String("file", "-", `file of JSON lines, one command a line; "-" reads stdin`)
 	keepGoing := fs.Bool("continue-on-error", false, "report bad lines on stderr and go on instead of stopping at the first")
 	sec := addKafkaSecurityFlags(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -30,14 +29,6 @@ func envFlags(fs *flag.FlagSet) error {
 		}
 	})
 	return err
-}
-
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	return envFlags(fs)
 }
 
 func splitList(s string) []string {

@@ -9,14 +9,23 @@ import (
 
 	"github.com/crm-pipeline/crm-pipeline/app"
 	"github.com/crm-pipeline/crm-pipeline/domain"
+	"github.com/crm-pipeline/crm-pipeline/query"
 	"github.com/crm-pipeline/crm-pipeline/state"
 	"github.com/crm-pipeline/crm-pipeline/topics"
+	"github.com/crm-pipeline/crm-pipeline/views"
 )
 
 // parseServe turns serve's flags (and their CRM_PIPELINE_* variables) into the service's
 // configuration, refusing inconsistent ones before anything starts.
 func parseServe(args []string, stderr io.Writer) (app.Config, error) {
+	cfg, _, err := parseServeTo(args, io.Discard, stderr)
+	return cfg, err
+}
+
+// parseServeTo is parseServe with the help's writer, also returning the log flags.
+func parseServeTo(args []string, stdout, stderr io.Writer) (app.Config, *logFlags, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	lf := addLogFlags(fs)
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; empty starts the embedded broker")
 	cfg := app.Config{Clock: time.Now}
 	sec := addKafkaSecurityFlags(fs)
@@ -39,23 +48,32 @@ func parseServe(args []string, stderr io.Writer) (app.Config, error) {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, with HTTP/2 (needs --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "allow bearer tokens over plain HTTP on a non-loopback address (behind a TLS-terminating proxy)")
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return cfg, err
+	fs.IntVar(&cfg.MaxStreams, "max-streams", query.DefaultMaxStreams, "live change streams (GET /api/v1/stream) open at once at most; past it 503")
+	fs.IntVar(&cfg.StreamReplay, "stream-replay", views.DefaultFeedSize, "the live stream's replay window: the last N changes a client reconnecting with Last-Event-ID can resume from")
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return cfg, lf, err
 	}
+	cfg.LogFormat = lf.format
 	cfg.Brokers = splitList(*brokers)
 	cfg.AllowedHosts = splitList(*allowedHosts)
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
-		return cfg, errors.New("--tls-cert and --tls-key go together")
+		return cfg, lf, errors.New("--tls-cert and --tls-key go together")
 	}
 	cfg.EmbeddedNoSync = !*embeddedSync
 	if err := sec.apply(&cfg.Kafka); err != nil {
-		return cfg, err
+		return cfg, lf, err
 	}
 	if _, ok := domain.CurrencyExponent(cfg.ReportingCurrency); !ok {
-		return cfg, fmt.Errorf("--reporting-currency %q: not an ISO 4217 currency", cfg.ReportingCurrency)
+		return cfg, lf, fmt.Errorf("--reporting-currency %q: not an ISO 4217 currency", cfg.ReportingCurrency)
+	}
+	if cfg.MaxStreams < 1 {
+		return cfg, lf, fmt.Errorf("--max-streams %d: want at least 1", cfg.MaxStreams)
+	}
+	if cfg.StreamReplay < 1 || cfg.StreamReplay > 10_000_000 {
+		return cfg, lf, fmt.Errorf("--stream-replay %d: want 1..10000000", cfg.StreamReplay)
 	}
 	if cfg.Partitions < 1 || cfg.Partitions > 1024 {
-		return cfg, fmt.Errorf("--partitions %d: want 1..1024", cfg.Partitions)
+		return cfg, lf, fmt.Errorf("--partitions %d: want 1..1024", cfg.Partitions)
 	}
-	return cfg, nil
+	return cfg, lf, nil
 }

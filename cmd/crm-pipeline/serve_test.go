@@ -34,3 +34,22 @@ func TestHTTPExposureRules(t *testing.T) {
 		t.Error("--tls-cert without --tls-key accepted")
 	}
 }
+
+func TestStreamFlags(t *testing.T) {
+	cfg, err := parseServe(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxStreams != 256 || cfg.StreamReplay != 10000 {
+		t.Fatalf("defaults: --max-streams %d --stream-replay %d", cfg.MaxStreams, cfg.StreamReplay)
+	}
+	t.Setenv("CRM_PIPELINE_MAX_STREAMS", "2")
+	if cfg, err = parseServe([]string{"--stream-replay", "500"}, io.Discard); err != nil || cfg.MaxStreams != 2 || cfg.StreamReplay != 500 {
+		t.Fatalf("env and flag: %+v, %v", cfg, err)
+	}
+	for _, args := range [][]string{{"--max-streams", "0"}, {"--stream-replay", "0"}} {
+		if _, err := parseServe(args, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}

@@ -122,6 +122,17 @@ func AllEvents(t testing.TB, broker string) map[string][]domain.Event {
 	return out
 }
 
+// CommandMessage is the record an upstream Kafka client writes for cmd: the encoded command on
+// the commands topic, keyed by its opportunity id.
+func CommandMessage(t testing.TB, cmd domain.Command) *sarama.ProducerMessage {
+	t.Helper()
+	b, err := codecs.EncodeCommand(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sarama.ProducerMessage{Topic: topics.Commands, Key: sarama.StringEncoder(cmd.OpportunityID), Value: sarama.ByteEncoder(b)}
+}
+
 // Produce sends raw records to a topic with Kafka's default partitioning, as any upstream
 // Kafka client would.
 func Produce(t testing.TB, broker, topic string, msgs ...*sarama.ProducerMessage) {

@@ -47,6 +47,8 @@ type ServiceOpts struct {
 	// MaxConns and MaxConnsPerClient are --max-connections and --max-connections-per-client
 	// (0: no cap, the tests' default).
 	MaxConns, MaxConnsPerClient int
+	// MaxStreams is --max-streams (0: the default).
+	MaxStreams int
 	// Tokens is --tokens; the harness sends the first one's token with every request.
 	Tokens string
 	// TLS serves HTTPS with this test certificate.
@@ -62,6 +64,7 @@ func StartService(t testing.TB, o ServiceOpts) *Service {
 		Partitions: 4, ReportingCurrency: "USD", CacheMiB: 8, ShutdownTimeout: 10 * time.Second,
 		Clock: o.Clock, InstanceID: o.InstanceID,
 		MaxConns: o.MaxConns, MaxConnsPerClient: o.MaxConnsPerClient, TokenList: o.Tokens,
+		MaxStreams: o.MaxStreams,
 	}
 	client := http.DefaultClient
 	scheme := "http"

@@ -5,16 +5,24 @@ import (
 	"time"
 )
 
-// Eventually polls cond until it holds or the deadline passes.
+// Eventually polls cond until it holds or 30 s pass.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	WaitFor(t, what, 30*time.Second, cond)
+}
+
+// WaitFor polls cond until it holds or timeout passes, and returns how long it took: for the
+// waits that need another bound than Eventually's, or whose duration a test reports.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
 	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return time.Since(start)
 }
 
 // CloseDate is the date days from today (UTC), as the API writes dates.

@@ -71,44 +71,31 @@ func (c *Native) LongOr(m map[string]any, k string, def int64) int64 {
 	return c.Long(m, k)
 }
 
-// Bytes reads a bytes field into a fresh slice.
-func (c *Native) Bytes(m map[string]any, k string) []byte {
+// nativeField reads field k of m as goavro's native T: the zero T when it is absent or null,
+// and a type error (named want) when it holds anything else. It serves the fields whose native
+// value has a single Go type.
+func nativeField[T any](c *Native, m map[string]any, k, want string) T {
 	switch v := m[k].(type) {
 	case nil:
-		return nil
-	case []byte:
-		return append([]byte(nil), v...)
+	case T:
+		return v
 	default:
-		c.mistyped(k, "bytes", v)
-		return nil
+		c.mistyped(k, want, v)
 	}
+	var zero T
+	return zero
+}
+
+// Bytes reads a bytes field into a fresh slice.
+func (c *Native) Bytes(m map[string]any, k string) []byte {
+	return append([]byte(nil), nativeField[[]byte](c, m, k, "bytes")...)
 }
 
 // Int reads an int field.
-func (c *Native) Int(m map[string]any, k string) int {
-	switch v := m[k].(type) {
-	case nil:
-		return 0
-	case int32:
-		return int(v)
-	default:
-		c.mistyped(k, "int", v)
-		return 0
-	}
-}
+func (c *Native) Int(m map[string]any, k string) int { return int(nativeField[int32](c, m, k, "int")) }
 
 // Bool reads a boolean field.
-func (c *Native) Bool(m map[string]any, k string) bool {
-	switch v := m[k].(type) {
-	case nil:
-		return false
-	case bool:
-		return v
-	default:
-		c.mistyped(k, "boolean", v)
-		return false
-	}
-}
+func (c *Native) Bool(m map[string]any, k string) bool { return nativeField[bool](c, m, k, "boolean") }
 
 func (c *Native) timestampOf(k string, v any) time.Time {
 	switch t := v.(type) {
@@ -243,17 +230,7 @@ func (c *Native) OptRecord(m map[string]any, k string) map[string]any {
 }
 
 // Array reads an array field's items.
-func (c *Native) Array(m map[string]any, k string) []any {
-	switch v := m[k].(type) {
-	case nil:
-		return nil
-	case []any:
-		return v
-	default:
-		c.mistyped(k, "array", v)
-		return nil
-	}
-}
+func (c *Native) Array(m map[string]any, k string) []any { return nativeField[[]any](c, m, k, "array") }
 
 // Strings reads an array of strings; empty or absent is nil.
 func (c *Native) Strings(m map[string]any, k string) []string {

@@ -1,4 +1,13 @@
-package analytics
+// Package analyticstest is test support for package analytics, not part of the product: Oracle,
+// an independent recomputation of every analytics answer (forecast, win/loss, funnel, changes,
+// velocity) from final states and event histories, which the property test of analytics and
+// the system tests compare the bucket Store against. Like goka's tester and pebble's
+// metamorphic packages, it lives beside the package it checks and never ships inside it; no
+// product package imports it.
+//
+// Imports from this module: domain, analytics (the README's package table, checked by
+// imports_test.go).
+package analyticstest
 
 import (
 	"cmp"
@@ -10,16 +19,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/crm-pipeline/crm-pipeline/analytics"
 	"github.com/crm-pipeline/crm-pipeline/domain"
 )
 
-// Oracle is the naive reference for every query of the Store: it keeps the final state of
-// each opportunity and the full event history, and answers each query by recomputing it from
-// them directly, with no buckets, no deltas and its own arithmetic (big.Rat conversion and
-// rounding, its own calendar keys, its own funnel classification). Tests (this package's
-// property test and the service's end-to-end test) compare the Store's answers with it as
-// JSON (the service's test renders the Oracle's answers with query.MarshalAnalytics, as the
-// HTTP layer does), so every figure must agree to the minor unit.
+// Oracle is the naive reference for every query of analytics.Store: it keeps the final state
+// of each opportunity and the full event history, and answers each query by recomputing it
+// from them directly, with no buckets, no deltas and its own arithmetic (big.Rat conversion
+// and rounding, its own calendar keys, its own funnel classification). Only the validation of
+// a query is the Store's own (the queries' Validate methods), so both refuse a bad query with
+// the same *analytics.QueryError. Tests (the property test of package analytics and the
+// system tests) compare the Store's answers with it as JSON (the system tests render the
+// Oracle's answers with query.MarshalAnalytics, as the HTTP layer does), so every figure must
+// agree to the minor unit.
 //
 // Feed it either with Observe (what the opportunity processor sees per command) or with
 // ObserveEvent (the events topic alone: states are rebuilt with domain.Apply). Duplicated
@@ -57,7 +69,8 @@ func NewOracle() *Oracle {
 
 // Observe records one accepted command: its events (each replayed on the Oracle's own copy of
 // the opportunity) and next as the opportunity's latest state. prev is accepted for symmetry
-// with Deltas and not used: the Oracle derives every before-value from its own replay.
+// with analytics.Deltas and not used: the Oracle derives every before-value from its own
+// replay.
 func (o *Oracle) Observe(prev *domain.Opportunity, next domain.Opportunity, events []domain.Event) {
 	_ = prev
 	o.mu.Lock()
@@ -101,8 +114,14 @@ func (o *Oracle) observeEvent(e domain.Event) error {
 	if after.Version > o.states[e.OpportunityID].Version {
 		o.states[e.OpportunityID] = after
 	}
+	// A closing event counts on the day the deal closed, its close date after the event; every
+	// other event on the UTC day it happened.
+	day := domain.DateOf(e.At)
+	if e.Type == domain.EvtClosedWon || e.Type == domain.EvtClosedLost {
+		day = after.CloseDate
+	}
 	oe := oracleEvent{
-		typ: e.Type, day: domain.DateOf(e.At), pipeline: after.PipelineID, owner: after.OwnerID,
+		typ: e.Type, day: day, pipeline: after.PipelineID, owner: after.OwnerID,
 		fromStage: before.StageID, toStage: after.StageID,
 		amountBefore: before.Amount, amountAfter: after.Amount,
 		currencyBefore: before.Currency, currencyAfter: after.Currency,
@@ -135,6 +154,21 @@ func (o *Oracle) States() []domain.Opportunity {
 	return out
 }
 
+// EndedStays returns, per pipeline and stage left, the total length in milliseconds of the
+// stays in a stage the history ended: the raw sums behind avgDaysInStage, which its one
+// decimal rounds away (the property test of analytics compares them with the buckets').
+func (o *Oracle) EndedStays() map[[2]string]int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[[2]string]int64{}
+	for _, e := range o.history {
+		if e.hasStay {
+			out[[2]string{e.pipeline, e.fromStage}] += e.stayMs
+		}
+	}
+	return out
+}
+
 // --- money, the naive way -----------------------------------------------------------------
 
 var oracleRateText = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
@@ -156,7 +190,7 @@ type oracleConverter struct {
 	rates map[string]*big.Rat
 }
 
-func newOracleConverter(rates Rates, to string, sets ...oracleMoney) (*oracleConverter, error) {
+func newOracleConverter(rates analytics.Rates, to string, sets ...oracleMoney) (*oracleConverter, error) {
 	need := map[string]bool{}
 	for _, set := range sets {
 		for _, byCur := range set {
@@ -190,7 +224,7 @@ func newOracleConverter(rates Rates, to string, sets ...oracleMoney) (*oracleCon
 			ok = false
 		}
 		if !ok {
-			return nil, &MissingRateError{Currency: cur}
+			return nil, &analytics.MissingRateError{Currency: cur}
 		}
 		c.rates[cur] = r
 	}
@@ -267,11 +301,10 @@ func (o *Oracle) selected(pipeline, owner string) []domain.Opportunity {
 	return out
 }
 
-// Forecast recomputes the forecast from the final states (see Store.Forecast).
-func (o *Oracle) Forecast(q ForecastQuery, rates Rates) (ForecastResult, error) {
-	g, err := checkForecastQuery(q)
-	if err != nil {
-		return ForecastResult{}, err
+// Forecast recomputes the forecast from the final states (see analytics.Store.Forecast).
+func (o *Oracle) Forecast(q analytics.ForecastQuery, rates analytics.Rates) (analytics.ForecastResult, error) {
+	if err := q.Validate(); err != nil {
+		return analytics.ForecastResult{}, err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -312,14 +345,14 @@ func (o *Oracle) Forecast(q ForecastQuery, rates Rates) (ForecastResult, error) 
 		for _, c := range cats {
 			put(total, c)
 			var key string
-			switch g {
-			case GroupMonth:
+			switch q.GroupBy { // valid: "" and none mean no groups
+			case analytics.GroupMonth:
 				key = oracleMonth(s.CloseDate)
-			case GroupQuarter:
+			case analytics.GroupQuarter:
 				key = oracleQuarter(s.CloseDate)
-			case GroupOwner:
+			case analytics.GroupOwner:
 				key = s.OwnerID
-			case GroupCategory:
+			case analytics.GroupCategory:
 				key = c
 			default:
 				continue
@@ -336,27 +369,27 @@ func (o *Oracle) Forecast(q ForecastQuery, rates Rates) (ForecastResult, error) 
 	}
 	cv, err := newOracleConverter(rates, q.Currency, sets...)
 	if err != nil {
-		return ForecastResult{}, err
+		return analytics.ForecastResult{}, err
 	}
-	figures := func(a *acc) ForecastFigures {
-		m := func(cs ...string) Measure {
+	figures := func(a *acc) analytics.ForecastFigures {
+		m := func(cs ...string) analytics.Measure {
 			var n, amt, wt int64
 			for _, c := range cs {
 				n += a.count[c]
 				amt += cv.total(a.money[c+"/amount"])
 				wt += cv.total(a.money[c+"/weighted"])
 			}
-			return Measure{Count: n, Amount: cv.format(amt), Weighted: cv.format(wt)}
+			return analytics.Measure{Count: n, Amount: cv.format(amt), Weighted: cv.format(wt)}
 		}
-		return ForecastFigures{
+		return analytics.ForecastFigures{
 			Open: m("open"), Pipeline: m("pipeline"), BestCase: m("bestCase"), Commit: m("commit"),
 			ClosedWon: m("closedWon"), ClosedLost: m("closedLost"),
 			CommitForecast: m("commit", "closedWon"), BestCaseForecast: m("bestCase", "commit", "closedWon"),
 		}
 	}
-	res := ForecastResult{Currency: q.Currency, From: q.From.String(), To: q.To.String(), Groups: []ForecastGroup{}, Total: figures(total)}
+	res := analytics.ForecastResult{Currency: q.Currency, From: q.From.String(), To: q.To.String(), Groups: []analytics.ForecastGroup{}, Total: figures(total)}
 	for _, k := range sortedKeys(groups) {
-		res.Groups = append(res.Groups, ForecastGroup{Key: k, ForecastFigures: figures(groups[k])})
+		res.Groups = append(res.Groups, analytics.ForecastGroup{Key: k, ForecastFigures: figures(groups[k])})
 	}
 	return res, nil
 }
@@ -372,10 +405,10 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // oracleWL sums closed deals for win/loss.
 type oracleWL struct {
-	won, lost, cycleMs int64
-	money              oracleMoney // "won", "lost", "reason/<r>", "competitor/<c>"
-	reasons            map[string]int64
-	competitors        map[string]int64
+	won, lost, cycleDays int64
+	money                oracleMoney // "won", "lost", "reason/<r>", "competitor/<c>"
+	reasons              map[string]int64
+	competitors          map[string]int64
 }
 
 func newOracleWL() *oracleWL {
@@ -386,7 +419,7 @@ func (a *oracleWL) put(s domain.Opportunity, wonSide, lostSide bool) {
 	if s.Status == domain.StatusWon && wonSide {
 		a.won++
 		a.money.add("won", s.Currency, s.Amount)
-		a.cycleMs += s.ClosedAt.UnixMilli() - s.CreatedAt.UnixMilli()
+		a.cycleDays += oracleCycleDays(s)
 	}
 	if s.Status == domain.StatusLost && lostSide {
 		a.lost++
@@ -400,50 +433,66 @@ func (a *oracleWL) put(s domain.Opportunity, wonSide, lostSide bool) {
 	}
 }
 
-func (a *oracleWL) figures(cv *oracleConverter) WinLossFigures {
+// oracleCycleDays counts the calendar days from the creation day to the close date, both
+// included, with the time package: the days between the two midnights (UTC) plus one, and
+// never less than one.
+func oracleCycleDays(s domain.Opportunity) int64 {
+	created := s.CreatedAt.UTC()
+	start := time.Date(created.Year(), created.Month(), created.Day(), 0, 0, 0, 0, time.UTC)
+	end, err := time.Parse(time.DateOnly, s.CloseDate.String())
+	if err != nil {
+		panic(fmt.Sprintf("oracle: close date %s: %v", s.CloseDate, err))
+	}
+	days := int64(end.Sub(start)/(24*time.Hour)) + 1
+	if days < 1 {
+		return 1
+	}
+	return days
+}
+
+func (a *oracleWL) figures(cv *oracleConverter) analytics.WinLossFigures {
 	won, lost := cv.total(a.money["won"]), cv.total(a.money["lost"])
 	avg := "0"
 	if a.won > 0 {
 		avg = new(big.Rat).SetFrac64(won, a.won).FloatString(0)
 	}
 	avgMinor, _ := strconv.ParseInt(avg, 10, 64)
-	return WinLossFigures{
-		Won:             CountAmount{Count: a.won, Amount: cv.format(won)},
-		Lost:            CountAmount{Count: a.lost, Amount: cv.format(lost)},
+	return analytics.WinLossFigures{
+		Won:             analytics.CountAmount{Count: a.won, Amount: cv.format(won)},
+		Lost:            analytics.CountAmount{Count: a.lost, Amount: cv.format(lost)},
 		WinRateByCount:  oracleRatio(ratInt(a.won), ratInt(a.won+a.lost), 6),
 		WinRateByAmount: oracleRatio(ratInt(won), ratInt(won+lost), 6),
 		AvgDealSizeWon:  cv.format(avgMinor),
-		AvgCycleDaysWon: oracleRatio(ratInt(a.cycleMs), ratInt(a.won*86_400_000), 1),
+		AvgCycleDaysWon: oracleRatio(ratInt(a.cycleDays), ratInt(a.won), 1),
 	}
 }
 
-// WinLoss recomputes win/loss from the final states (see Store.WinLoss).
-func (o *Oracle) WinLoss(q WinLossQuery, rates Rates) (WinLossResult, error) {
-	g, err := checkWinLossQuery(q)
-	if err != nil {
-		return WinLossResult{}, err
+// WinLoss recomputes win/loss from the final states (see analytics.Store.WinLoss).
+func (o *Oracle) WinLoss(q analytics.WinLossQuery, rates analytics.Rates) (analytics.WinLossResult, error) {
+	if err := q.Validate(); err != nil {
+		return analytics.WinLossResult{}, err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	total := newOracleWL()
 	groups := map[string]*oracleWL{}
 	for _, s := range o.selected(q.PipelineID, q.OwnerID) {
-		if s.Status == domain.StatusOpen || s.ClosedAt == nil {
+		if s.Status == domain.StatusOpen {
 			continue
 		}
-		day := domain.DateOf(*s.ClosedAt)
+		day := s.CloseDate // a closed deal's one date
 		if day < q.From || day > q.To {
 			continue
 		}
 		total.put(s, true, true)
 		var key string
 		wonSide := true
-		switch g {
-		case GroupOwner:
+		switch q.GroupBy { // valid: "" and none mean no groups
+		case analytics.GroupOwner:
 			key = s.OwnerID
-		case GroupMonth:
+		case analytics.GroupMonth:
 			key = oracleMonth(day)
-		case GroupReason:
+		case analytics.GroupReason:
 			if s.Status != domain.StatusLost {
 				continue
 			}
@@ -462,18 +511,18 @@ func (o *Oracle) WinLoss(q WinLossQuery, rates Rates) (WinLossResult, error) {
 	}
 	cv, err := newOracleConverter(rates, q.Currency, sets...)
 	if err != nil {
-		return WinLossResult{}, err
+		return analytics.WinLossResult{}, err
 	}
-	res := WinLossResult{Currency: q.Currency, From: q.From.String(), To: q.To.String(), WinLossFigures: total.figures(cv),
-		LossReasons: []ReasonFigure{}, Competitors: []CompetitorFigure{}, Groups: []WinLossGroup{}}
+	res := analytics.WinLossResult{Currency: q.Currency, From: q.From.String(), To: q.To.String(), WinLossFigures: total.figures(cv),
+		LossReasons: []analytics.ReasonFigure{}, Competitors: []analytics.CompetitorFigure{}, Groups: []analytics.WinLossGroup{}}
 	for _, r := range byCountThenName(total.reasons) {
-		res.LossReasons = append(res.LossReasons, ReasonFigure{Reason: r, Count: total.reasons[r], Amount: cv.format(cv.total(total.money["reason/"+r]))})
+		res.LossReasons = append(res.LossReasons, analytics.ReasonFigure{Reason: r, Count: total.reasons[r], Amount: cv.format(cv.total(total.money["reason/"+r]))})
 	}
 	for _, c := range byCountThenName(total.competitors) {
-		res.Competitors = append(res.Competitors, CompetitorFigure{Competitor: c, Count: total.competitors[c], Amount: cv.format(cv.total(total.money["competitor/"+c]))})
+		res.Competitors = append(res.Competitors, analytics.CompetitorFigure{Competitor: c, Count: total.competitors[c], Amount: cv.format(cv.total(total.money["competitor/"+c]))})
 	}
 	for _, k := range sortedKeys(groups) {
-		res.Groups = append(res.Groups, WinLossGroup{Key: k, WinLossFigures: groups[k].figures(cv)})
+		res.Groups = append(res.Groups, analytics.WinLossGroup{Key: k, WinLossFigures: groups[k].figures(cv)})
 	}
 	return res, nil
 }
@@ -484,14 +533,14 @@ func byCountThenName(m map[string]int64) []string {
 	return keys
 }
 
-// Funnel recomputes the funnel from the event history (see Store.Funnel).
-func (o *Oracle) Funnel(q FunnelQuery, p domain.Pipeline) (FunnelResult, error) {
-	if err := checkFunnelQuery(q, p); err != nil {
-		return FunnelResult{}, err
+// Funnel recomputes the funnel from the event history (see analytics.Store.Funnel).
+func (o *Oracle) Funnel(q analytics.FunnelQuery, p domain.Pipeline) (analytics.FunnelResult, error) {
+	if err := q.Validate(p); err != nil {
+		return analytics.FunnelResult{}, err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	rows := make([]FunnelStage, len(p.Stages))
+	rows := make([]analytics.FunnelStage, len(p.Stages))
 	index := func(id string) int {
 		for i, s := range p.Stages {
 			if s.ID == id {
@@ -502,7 +551,7 @@ func (o *Oracle) Funnel(q FunnelQuery, p domain.Pipeline) (FunnelResult, error) 
 	}
 	var stayMs = make([]int64, len(p.Stages))
 	for i, s := range p.Stages {
-		rows[i] = FunnelStage{StageID: s.ID, StageName: s.Name, Status: string(s.Status)}
+		rows[i] = analytics.FunnelStage{StageID: s.ID, StageName: s.Name, Status: string(s.Status)}
 	}
 	for _, e := range o.history {
 		if e.pipeline != p.ID || e.day < q.From || e.day > q.To || (q.OwnerID != "" && e.owner != q.OwnerID) || !e.stageMoved {
@@ -542,16 +591,13 @@ func (o *Oracle) Funnel(q FunnelQuery, p domain.Pipeline) (FunnelResult, error) 
 		r.ConversionRate = oracleRatio(ratInt(r.Advanced+r.Won), ratInt(r.Entered), 6)
 		r.AvgDaysInStage = oracleRatio(ratInt(stayMs[i]), ratInt(r.StaysEnded*86_400_000), 1)
 	}
-	return FunnelResult{PipelineID: p.ID, From: q.From.String(), To: q.To.String(), Stages: rows}, nil
+	return analytics.FunnelResult{PipelineID: p.ID, From: q.From.String(), To: q.To.String(), Stages: rows}, nil
 }
 
-// Changes recomputes the pipeline changes from the event history (see Store.Changes).
-func (o *Oracle) Changes(q ChangesQuery, rates Rates) (ChangesResult, error) {
-	if err := checkPeriod(q.From, q.To); err != nil {
-		return ChangesResult{}, err
-	}
-	if err := checkCurrency(q.Currency); err != nil {
-		return ChangesResult{}, err
+// Changes recomputes the pipeline changes from the event history (see analytics.Store.Changes).
+func (o *Oracle) Changes(q analytics.ChangesQuery, rates analytics.Rates) (analytics.ChangesResult, error) {
+	if err := q.Validate(); err != nil {
+		return analytics.ChangesResult{}, err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -592,28 +638,26 @@ func (o *Oracle) Changes(q ChangesQuery, rates Rates) (ChangesResult, error) {
 	}
 	cv, err := newOracleConverter(rates, q.Currency, money)
 	if err != nil {
-		return ChangesResult{}, err
+		return analytics.ChangesResult{}, err
 	}
-	f := func(what string) CountAmount {
-		return CountAmount{Count: counts[what], Amount: cv.format(cv.total(money[what]))}
+	f := func(what string) analytics.CountAmount {
+		return analytics.CountAmount{Count: counts[what], Amount: cv.format(cv.total(money[what]))}
 	}
-	return ChangesResult{
+	return analytics.ChangesResult{
 		Currency: q.Currency, From: q.From.String(), To: q.To.String(),
 		Created: f("created"), Won: f("won"), Lost: f("lost"), Reopened: f("reopened"),
 		CloseDatePushed: f("pushed"), CloseDatePulled: f("pulled"),
 		AmountIncreased: f("increased"), AmountDecreased: f("decreased"),
-		CurrencyChanged: CountOnly{Count: counts["currencyChanged"]},
+		CurrencyChanged: analytics.CountOnly{Count: counts["currencyChanged"]},
 	}, nil
 }
 
 // Velocity recomputes sales velocity from the final states, literally as open count × win rate
-// × average won deal size / average cycle days in exact fractions (see Store.Velocity).
-func (o *Oracle) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) {
-	if err := checkPeriod(q.From, q.To); err != nil {
-		return VelocityResult{}, err
-	}
-	if err := checkCurrency(q.Currency); err != nil {
-		return VelocityResult{}, err
+// × average won deal size / average cycle days in exact fractions (see
+// analytics.Store.Velocity).
+func (o *Oracle) Velocity(q analytics.VelocityQuery, rates analytics.Rates) (analytics.VelocityResult, error) {
+	if err := q.Validate(); err != nil {
+		return analytics.VelocityResult{}, err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -624,23 +668,20 @@ func (o *Oracle) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) 
 			open++
 			continue
 		}
-		if s.ClosedAt == nil {
-			continue
-		}
-		if day := domain.DateOf(*s.ClosedAt); day >= q.From && day <= q.To {
+		if s.CloseDate >= q.From && s.CloseDate <= q.To {
 			wl.put(s, true, true)
 		}
 	}
 	cv, err := newOracleConverter(rates, q.Currency, oracleMoney{"won": wl.money["won"]})
 	if err != nil {
-		return VelocityResult{}, err
+		return analytics.VelocityResult{}, err
 	}
 	wonAmt := cv.total(wl.money["won"])
 	velocity := int64(0)
-	if wl.won > 0 && wl.cycleMs != 0 {
+	if wl.won > 0 && wl.cycleDays != 0 {
 		winRate := new(big.Rat).SetFrac64(wl.won, wl.won+wl.lost)
 		avgDeal := new(big.Rat).SetFrac64(wonAmt, wl.won)
-		avgCycle := new(big.Rat).SetFrac(big.NewInt(wl.cycleMs), new(big.Int).Mul(big.NewInt(wl.won), big.NewInt(86_400_000)))
+		avgCycle := new(big.Rat).SetFrac64(wl.cycleDays, wl.won)
 		v := new(big.Rat).Mul(ratInt(open), winRate)
 		v.Mul(v, avgDeal)
 		v.Quo(v, avgCycle)
@@ -650,13 +691,13 @@ func (o *Oracle) Velocity(q VelocityQuery, rates Rates) (VelocityResult, error) 
 	if wl.won > 0 {
 		avg, _ = strconv.ParseInt(new(big.Rat).SetFrac64(wonAmt, wl.won).FloatString(0), 10, 64)
 	}
-	return VelocityResult{
+	return analytics.VelocityResult{
 		Currency: q.Currency, From: q.From.String(), To: q.To.String(),
 		OpenCount: open, WonCount: wl.won, LostCount: wl.lost,
 		WinRate:         oracleRatio(ratInt(wl.won), ratInt(wl.won+wl.lost), 6),
 		WonAmount:       cv.format(wonAmt),
 		AvgDealSizeWon:  cv.format(avg),
-		AvgCycleDaysWon: oracleRatio(ratInt(wl.cycleMs), ratInt(wl.won*86_400_000), 1),
+		AvgCycleDaysWon: oracleRatio(ratInt(wl.cycleDays), ratInt(wl.won), 1),
 		VelocityPerDay:  cv.format(velocity),
 	}, nil
 }

@@ -388,14 +388,14 @@ class Board {
     this.lifted = { id, index };
     const known = this.byId.get(id);
     const el = known && known.column.cardEl(id);
-    if (el) { el.classList.add('lifted'); el.setAttribute('aria-pressed', 'true'); }
+    if (el) el.classList.add('lifted');
     this.markTarget([...this.columns.values()][index]);
     announce(`Picked up ${known ? known.opp.name : id} in ${[...this.columns.values()][index].stage.name}. Left and Right arrows choose a column, Space drops, Escape cancels.`);
   }
 
   drop() {
     if (!this.lifted) return;
-    for (const el of $$('.card.lifted', this.boardEl)) { el.classList.remove('lifted'); el.removeAttribute('aria-pressed'); }
+    for (const el of $$('.card.lifted', this.boardEl)) el.classList.remove('lifted');
     this.markTarget(null);
     this.lifted = null;
   }

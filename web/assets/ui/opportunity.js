@@ -85,7 +85,7 @@ class DealPage {
       this.headEl,
       h('div', { class: 'deal-layout' }, this.viewEl, this.timelineEl));
     this.renderView();
-    if (this.editing) this.openForm();
+    if (this.editing) this.openForm(false);
   }
 
   renderView() {
@@ -98,7 +98,7 @@ class DealPage {
       o.status === 'open' && st?.staleAfterDays > 0 && daysSince(o.stageEnteredAt) > st.staleAfterDays ? h('span', { class: 'badge badge-lost' }, `Stale · ${daysSince(o.stageEnteredAt)} d`) : null,
     ];
     const actions = [];
-    if (!this.editing) actions.push(h('button', { class: 'btn btn-primary', type: 'button', id: 'edit-deal', onclick: () => { this.editing = true; this.openForm(); } }, 'Edit'));
+    if (!this.editing) actions.push(h('button', { class: 'btn btn-primary', type: 'button', id: 'edit-deal', onclick: () => { this.editing = true; this.openForm(true); } }, 'Edit'));
     if (o.status === 'open') {
       const sel = h('select', { 'aria-label': 'Move to stage', id: 'move-stage' }, openStages(this.pipeline).map((s) => h('option', { value: s.id, selected: s.id === o.stageId }, s.name)));
       actions.push(h('span', { class: 'filter' }, sel),
@@ -162,7 +162,7 @@ class DealPage {
       h('div', { class: 'panel table-wrap' }, visits));
   }
 
-  async openForm() {
+  async openForm(focus = false) {
     let currencies = [];
     try { currencies = (await fxRates()).map((r) => r.currency); } catch { /* optional */ }
     this.base = this.opp;
@@ -176,7 +176,7 @@ class DealPage {
     formEl.addEventListener('submit', (e) => { e.preventDefault(); this.save(formEl, save); });
     replace(this.formHost, formEl);
     this.renderView();
-    this.form.controls.name.focus();
+    if (focus) this.form.controls.name.focus();
   }
 
   closeForm() {

@@ -612,11 +612,20 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("EveryPageAtDesktopAndPhoneWidth", func(t *testing.T) {
-		pages := map[string]string{"board": "/", "forecast-by-month": "/#/forecast?groupBy=month", "analytics": "/#/analytics", "settings": "/#/settings", "opportunity-edit": "/#/opportunity/conflict-1?edit=1"}
+		must(t, s.Do("POST", "/opportunities", testkit.CreateBody("pages-1"), testkit.Wait), 201)
+		pages := map[string]string{"board": "/", "forecast-by-month": "/#/forecast?groupBy=month", "analytics": "/#/analytics", "settings": "/#/settings", "opportunity-edit": "/#/opportunity/pages-1?edit=1"}
 		tb := b.open(t, s.Root, "/", streamAllowance(live)...)
 		for name, path := range pages {
 			tb.navigate(path)
 			tb.shot(name)
+			// Every control is labelled for screen readers, every button has a name.
+			unlabelled := js[[]string](tb, `[...document.querySelectorAll('input, select, textarea, button')]
+				.filter((el) => el.type !== 'hidden' && !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby')
+					&& !(el.tagName === 'BUTTON' && el.textContent.trim()))
+				.map((el) => el.outerHTML.slice(0, 120))`)
+			for _, u := range unlabelled {
+				t.Errorf("%s: a control without a label: %s", name, u)
+			}
 		}
 		tb.do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 		for _, name := range []string{"board", "forecast-by-month"} {

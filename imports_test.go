@@ -27,7 +27,8 @@ var allowedImports = map[string][]string{
 	"views":            {"domain", "analytics", "codecs", "topics"},
 	"gateway":          {"domain", "codecs", "topics", "views"},
 	"query":            {"domain", "analytics", "views", "gateway"},
-	"app":              {"domain", "analytics", "step", "codecs", "dirlock", "topics", "state", "connlimit", "processors", "views", "gateway", "query"},
+	"web":              {},
+	"app":              {"domain", "analytics", "step", "codecs", "dirlock", "topics", "state", "connlimit", "processors", "views", "gateway", "query", "web"},
 	"cmd/crm-pipeline": nil, // everything
 	// Support code, outside the product: nothing of the product imports it (see supportPackages).
 	"analytics/analyticstest": {"domain", "analytics"}, // the tests' oracle of analytics

@@ -30,6 +30,7 @@ import (
 	"github.com/crm-pipeline/crm-pipeline/state"
 	"github.com/crm-pipeline/crm-pipeline/topics"
 	"github.com/crm-pipeline/crm-pipeline/views"
+	"github.com/crm-pipeline/crm-pipeline/web"
 )
 
 // DefaultCacheMiB is serve's --cache-mib, and bench's, so the bench measures the default.
@@ -262,6 +263,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	if err != nil {
 		return fmt.Errorf("build HTTP handler: %w", err)
 	}
+	// The dashboard's static files at / and /ui/ (they carry no data, so no token), the API
+	// everywhere else; the page is a client of that API like any other.
+	dashboard, err := web.New()
+	if err != nil {
+		return err
+	}
+	handler = dashboard.WithAPI(handler)
 	maxConns, perClient := cfg.MaxConns, cfg.MaxConnsPerClient
 	if limit := raiseFileLimit(log); limit > 0 {
 		var reserve int
@@ -382,15 +390,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 // the logs are JSON, so that stdout carries JSON only.
 func writeBanner(stdout io.Writer, cfg Config, scheme string, run *Running) {
 	up := fmt.Sprintf("crm-pipeline is up: HTTP on %s://%s/api/v1, Kafka at %s", scheme, run.HTTPAddr, run.BrokerAddr)
+	dashboard := scheme + "://" + run.HTTPAddr + "/"
 	first := fmt.Sprintf("curl -s -X POST %s://%s/api/v1/opportunities -H 'Content-Type: application/json' -H 'Prefer: wait=5' "+
 		"-d '{\"name\":\"First deal\",\"accountId\":\"acc-1\",\"ownerId\":\"owner-1\",\"amount\":\"12500.00\",\"currency\":\"USD\",\"closeDate\":\"%s\"}'",
 		scheme, run.HTTPAddr, cfg.Clock().AddDate(0, 1, 0).Format(time.DateOnly))
 	if cfg.LogFormat == "json" {
 		slog.New(slog.NewJSONHandler(stdout, nil)).Info(up,
-			"http", scheme+"://"+run.HTTPAddr+"/api/v1", "kafka", run.BrokerAddr, "firstCommand", first)
+			"http", scheme+"://"+run.HTTPAddr+"/api/v1", "kafka", run.BrokerAddr, "dashboard", dashboard, "firstCommand", first)
 		return
 	}
-	fmt.Fprintf(stdout, "%s\nsend a first command:\n  %s\n", up, first)
+	fmt.Fprintf(stdout, "%s\nthe dashboard: %s\nsend a first command:\n  %s\n", up, dashboard, first)
 }
 
 // waitStopped waits for the service's goroutines. Once a stop is asked for it waits at most

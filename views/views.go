@@ -8,13 +8,13 @@
 package views
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -539,7 +539,16 @@ func (s *Service) Pipeline(id string) (*domain.Pipeline, error) {
 // WaitPipeline returns once this instance's view shows p, so that a read after a write sees
 // it (the gateway's PutPipeline).
 func (s *Service) WaitPipeline(ctx context.Context, p domain.Pipeline) error {
-	return waitValue(ctx, s.pipelines, p.ID, func(got *domain.Pipeline) bool { return reflect.DeepEqual(*got, p) })
+	return waitValue(ctx, s.pipelines, p.ID, func(got *domain.Pipeline) bool { return samePipeline(*got, p) })
+}
+
+// samePipeline compares two configurations as they are stored: by their encoding, which does
+// not tell an empty list (a PUT's "requiredFields": []) from an absent one (what the view
+// decodes), as reflect.DeepEqual does.
+func samePipeline(a, b domain.Pipeline) bool {
+	ea, err1 := codecs.EncodePipeline(a)
+	eb, err2 := codecs.EncodePipeline(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ea, eb)
 }
 
 // FXRates lists every exchange rate, the reporting currency's at its fixed 1 (a stored one,

@@ -365,7 +365,7 @@ func compareOpportunity(got map[string]any, want domain.Opportunity) string {
 		"version": float64(want.Version), "stageId": want.StageID, "status": string(want.Status),
 		"amount": domain.FormatAmount(want.Amount, want.Currency), "currency": want.Currency,
 		"probability": float64(want.Probability), "forecastCategory": string(want.ForecastCategory),
-		"closeDate": want.CloseDate.String(), "ownerId": want.OwnerID, "lossReason": want.LossReason,
+		"closeDate": want.CloseDate.String(), "ownerId": want.OwnerID, "lossReason": textOrNull(want.LossReason),
 		"updatedAt": ts(want.UpdatedAt), "stageEnteredAt": ts(want.StageEnteredAt),
 		"closeDatePushCount": float64(want.CloseDatePushCount),
 	}
@@ -382,6 +382,14 @@ func compareOpportunity(got map[string]any, want domain.Opportunity) string {
 	}
 	sort.Strings(diffs)
 	return strings.Join(diffs, "; ")
+}
+
+// textOrNull is a text field as the API answers it: null when not set.
+func textOrNull(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // crashRates are the FX rates of the crash test (reporting currency USD).

@@ -67,7 +67,7 @@ func (db *deltaBuilder) add(bucket, name string, v int64) {
 }
 
 // state adds sign × the contribution of o's current state: the forecast bucket of its close
-// date and, for a closed deal, the win/loss bucket of the same date (the day it closed). The
+// date (for an open deal also under its stage) and, for a closed deal, the win/loss bucket of the same date (the day it closed). The
 // retraction of prev and the addition of next go through this one function, so a reopen, or
 // a closing on another day after a reopen, takes back exactly what was added.
 func (db *deltaBuilder) state(o *domain.Opportunity, sign int64) {
@@ -75,17 +75,22 @@ func (db *deltaBuilder) state(o *domain.Opportunity, sign int64) {
 	fk := bucketKey(famForecast, o.PipelineID, o.CloseDate, o.OwnerID)
 	amount := sign * o.Amount
 	weighted := sign * domain.WeightedAmount(o.Amount, o.Probability)
-	cat := func(c int) {
-		db.add(fk, catCountNames[c], sign)
-		db.add(fk, n.fc[c][metAmount], amount)
-		db.add(fk, n.fc[c][metWeighted], weighted)
+	fig := func(count, amountName, weightedName string) {
+		db.add(fk, count, sign)
+		db.add(fk, amountName, amount)
+		db.add(fk, weightedName, weighted)
 	}
+	cat := func(c int) { fig(catCountNames[c], n.fc[c][metAmount], n.fc[c][metWeighted]) }
 	switch o.Status {
 	case domain.StatusOpen:
 		cat(catOpen)
 		if c, ok := openCategory(o.ForecastCategory); ok {
 			cat(c)
 		}
+		// The open figures once more under the deal's stage (groupBy stage): a stage change
+		// retracts them from the old stage and adds them to the new one, a close retracts them.
+		s := escapePart(o.StageID)
+		fig("stage/"+s+"/count", n.stageP+s+"/amount", n.stageP+s+"/weighted")
 	case domain.StatusWon:
 		cat(catClosedWon)
 		wk := bucketKey(famWinLoss, o.PipelineID, o.CloseDate, o.OwnerID)

@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -74,6 +75,14 @@ func (s *Store) Forecast(q ForecastQuery, rates Rates) (ForecastResult, error) {
 				groups[catNames[c]] = &cats[c]
 			}
 		}
+	case GroupStage:
+		s.fc.scan(q.PipelineID, owner, q.From, q.To, func(_ *dayNode[fcData], r *rec[fcData]) {
+			total.add(&r.d)
+			for i := range r.d.stages {
+				acc(r.d.stages[i].id).addStage(&r.d.stages[i])
+			}
+		})
+		maps.DeleteFunc(groups, func(_ string, a *fcData) bool { return a.count[catOpen] == 0 })
 	}
 	s.mu.RUnlock()
 	for k, a := range groups {
@@ -103,10 +112,21 @@ func checkForecastQuery(q ForecastQuery) (string, error) {
 	if err := checkCurrency(q.Currency); err != nil {
 		return "", err
 	}
-	return checkGroupBy(q.GroupBy, GroupNone, GroupMonth, GroupQuarter, GroupOwner, GroupCategory)
+	return checkGroupBy(q.GroupBy, GroupNone, GroupMonth, GroupQuarter, GroupOwner, GroupCategory, GroupStage)
 }
 
-// add sums d into a (fcData doubles as the accumulator of a query).
+// addStage adds the open deals of one stage of a bucket as open figures (groupBy stage).
+func (a *fcData) addStage(st *fcStage) {
+	a.count[catOpen] += st.count
+	for _, m := range st.money {
+		sl := a.slot(m.cur)
+		sl.v[catOpen][metAmount] += m.v[metAmount]
+		sl.v[catOpen][metWeighted] += m.v[metWeighted]
+	}
+}
+
+// add sums d into a (fcData doubles as the accumulator of a query); d's stages are not
+// added (an accumulator has none: groupBy stage uses addStage).
 func (a *fcData) add(d *fcData) {
 	for c := range numCats {
 		a.count[c] += d.count[c]

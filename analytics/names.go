@@ -19,6 +19,14 @@ import (
 //
 //	<cat>/count  <CUR>/<cat>/amount  <CUR>/<cat>/weighted
 //
+// and, for an open deal, the same three figures once more under its stage (groupBy stage):
+//
+//	stage/<stage>/count  <CUR>/stage/<stage>/amount  <CUR>/stage/<stage>/weighted
+//
+// (a stage's figures are those of its open deals in that bucket, the open figures split by
+// stage id; closed deals carry none. Buckets written before this version lack them:
+// `crm-pipeline reset-analytics` rebuilds them with the stage values.)
+//
 // Win/loss bucket (W):
 //
 //	won/count  won/cycleDays  <CUR>/won/amount  lost/count  <CUR>/lost/amount
@@ -114,6 +122,7 @@ type curNames struct {
 	chgAmt   [numChg]string     // <CUR>/<chg>/amount
 	reasonP  string             // <CUR>/reason/
 	competeP string             // <CUR>/competitor/
+	stageP   string             // <CUR>/stage/
 }
 
 var namesCache sync.Map // currency -> *curNames
@@ -123,7 +132,7 @@ func namesFor(cur string) *curNames {
 		return v.(*curNames)
 	}
 	c := escapePart(cur)
-	n := &curNames{wonAmt: c + "/won/amount", lostAmt: c + "/lost/amount", reasonP: c + "/reason/", competeP: c + "/competitor/"}
+	n := &curNames{wonAmt: c + "/won/amount", lostAmt: c + "/lost/amount", reasonP: c + "/reason/", competeP: c + "/competitor/", stageP: c + "/stage/"}
 	for i := range numCats {
 		n.fc[i][metAmount] = c + "/" + catNames[i] + "/amount"
 		n.fc[i][metWeighted] = c + "/" + catNames[i] + "/weighted"

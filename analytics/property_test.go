@@ -61,7 +61,7 @@ func TestPropertyAggregatesMatchOracle(t *testing.T) {
 		"refused", "duplicate", "noop", "reemitted", "guard skipped", "currency changed", "close date pushed", "close date pulled",
 		"amount increased", "amount decreased", "owner changed", "override", "stage skipped forward", "stage moved backward",
 		"compared", "compared error: missing rate", "missing rate not needed", "funnel regressed", "funnel reopened",
-		"closed on an earlier day", "rebuilt",
+		"closed on an earlier day", "rebuilt", "forecast by stage, several stages",
 	} {
 		if total[k] == 0 {
 			t.Errorf("the random histories never produced %q (stats %v)", k, total)
@@ -612,11 +612,14 @@ func (s *aggSim) compareForecast(rebuilt *Store) {
 	from, to := s.period()
 	p, o := s.filters()
 	q := ForecastQuery{From: from, To: to, PipelineID: p, OwnerID: o, Currency: s.pick(simTargets),
-		GroupBy: []string{"", "none", "month", "quarter", "owner", "category"}[s.r.IntN(6)]}
+		GroupBy: []string{"", "none", "month", "quarter", "owner", "category", "stage"}[s.r.IntN(7)]}
 	rates, holey := s.rates()
 	got, gotErr := ask(s, "forecast", q, rates, s.store.Forecast, s.oracle.Forecast, s.eventOracle.Forecast)
 	if gotErr == nil && holey {
 		s.stats["missing rate not needed"]++
+	}
+	if gotErr == nil && q.GroupBy == GroupStage && len(got.Groups) > 1 {
+		s.stats["forecast by stage, several stages"]++
 	}
 	again, againErr := rebuilt.Forecast(q, rates)
 	s.same("forecast (rebuilt store)", q, again, againErr, got, gotErr)

@@ -16,6 +16,7 @@ const (
 	GroupOwner    = "owner"    // the owner id
 	GroupCategory = "category" // forecast only: one group per category key (open, pipeline, bestCase, commit, closedWon, closedLost)
 	GroupReason   = "reason"   // win/loss only: lost deals by loss reason
+	GroupStage    = "stage"    // forecast only: the open deals by stage id (see ForecastResult)
 )
 
 // ForecastQuery selects deals by close date in [From, To] (both inclusive). The rolling
@@ -25,7 +26,7 @@ type ForecastQuery struct {
 	From, To   domain.Date
 	PipelineID string
 	OwnerID    string
-	GroupBy    string // none, month, quarter, owner, category
+	GroupBy    string // none, month, quarter, owner, category, stage
 	Currency   string
 }
 
@@ -66,6 +67,17 @@ type ForecastGroup struct {
 // sum of those. The total is computed the same way from all selected deals, so it does not
 // depend on groupBy (it may differ from the sum of the groups by the rounding of the
 // conversions).
+//
+// groupBy stage: per stage of the open deals in the period, one group whose key is the stage
+// id (the deal's current stageId), holding the open deals in that stage: Open is their count,
+// amount and weighted amount, converted like any group's (each currency's sum once per figure
+// within the group); every other category and both rollups of a stage group are zero (count
+// 0, zero amounts: "0.00" in USD), whatever the deals' forecast
+// categories, since the aggregation keeps the open figures per stage only. Closed deals are
+// in no stage group (the won and lost stages have none), so the groups' open counts add up to
+// Total.Open.Count, and Total is the usual total of all selected deals, closed ones included.
+// Forecast buckets written before stage grouping existed carry no stage figures: their deals
+// are in Total but in no group until `crm-pipeline reset-analytics` rebuilds them.
 type ForecastResult struct {
 	Currency string
 	From     string
@@ -291,7 +303,7 @@ type VelocityResult struct {
 
 // Validate returns nil for a forecast query the Store answers, else the *QueryError
 // Store.Forecast returns for it: an inverted period, an unknown target currency, or a groupBy
-// other than "", none, month, quarter, owner and category.
+// other than "", none, month, quarter, owner, category and stage.
 func (q ForecastQuery) Validate() error {
 	_, err := checkForecastQuery(q)
 	return err

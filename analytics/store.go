@@ -99,10 +99,50 @@ func intern(s string) string { return unique.Make(s).Value() }
 // fcData is a forecast bucket (and a forecast accumulator): counts per category, money per
 // currency and category. The first currency (the only one, for most buckets) is stored
 // inline; first.cur == 0 means no money yet.
+//
+// stages holds the open figures split by the deals' stage (groupBy stage), one entry per stage
+// id in the order they came in: most buckets have one or two. A query accumulator leaves it
+// empty (add ignores it); groupBy stage folds it into one accumulator per stage instead.
 type fcData struct {
-	count [numCats]int64
-	first fcMoney
-	more  []fcMoney
+	count  [numCats]int64
+	first  fcMoney
+	more   []fcMoney
+	stages []fcStage
+}
+
+// fcStage is the open deals of one stage in a forecast bucket: their count and, per currency,
+// amount and weighted amount. The stage id is interned.
+type fcStage struct {
+	id    string
+	count int64
+	money []fcStageMoney
+}
+
+type fcStageMoney struct {
+	cur curID
+	v   [2]int64 // amount, weighted
+}
+
+// stage finds or adds the entry of one stage id.
+func (d *fcData) stage(id string) *fcStage {
+	for i := range d.stages {
+		if d.stages[i].id == id {
+			return &d.stages[i]
+		}
+	}
+	d.stages = append(d.stages, fcStage{id: intern(id)})
+	return &d.stages[len(d.stages)-1]
+}
+
+// slot finds or adds the money of one currency.
+func (st *fcStage) slot(cur curID) *fcStageMoney {
+	for i := range st.money {
+		if st.money[i].cur == cur {
+			return &st.money[i]
+		}
+	}
+	st.money = append(st.money, fcStageMoney{cur: cur})
+	return &st.money[len(st.money)-1]
 }
 
 type fcMoney struct {
@@ -375,23 +415,34 @@ func parseForecast(d *fcData, values map[string]int64) {
 			if c, ok := catIndex(seg[0]); ok {
 				d.count[c] += v
 			}
+		case n == 3 && seg[0] == "stage" && seg[2] == "count":
+			d.stage(seg[1]).count += v
 		case n == 3 && isCurrencySegment(seg[0]):
 			c, ok := catIndex(seg[1])
-			if !ok {
+			m, okm := metricIndex(seg[2])
+			if !ok || !okm {
 				continue
 			}
 			cur, _ := curIDOf(seg[0])
-			m := metAmount
-			switch seg[2] {
-			case "amount":
-			case "weighted":
-				m = metWeighted
-			default:
-				continue
-			}
 			d.slot(cur).v[c][m] += v
+		case n == 4 && isCurrencySegment(seg[0]) && seg[1] == "stage":
+			if m, ok := metricIndex(seg[3]); ok {
+				cur, _ := curIDOf(seg[0])
+				d.stage(seg[2]).slot(cur).v[m] += v
+			}
 		}
 	}
+}
+
+// metricIndex reads the last segment of a forecast money name: amount or weighted.
+func metricIndex(s string) (int, bool) {
+	switch s {
+	case "amount":
+		return metAmount, true
+	case "weighted":
+		return metWeighted, true
+	}
+	return 0, false
 }
 
 func parseWinLoss(d *wlData, values map[string]int64) {

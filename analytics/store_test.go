@@ -137,3 +137,56 @@ func TestStoreManyCurrenciesInOneBucket(t *testing.T) {
 		t.Errorf("open %+v commit %+v", r.Total.Open, r.Total.Commit)
 	}
 }
+
+// TestStoreForecastByStage: groupBy stage reads the stage values of the forecast buckets (an
+// escaped stage id, two currencies in one stage, values it does not know ignored) into one
+// group per stage holding only open figures; the total is groupBy none's.
+func TestStoreForecastByStage(t *testing.T) {
+	s := NewStore()
+	s.Put(bucketKey(famForecast, "default", date(t, "2025-04-01"), "u-1"), Bucket{Values: map[string]int64{
+		"open/count": 3, "USD/open/amount": 200, "USD/open/weighted": 20, "EUR/open/amount": 100, "EUR/open/weighted": 50,
+		"commit/count": 1, "EUR/commit/amount": 100, "EUR/commit/weighted": 50,
+		"closedWon/count": 1, "USD/closedWon/amount": 500, "USD/closedWon/weighted": 500,
+		"stage/a%2Fb/count": 2, "USD/stage/a%2Fb/amount": 200, "USD/stage/a%2Fb/weighted": 20,
+		"stage/proposal/count": 1, "EUR/stage/proposal/amount": 100, "EUR/stage/proposal/weighted": 50,
+	}})
+	s.Put(bucketKey(famForecast, "default", date(t, "2025-04-02"), "u-2"), Bucket{Values: map[string]int64{
+		"open/count": 1, "USD/open/amount": 1, "USD/open/weighted": 1,
+		"stage/proposal/count": 1, "USD/stage/proposal/amount": 1, "USD/stage/proposal/weighted": 1,
+		"stage/x/bogus": 7, "USD/stage/x/other": 7, // a newer writer's measures: ignored
+	}})
+	q := ForecastQuery{From: date(t, "2025-04-01"), To: date(t, "2025-04-30"), Currency: "USD", GroupBy: GroupStage}
+	r, err := s.Forecast(q, testRates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := Measure{0, "0.00", "0.00"}
+	want := []ForecastGroup{
+		{Key: "a/b", ForecastFigures: ForecastFigures{Open: Measure{2, "2.00", "0.20"}}},
+		// 1.00 EUR = 1.08 USD and 0.50 EUR = 0.54 USD, each converted once, plus 0.01 USD.
+		{Key: "proposal", ForecastFigures: ForecastFigures{Open: Measure{2, "1.09", "0.55"}}},
+	}
+	for i := range want {
+		f := &want[i].ForecastFigures
+		f.Pipeline, f.BestCase, f.Commit, f.ClosedWon, f.ClosedLost, f.CommitForecast, f.BestCaseForecast = zero, zero, zero, zero, zero, zero, zero
+	}
+	if mustJSON(t, r.Groups) != mustJSON(t, want) {
+		t.Errorf("groups\n got %s\nwant %s", mustJSON(t, r.Groups), mustJSON(t, want))
+	}
+	q.GroupBy = GroupNone
+	none, err := s.Forecast(q, testRates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Total != none.Total || r.Total.Open != (Measure{4, "3.09", "0.75"}) || r.Total.ClosedWon.Count != 1 {
+		t.Errorf("total %+v, groupBy none's %+v", r.Total, none.Total)
+	}
+	// A deal that closes leaves its stage: the bucket without stage values has no group.
+	s.Put(bucketKey(famForecast, "default", date(t, "2025-04-02"), "u-2"), Bucket{Values: map[string]int64{
+		"closedLost/count": 1, "USD/closedLost/amount": 1,
+	}})
+	q.GroupBy = GroupStage
+	if r, err = s.Forecast(q, testRates); err != nil || len(r.Groups) != 2 || r.Groups[1].Open != (Measure{1, "1.08", "0.54"}) {
+		t.Errorf("after the close: %+v, %v", r.Groups, err)
+	}
+}

@@ -34,7 +34,7 @@ const codeMissingFXRate = "missing_fx_rate"
 
 // The groupBy values each endpoint accepts (API.md).
 var (
-	forecastGroups = []string{analytics.GroupNone, analytics.GroupMonth, analytics.GroupQuarter, analytics.GroupOwner, analytics.GroupCategory}
+	forecastGroups = []string{analytics.GroupNone, analytics.GroupMonth, analytics.GroupQuarter, analytics.GroupOwner, analytics.GroupCategory, analytics.GroupStage}
 	winLossGroups  = []string{analytics.GroupNone, analytics.GroupOwner, analytics.GroupReason, analytics.GroupMonth}
 )
 

@@ -144,6 +144,25 @@ func TestForecastParameters(t *testing.T) {
 	if !slices.Equal(forecastKeys(r), []string{"bestCase", "closedLost", "closedWon", "open", "pipeline"}) {
 		t.Errorf("groupBy category: %v", forecastKeys(r))
 	}
+	// groupBy stage: the open deals per stage, open figures only, converted by the server;
+	// the closed c and d are in no group but in the total.
+	r = getAs[forecastJSON](t, e, f+"groupBy=stage")
+	zero := meas(0, "0.00", "0.00")
+	stageOnly := func(open measureJSON) forecastFiguresJSON {
+		return forecastFiguresJSON{Open: open, Pipeline: zero, BestCase: zero, Commit: zero, ClosedWon: zero, ClosedLost: zero, CommitForecast: zero, BestCaseForecast: zero}
+	}
+	if !slices.Equal(forecastKeys(r), []string{"proposal", "qualification"}) ||
+		r.Groups[0].forecastFiguresJSON != stageOnly(meas(1, "10000.00", "5000.00")) ||
+		r.Groups[1].forecastFiguresJSON != stageOnly(meas(1, "1082.30", "108.23")) || // EUR 1000.00
+		r.Total.Open != meas(2, "11082.30", "5108.23") || r.Total.ClosedWon.Count != 1 {
+		t.Errorf("groupBy stage: %+v total %+v", r.Groups, r.Total)
+	}
+	// rolling: a (proposal) and e (qualification, USD 999.00 / 1.0823), not b (before today)
+	r = getAs[forecastJSON](t, e, "/api/v1/forecast/rolling?days=3660&groupBy=stage&currency=EUR")
+	if !slices.Equal(forecastKeys(r), []string{"proposal", "qualification"}) || r.Groups[0].Open != meas(1, "9239.58", "4619.79") ||
+		r.Groups[1].Open != meas(1, "923.03", "92.30") {
+		t.Errorf("rolling groupBy stage: %+v", r.Groups)
+	}
 	// from alone keeps the default to; the period is inclusive at both ends. c, planned for
 	// 2025-03-31, was won on 2025-03-14 and counts there, not in this period.
 	r = getAs[forecastJSON](t, e, f+"from=2025-03-20")
@@ -411,6 +430,7 @@ func TestAnalyticsBadQuery(t *testing.T) {
 		{"/forecast/rolling?days=7&groupBy=reason&currency=ABC", []string{"groupBy", "currency"}},
 		{"/analytics/win-loss?groupBy=quarter", []string{"groupBy"}},
 		{"/analytics/win-loss?groupBy=category", []string{"groupBy"}},
+		{"/analytics/win-loss?groupBy=stage", []string{"groupBy"}},
 		{"/analytics/win-loss?from=2025-03-02&to=2025-03-01", []string{"from"}},
 		{"/analytics/win-loss?currency=EURO", []string{"currency"}},
 		{"/analytics/win-loss?ownerId=a&ownerId=b", []string{"ownerId"}},

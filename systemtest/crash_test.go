@@ -424,7 +424,7 @@ func compareAnalytics(t *testing.T, s *testkit.Service, o *analyticstest.Oracle)
 			mismatches++
 		}
 	}
-	for _, g := range []string{"none", "owner", "month", "category"} {
+	for _, g := range []string{"none", "owner", "month", "category", "stage"} {
 		for _, cur := range []string{"USD", "JPY", "EUR"} {
 			want, err := o.Forecast(analytics.ForecastQuery{From: from, To: to, GroupBy: g, Currency: cur}, rates)
 			check(fmt.Sprintf("/forecast?from=2026-01-01&to=2026-12-31&groupBy=%s&currency=%s", g, cur), want, err)

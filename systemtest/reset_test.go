@@ -325,7 +325,7 @@ func analyticsDiffs(t *testing.T, s *testkit.Service, o *analyticstest.Oracle, n
 			diffs = append(diffs, fmt.Sprintf("%s: %d\n got %s\nwant %s", path, r.Status, r.Body, wantJSON))
 		}
 	}
-	for _, g := range []string{"none", "month", "owner", "category"} {
+	for _, g := range []string{"none", "month", "owner", "category", "stage"} {
 		want, err := o.Forecast(analytics.ForecastQuery{From: from, To: to, GroupBy: g, Currency: "USD"}, rates)
 		check("/forecast?"+period+"&groupBy="+g, want, err)
 	}

@@ -355,6 +355,11 @@ func (o *Oracle) Forecast(q analytics.ForecastQuery, rates analytics.Rates) (ana
 				key = s.OwnerID
 			case analytics.GroupCategory:
 				key = c
+			case analytics.GroupStage: // the open deals by their stage, open figures only
+				if c != "open" {
+					continue
+				}
+				key = s.StageID
 			default:
 				continue
 			}

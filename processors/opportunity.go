@@ -127,7 +127,7 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 			h.cfg.Logger.Error("decide failed", "opportunityId", cmd.OpportunityID, "commandId", cmd.CommandID, "err", res.Internal)
 		}
 		h.cfg.Metrics.Refused.WithLabelValues(string(cmd.Type), res.Rejected.Code).Inc()
-		h.store(ctx, st)
+		h.store(ctx, st, false)
 		h.emitRejected(ctx, key, *res.Rejected)
 		h.cfg.Metrics.Latency.WithLabelValues(string(cmd.Type)).Observe(time.Since(start).Seconds())
 		return
@@ -145,7 +145,7 @@ func (h *opportunityHandler) process(ctx goka.Context, msg any) {
 	if len(res.Events) > 0 {
 		agg.RecentDeltas = append(agg.RecentDeltas, deltas.records...)
 	}
-	h.store(ctx, st)
+	h.store(ctx, st, len(res.Events) > 0)
 	for _, e := range res.Events {
 		h.emitEvent(ctx, key, e)
 	}
@@ -208,7 +208,7 @@ func (h *opportunityHandler) migrate(ctx goka.Context) {
 		return
 	}
 	if migrated {
-		h.store(ctx, st)
+		h.store(ctx, st, false)
 	}
 }
 
@@ -276,7 +276,7 @@ func (h *opportunityHandler) reemit(ctx goka.Context, st *stored, offset int64, 
 		// stay lost. Counted, because it means the redelivery window outgrew the ring.
 		h.cfg.Metrics.ReemitSkipped.Inc()
 	}
-	h.store(ctx, st)
+	h.store(ctx, st, false)
 	h.emitDeltas(ctx, deltas)
 	for _, e := range events {
 		h.emitEvent(ctx, key, e)
@@ -374,7 +374,11 @@ func (h *opportunityHandler) emitDeltas(ctx goka.Context, deltas stampedDeltas) 
 // (older ones are on the history topic), and fewer if the record would exceed the size limit
 // (a permanently failing emit would stall the partition). The kept events stay encoded: only
 // the new ones are encoded.
-func (h *opportunityHandler) store(ctx goka.Context, st *stored) {
+//
+// changed says whether the command raised the version (made an event): it travels as the
+// HeaderChanged header, so the views tell a change from a rewrite without reading the value
+// they held before.
+func (h *opportunityHandler) store(ctx goka.Context, st *stored, changed bool) {
 	agg := st.agg
 	if n := st.hist.Len() + len(agg.Events) - MaxRecentEvents; n > 0 {
 		k := min(n, st.hist.Len())
@@ -397,8 +401,13 @@ func (h *opportunityHandler) store(ctx goka.Context, st *stored) {
 			return
 		}
 		if len(b) <= topics.MaxMessageBytes || st.hist.Len()+len(agg.Events) == 0 {
+			flag := []byte("0")
+			if changed {
+				flag = []byte("1")
+			}
 			ctx.SetValue(b, goka.WithCtxEmitHeaders(goka.Headers{
 				topics.HeaderCommandTime: []byte(strconv.FormatInt(ctx.Timestamp().UnixNano(), 10)),
+				topics.HeaderChanged:     flag,
 			}))
 			return
 		}

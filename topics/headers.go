@@ -7,6 +7,10 @@ const (
 	// HeaderCommandTime is the unix nanos of the command record a table record answers, for
 	// the command-to-view latency.
 	HeaderCommandTime = "crm-command-ts"
+	// HeaderChanged is "1" on a table record whose command raised the opportunity's version
+	// (made an event) and "0" on one that rewrote the state (a refusal, a duplicate, a
+	// redelivery, a migration): what the live stream publishes as a change.
+	HeaderChanged = "crm-changed"
 	// HeaderMigrateHistory marks an empty command record that asks the processor to copy a
 	// previous-layout state's history to the history topic (sent at start for each such key,
 	// so that the key's owner does it; a repeat is a no-op).

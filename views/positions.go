@@ -1,6 +1,7 @@
 package views
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -91,16 +92,57 @@ var ErrPositionNotReached = errors.New("position not reached")
 type positions struct {
 	// applied reads a bucket's per-source guard from the local bucket store; ok is false
 	// while the store of the bucket's partition is not open (it is then resolved by the
-	// store's load).
+	// store's load). It costs a pebble read and a bucket decode, so it is asked only while
+	// the views recover and for the few deltas that stay pending past staleAfter; otherwise
+	// the guards of recent bucket writes (recent) answer.
 	applied func(bucket string) (map[string]int64, bool)
+	// live reports whether the views have recovered (nil: always).
+	live func() bool
 
 	mu       sync.Mutex
 	opp      map[int32]int64 // highest command offset the opportunity view shows, per partition
 	queue    map[int32][]*pendingCommand
 	byBucket map[string][]*pendingCommand
-	changed  chan struct{} // closed on every advance; nil while nobody waits
-	touched  touchedScope  // what the reflected commands changed since the last drain
+	waiters  map[int32][]*posWaiter // per partition, by offset
+	recent   recentGuards
+	touched  touchedScope // what the reflected commands changed since the last drain
 }
+
+// posWaiter is one wait for a position, woken (ch closed) only once it is reached: waking
+// every waiter on every advance cost thousands of wake-ups per command at 2,000 commands/s.
+type posWaiter struct {
+	offset int64
+	ch     chan struct{}
+}
+
+// recentGuards keeps the guards of the last maxRecentGuards bucket writes, for a command whose
+// table record the opportunity view shows after its deltas were folded (the aggregator ahead
+// of the view). A guard that left it is found by the stale check instead.
+type recentGuards struct {
+	m     map[string]map[string]int64
+	order []string
+	next  int
+}
+
+const maxRecentGuards = 1 << 16
+
+func (r *recentGuards) put(key string, guard map[string]int64) {
+	if r.m == nil {
+		r.m = make(map[string]map[string]int64, maxRecentGuards)
+		r.order = make([]string, maxRecentGuards)
+	}
+	if _, ok := r.m[key]; !ok {
+		if old := r.order[r.next]; old != "" {
+			delete(r.m, old)
+		}
+		r.order[r.next] = key
+		r.next = (r.next + 1) % maxRecentGuards
+	}
+	r.m[key] = guard
+}
+
+// staleAfter is how long a delta may stay pending before the bucket store itself is asked.
+const staleAfter = 200 * time.Millisecond
 
 // pendingCommand is one command whose deltas are not all in the bucket view yet.
 type pendingCommand struct {
@@ -108,6 +150,7 @@ type pendingCommand struct {
 	source  string // pos.Partition as the deltas' Source
 	buckets map[string]struct{}
 	scope   touchedScope
+	noted   time.Time
 }
 
 func newPositions(applied func(string) (map[string]int64, bool)) *positions {
@@ -116,6 +159,7 @@ func newPositions(applied func(string) (map[string]int64, bool)) *positions {
 		opp:      map[int32]int64{},
 		queue:    map[int32][]*pendingCommand{},
 		byBucket: map[string][]*pendingCommand{},
+		waiters:  map[int32][]*posWaiter{},
 	}
 }
 
@@ -129,7 +173,7 @@ func (p *positions) seed(partition int32, offset int64) {
 	defer p.mu.Unlock()
 	if cur, ok := p.opp[partition]; !ok || offset > cur {
 		p.opp[partition] = offset
-		p.advanced()
+		p.release(partition)
 	}
 }
 
@@ -149,15 +193,21 @@ func (p *positions) noteRecord(partition int32, agg *domain.Aggregate) {
 		buckets = append(buckets, d.Bucket)
 	}
 	source := strconv.FormatInt(int64(partition), 10)
+	recovering := p.live != nil && !p.live()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if cur, ok := p.opp[partition]; !ok || offset > cur {
 		p.opp[partition] = offset
 	}
-	pc := &pendingCommand{pos: Position{Partition: partition, Offset: offset}, source: source}
+	pc := &pendingCommand{pos: Position{Partition: partition, Offset: offset}, source: source, noted: time.Now()}
 	for _, b := range buckets {
 		pc.scope.add(b)
-		if g, ok := p.applied(b); ok {
+		g, ok := p.recent.m[b]
+		if !ok && recovering {
+			// A replay of the table at start: most deltas were folded long ago.
+			g, ok = p.applied(b)
+		}
+		if ok {
 			if last, folded := g[source]; folded && last >= offset {
 				continue
 			}
@@ -175,7 +225,7 @@ func (p *positions) noteRecord(partition int32, agg *domain.Aggregate) {
 			p.byBucket[b] = append(p.byBucket[b], pc)
 		}
 	}
-	p.advanced()
+	p.release(partition)
 }
 
 // bucketWritten takes a bucket as the bucket view just stored it (or loaded it at open) and
@@ -183,6 +233,12 @@ func (p *positions) noteRecord(partition int32, agg *domain.Aggregate) {
 func (p *positions) bucketWritten(key string, guard map[string]int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.recent.put(key, guard)
+	p.resolveLocked(key, guard)
+}
+
+// resolveLocked resolves the pending deltas of key that guard shows folded; mu is held.
+func (p *positions) resolveLocked(key string, guard map[string]int64) {
 	waiting := p.byBucket[key]
 	if len(waiting) == 0 {
 		return
@@ -225,8 +281,38 @@ func (p *positions) bucketWritten(key string, guard map[string]int64) {
 		} else {
 			p.queue[part] = append(q[:0:0], q[i:]...)
 		}
+		p.release(part)
 	}
-	p.advanced()
+}
+
+// checkStale asks the bucket store about the deltas pending for longer than staleAfter (at
+// most a batch a call, without holding mu while it reads): a delta whose fold the view
+// learned of before its command, with the guard gone from recent, is resolved this way.
+func (p *positions) checkStale(now time.Time) {
+	p.mu.Lock()
+	var keys []string
+	seen := map[string]bool{}
+	for _, q := range p.queue {
+		for _, pc := range q {
+			if now.Sub(pc.noted) < staleAfter {
+				break // queues are in the order the records came
+			}
+			for b := range pc.buckets {
+				if !seen[b] && len(keys) < 4096 {
+					seen[b] = true
+					keys = append(keys, b)
+				}
+			}
+		}
+	}
+	p.mu.Unlock()
+	for _, k := range keys {
+		if g, ok := p.applied(k); ok {
+			p.mu.Lock()
+			p.resolveLocked(k, g)
+			p.mu.Unlock()
+		}
+	}
 }
 
 // reachedNow reports whether pos is reflected now.
@@ -246,41 +332,62 @@ func (p *positions) reachedLocked(pos Position) bool {
 	return len(q) == 0 || q[0].pos.Offset > pos.Offset
 }
 
-// advanced wakes every waiter; mu is held.
-func (p *positions) advanced() {
-	if p.changed != nil {
-		close(p.changed)
-		p.changed = nil
+// frontierLocked is the highest offset of partition reached: the opportunity view's, below
+// the first command still pending (-1: nothing).
+func (p *positions) frontierLocked(partition int32) int64 {
+	cur, ok := p.opp[partition]
+	if !ok {
+		return -1
+	}
+	if q := p.queue[partition]; len(q) > 0 {
+		cur = min(cur, q[0].pos.Offset-1)
+	}
+	return cur
+}
+
+// release wakes the waiters of partition whose position is now reached; mu is held.
+func (p *positions) release(partition int32) {
+	ws := p.waiters[partition]
+	if len(ws) == 0 {
+		return
+	}
+	f := p.frontierLocked(partition)
+	i := 0
+	for i < len(ws) && ws[i].offset <= f {
+		close(ws[i].ch)
+		i++
+	}
+	if i > 0 {
+		p.waiters[partition] = append(ws[:0:0], ws[i:]...)
 	}
 }
 
 // wait blocks until every position in ps is reached, or ctx ends (then an error wrapping
 // ErrPositionNotReached names the first one missing).
 func (p *positions) wait(ctx context.Context, ps []Position) error {
-	for {
+	for _, pos := range ps {
 		p.mu.Lock()
-		missing := -1
-		for i, pos := range ps {
-			if !p.reachedLocked(pos) {
-				missing = i
-				break
-			}
-		}
-		if missing < 0 {
+		if p.reachedLocked(pos) {
 			p.mu.Unlock()
-			return nil
+			continue
 		}
-		if p.changed == nil {
-			p.changed = make(chan struct{})
-		}
-		ch := p.changed
+		w := &posWaiter{offset: pos.Offset, ch: make(chan struct{})}
+		ws := p.waiters[pos.Partition]
+		i, _ := slices.BinarySearchFunc(ws, pos.Offset, func(a *posWaiter, off int64) int { return cmp.Compare(a.offset, off+1) })
+		p.waiters[pos.Partition] = slices.Insert(ws, i, w)
 		p.mu.Unlock()
 		select {
-		case <-ch:
+		case <-w.ch:
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %s (%w)", ErrPositionNotReached, ps[missing], ctx.Err())
+			p.mu.Lock()
+			if i := slices.Index(p.waiters[pos.Partition], w); i >= 0 {
+				p.waiters[pos.Partition] = slices.Delete(p.waiters[pos.Partition], i, i+1)
+			}
+			p.mu.Unlock()
+			return fmt.Errorf("%w: %s (%w)", ErrPositionNotReached, pos, ctx.Err())
 		}
 	}
+	return nil
 }
 
 // drainTouched takes what the commands reflected since the last call changed, for the
@@ -303,7 +410,8 @@ func (p *positions) drainTouched() (touchedScope, bool) {
 const analyticsChangeEvery = 50 * time.Millisecond
 
 // publishAnalyticsChanges puts what the reflected commands changed on the feed, one event
-// per analyticsChangeEvery at most, until ctx ends.
+// per analyticsChangeEvery at most, until ctx ends; each tick also has the bucket store
+// checked for deltas pending too long (checkStale).
 func (s *Service) publishAnalyticsChanges(ctx context.Context) {
 	t := time.NewTicker(analyticsChangeEvery)
 	defer t.Stop()
@@ -313,6 +421,7 @@ func (s *Service) publishAnalyticsChanges(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		s.pos.checkStale(time.Now())
 		if sc, ok := s.pos.drainTouched(); ok && s.feed != nil && s.feed.Live() {
 			s.feed.PublishAnalytics(sc.change())
 		}

@@ -259,3 +259,62 @@ func TestTouchedScopeAsAStreamEvent(t *testing.T) {
 		t.Fatalf("change = %+v", c)
 	}
 }
+
+// A delta folded before its command showed, whose guard is not among the recent writes (the
+// aggregator far ahead, or a restart), is found by the stale check asking the bucket store.
+func TestPositionStaleCheckAsksTheStore(t *testing.T) {
+	g := &guards{m: map[string]map[string]int64{bucketA: {"0": 5}}} // in the store, never reported
+	p := newPositions(g.get)
+	p.noteRecord(0, record(t, 0, 5, bucketA))
+	if reached(p, Position{Partition: 0, Offset: 5}) {
+		t.Fatal("reached without the store being asked")
+	}
+	p.checkStale(time.Now()) // too young: not asked yet
+	if reached(p, Position{Partition: 0, Offset: 5}) {
+		t.Fatal("a delta younger than staleAfter was checked")
+	}
+	p.checkStale(time.Now().Add(staleAfter + time.Millisecond))
+	if !reached(p, Position{Partition: 0, Offset: 5}) {
+		t.Fatal("the stale check did not resolve a folded delta")
+	}
+}
+
+// A waiter is woken when its own position is reached, not by every advance of others.
+func TestWaitersWokenByTheirPosition(t *testing.T) {
+	p := newPositions((&guards{}).get)
+	done := make(chan error, 1)
+	go func() { done <- p.wait(context.Background(), []Position{{Partition: 1, Offset: 10}}) }()
+	for off := int64(0); off < 10; off++ {
+		p.noteRecord(1, &domain.Aggregate{Position: off})
+		p.noteRecord(2, &domain.Aggregate{Position: off + 100})
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("woken at offset 9: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	p.mu.Lock()
+	n := len(p.waiters[1])
+	p.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d waiters on partition 1, want 1", n)
+	}
+	p.noteRecord(1, &domain.Aggregate{Position: 10})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not woken at its position")
+	}
+	// A wait that gives up leaves no waiter behind.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := p.wait(ctx, []Position{{Partition: 3, Offset: 1}}); !errors.Is(err, ErrPositionNotReached) {
+		t.Fatal(err)
+	}
+	if len(p.waiters[3]) != 0 {
+		t.Fatal("a cancelled wait left its waiter")
+	}
+}

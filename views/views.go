@@ -88,6 +88,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg, waiters: map[string]map[*waiter]struct{}{}, store: analytics.NewStore(), feed: NewFeed(cfg.Feed),
 		bucketSt: &bucketStores{partitions: cfg.Partitions}}
 	s.pos = newPositions(s.bucketSt.guard)
+	s.pos.live = func() bool { return s.feed.Live() }
 	s.health = readiness{now: time.Now, running: s.running}
 	s.viewLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "crm_command_to_view_seconds",
@@ -165,12 +166,20 @@ func (s *Service) Run(ctx context.Context) error {
 // tells the position tracker which command the record reflects and, once the views have
 // recovered, puts the change on the live stream's feed.
 func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
-	prev := s.storedVersion(st, key) // for the change feed: a record that keeps the version is no change
+	hdr := ctx.Headers()
+	// For the change feed: a record that keeps the version is no change. The processor says
+	// which it is (HeaderChanged); only a record without the header (a writer before it) costs
+	// a read of the value held before.
+	changed, marked := hdr[topics.HeaderChanged]
+	prev := int64(-1)
+	if !marked {
+		prev = s.storedVersion(st, key)
+	}
 	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
 		return err
 	}
 	s.updates.Inc()
-	if ts, err := strconv.ParseInt(string(ctx.Headers()[topics.HeaderCommandTime]), 10, 64); err == nil && ts > 0 {
+	if ts, err := strconv.ParseInt(string(hdr[topics.HeaderCommandTime]), 10, 64); err == nil && ts > 0 {
 		s.viewLatency.Observe(time.Since(time.Unix(0, ts)).Seconds())
 	}
 	s.notify(key, value)
@@ -187,7 +196,12 @@ func (s *Service) onOpportunity(ctx goka.UpdateContext, st storage.Storage, key 
 	s.pos.noteRecord(ctx.Partition(), &agg)
 	s.commands.note(key, &agg)
 	if s.feed != nil && s.feed.Live() {
-		s.publishAggregate(prev, &agg)
+		switch {
+		case !marked:
+			s.publishAggregate(prev, &agg)
+		case string(changed) == "1":
+			s.publishAggregate(0, &agg)
+		}
 	}
 	return nil
 }

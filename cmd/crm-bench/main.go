@@ -56,6 +56,8 @@ type bench struct {
 	serveBinary string
 	// serveEnv is added to the environment of the memory scenario's child serve.
 	serveEnv []string
+	// noSync starts the scenarios' brokers without fsync (--broker-sync=false).
+	noSync bool
 	// cacheMiB is the service's --cache-mib in every scenario (serve's default unless given).
 	cacheMiB int
 	out      io.Writer
@@ -90,6 +92,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	verbose := fset.Bool("v", false, "log the service's info messages to stderr")
 	memHere := fset.Bool("memory-in-process", false, "run the memory scenario's service in this process (its RSS then includes the broker and harness) instead of as a child crm-pipeline serve")
 	serveEnv := fset.String("serve-env", "", "comma list of KEY=VALUE added to the environment of the memory scenario's child serve (e.g. GOMEMLIMIT=768MiB)")
+	brokerSync := fset.Bool("broker-sync", true, "the scenarios' embedded brokers fsync every produced batch before acknowledging it, as serve's default --embedded-sync does; false measures the service without the broker's fsyncs")
 	cacheMiB := fset.Int("cache-mib", app.DefaultCacheMiB, "the service's --cache-mib (pebble block cache), for every scenario's serve and the restore scenario's views")
 	serveBinary := fset.String("serve-binary", "", "the crm-pipeline executable the memory and queries scenarios run as a child serve (default: crm-pipeline beside this executable, else on $PATH)")
 	profile := fset.String("profile", "", "write CPU, block, mutex and heap profiles of the whole run (service and load) to this directory")
@@ -108,7 +111,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *cacheMiB < 1 {
 		return fmt.Errorf("bench: --cache-mib %d: want at least 1", *cacheMiB)
 	}
-	b := &bench{scale: *scale, out: stdout, keep: *keep, profile: *profile, memoryInProcess: *memHere, serveBinary: *serveBinary, serveEnv: splitList(*serveEnv), cacheMiB: *cacheMiB}
+	b := &bench{noSync: !*brokerSync, scale: *scale, out: stdout, keep: *keep, profile: *profile, memoryInProcess: *memHere, serveBinary: *serveBinary, serveEnv: splitList(*serveEnv), cacheMiB: *cacheMiB}
 	for _, kv := range b.serveEnv {
 		if !strings.Contains(kv, "=") {
 			return fmt.Errorf("bench: --serve-env %q: want KEY=VALUE", kv)

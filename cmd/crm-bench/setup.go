@@ -35,7 +35,7 @@ func (b *bench) newEnv(name string) (*benchEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	br, err := topics.StartBroker(topics.BrokerOptions{DataDir: filepath.Join(dir, "broker"), Listen: "127.0.0.1:0", Logger: b.log})
+	br, err := topics.StartBroker(topics.BrokerOptions{DataDir: filepath.Join(dir, "broker"), Listen: "127.0.0.1:0", Logger: b.log, NoSync: b.noSync})
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,28 @@ type bucketStorage struct {
 	written   func(key string, guard map[string]int64)
 	stores    *bucketStores
 	partition int32
+	// mu makes a write and its mirror one step for guard readers: a guard read from the
+	// store (the tracker's) must never see a bucket the read model does not have yet, or a
+	// wait would end before the read that follows could see the write.
+	mu sync.RWMutex
+}
+
+// storedGuard reads key's guard from the store, never between a write and its mirror.
+func (b *bucketStorage) storedGuard(key string) (map[string]int64, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	raw, err := b.Storage.Get(key)
+	if err != nil {
+		return nil, false
+	}
+	if len(raw) == 0 {
+		return nil, true
+	}
+	bucket, err := codecs.DecodeBucket(raw)
+	if err != nil {
+		return nil, true // left out of the model too (mirror logs it); nothing will resolve it
+	}
+	return bucket.Applied, true
 }
 
 // bucketStores lists the analytics view's open partition stores, so that a bucket's current
@@ -37,7 +59,7 @@ type bucketStorage struct {
 type bucketStores struct {
 	mu         sync.Mutex
 	partitions int32
-	open       map[int32]storage.Storage
+	open       map[int32]*bucketStorage
 }
 
 // guard reads key's per-source applied positions; ok is false while its store is not open.
@@ -51,25 +73,14 @@ func (bs *bucketStores) guard(key string) (map[string]int64, bool) {
 	if st == nil {
 		return nil, false
 	}
-	raw, err := st.Get(key)
-	if err != nil {
-		return nil, false
-	}
-	if len(raw) == 0 {
-		return nil, true
-	}
-	b, err := codecs.DecodeBucket(raw)
-	if err != nil {
-		return nil, true // left out of the model too (mirror logs it); nothing will resolve it
-	}
-	return b.Applied, true
+	return st.storedGuard(key)
 }
 
-func (bs *bucketStores) set(partition int32, st storage.Storage) {
+func (bs *bucketStores) set(partition int32, st *bucketStorage) {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	if bs.open == nil {
-		bs.open = map[int32]storage.Storage{}
+		bs.open = map[int32]*bucketStorage{}
 	}
 	if st == nil {
 		delete(bs.open, partition)
@@ -95,10 +106,15 @@ func (b *bucketStorage) Open() error {
 	if err := b.Storage.Open(); err != nil {
 		return err
 	}
-	if b.stores != nil {
-		b.stores.set(b.partition, b.Storage)
+	// Listed for the tracker's guard reads only once every stored bucket is in the read
+	// model: a guard must never show a bucket the model has not got.
+	if err := eachStored(b.Storage, "load analytics buckets", "load analytics bucket", b.mirror); err != nil {
+		return err
 	}
-	return eachStored(b.Storage, "load analytics buckets", "load analytics bucket", b.mirror)
+	if b.stores != nil {
+		b.stores.set(b.partition, b)
+	}
+	return nil
 }
 
 // eachStored calls fn with every record st holds, as the storages that mirror their records
@@ -124,6 +140,8 @@ func eachStored(st storage.Storage, what, whatAt string, fn func(key string, val
 
 // Set stores a bucket and mirrors it into the read model.
 func (b *bucketStorage) Set(key string, value []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if err := b.Storage.Set(key, value); err != nil {
 		return err
 	}
@@ -133,6 +151,8 @@ func (b *bucketStorage) Set(key string, value []byte) error {
 
 // Delete removes a bucket from the store and the read model.
 func (b *bucketStorage) Delete(key string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if err := b.Storage.Delete(key); err != nil {
 		return err
 	}

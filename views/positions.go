@@ -193,19 +193,29 @@ func (p *positions) noteRecord(partition int32, agg *domain.Aggregate) {
 		buckets = append(buckets, d.Bucket)
 	}
 	source := strconv.FormatInt(int64(partition), 10)
-	recovering := p.live != nil && !p.live()
+	// A replay of the table at start: most deltas were folded long ago, so the bucket store
+	// is asked, before mu is taken (a bucket write holds its store's lock while it reports
+	// here: the other order would deadlock). A fold between this read and the check below
+	// is in recent by then.
+	var stored []map[string]int64
+	var storedOK []bool
+	if p.live != nil && !p.live() {
+		stored, storedOK = make([]map[string]int64, len(buckets)), make([]bool, len(buckets))
+		for i, b := range buckets {
+			stored[i], storedOK[i] = p.applied(b)
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if cur, ok := p.opp[partition]; !ok || offset > cur {
 		p.opp[partition] = offset
 	}
 	pc := &pendingCommand{pos: Position{Partition: partition, Offset: offset}, source: source, noted: time.Now()}
-	for _, b := range buckets {
+	for i, b := range buckets {
 		pc.scope.add(b)
 		g, ok := p.recent.m[b]
-		if !ok && recovering {
-			// A replay of the table at start: most deltas were folded long ago.
-			g, ok = p.applied(b)
+		if !ok && stored != nil {
+			g, ok = stored[i], storedOK[i]
 		}
 		if ok {
 			if last, folded := g[source]; folded && last >= offset {
@@ -307,7 +317,9 @@ func (p *positions) checkStale(now time.Time) {
 	}
 	p.mu.Unlock()
 	for _, k := range keys {
-		if g, ok := p.applied(k); ok {
+		// An absent bucket (nil guard) is one not folded yet, not a deletion: only a
+		// bucket the store holds can resolve here.
+		if g, ok := p.applied(k); ok && g != nil {
 			p.mu.Lock()
 			p.resolveLocked(k, g)
 			p.mu.Unlock()

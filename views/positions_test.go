@@ -277,6 +277,13 @@ func TestPositionStaleCheckAsksTheStore(t *testing.T) {
 	if !reached(p, Position{Partition: 0, Offset: 5}) {
 		t.Fatal("the stale check did not resolve a folded delta")
 	}
+	// A bucket the store does not hold yet is not folded (it once counted as deleted, and a
+	// write answered before the analytics had it).
+	p.noteRecord(0, record(t, 0, 6, bucketB))
+	p.checkStale(time.Now().Add(staleAfter + time.Millisecond))
+	if reached(p, Position{Partition: 0, Offset: 6}) {
+		t.Fatal("the stale check resolved a delta whose bucket is not in the store")
+	}
 }
 
 // A waiter is woken when its own position is reached, not by every advance of others.

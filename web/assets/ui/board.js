@@ -148,7 +148,7 @@ class Board {
         }
         if (!f) f = await get('/forecast', q, { signal: this.ac.signal });
         this.stageFigures = f.groups.length && localStorage.getItem(NO_STAGE_TOTALS) !== '1'
-          ? { currency: f.currency, byStage: new Map(f.groups.map((g) => [g.key, g])) } : null;
+          ? { currency: f.currency, byStage: new Map(f.groups.map((g) => [g.key, g])), total: f.total } : null;
         this.renderSummary(f);
         for (const c of this.columns.values()) c.renderHead();
       } while (this.totalsAgain);
@@ -560,14 +560,22 @@ class Column {
     this.more.hidden = this.complete;
     const server = this.board.stageFigures;
     if (server) {
+      // groupBy=stage groups the open deals; a pipeline's one won stage holds every won deal
+      // (the total's closedWon), its lost stage every lost one when it has only one.
+      const lostStages = this.board.pipeline.stages.filter((x) => x.status === 'lost').length;
       const g = server.byStage.get(this.stage.id);
-      const m = g ? (this.stage.status === 'won' ? g.closedWon : this.stage.status === 'lost' ? g.closedLost : g.open) : { count: 0, amount: '0', weighted: '0' };
-      this.countEl.textContent = count(m.count);
-      this.countEl.title = `${m.count} ${m.count === 1 ? 'deal' : 'deals'}`;
-      this.moneyEl.title = `${money(m.amount, server.currency)} total, ${money(m.weighted, server.currency)} weighted`;
-      replace(this.moneyEl, h('span', { class: 'col-amount' }, moneyShort(m.amount, server.currency)),
-        this.stage.status === 'open' ? h('span', { class: 'col-weighted' }, ` · ${moneyShort(m.weighted, server.currency)} weighted`) : null);
-      return;
+      const zero = { count: 0, amount: '0', weighted: '0' };
+      let m = g ? g.open : zero;
+      if (this.stage.status === 'won') m = server.total.closedWon;
+      if (this.stage.status === 'lost') m = lostStages === 1 ? server.total.closedLost : null;
+      if (m) {
+        this.countEl.textContent = count(m.count);
+        this.countEl.title = `${m.count} ${m.count === 1 ? 'deal' : 'deals'}`;
+        this.moneyEl.title = `${money(m.amount, server.currency)} total, ${money(m.weighted, server.currency)} weighted`;
+        replace(this.moneyEl, h('span', { class: 'col-amount' }, moneyShort(m.amount, server.currency)),
+          this.stage.status === 'open' ? h('span', { class: 'col-weighted' }, ` · ${moneyShort(m.weighted, server.currency)} weighted`) : null);
+        return;
+      }
     }
     if (!this.complete) {
       this.countEl.textContent = `${count(n)}+`;

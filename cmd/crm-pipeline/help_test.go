@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +85,18 @@ func TestJSONModeKeepsStdoutJSON(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// Stop once ready: this test is about the output, not about a stop in the middle of the
+	// start (goka's lookup views of a processor that is still joining open their stores late).
+	var banner0 map[string]any
+	json.Unmarshal([]byte(strings.SplitN(out.String(), "\n", 2)[0]), &banner0)
+	root := strings.TrimSuffix(fmt.Sprint(banner0["http"]), "/api/v1")
+	for !ready(root) {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("not ready: %s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -100,4 +114,14 @@ func TestJSONModeKeepsStdoutJSON(t *testing.T) {
 	if !strings.HasPrefix(banner["http"].(string), "http://127.0.0.1:") || banner["firstCommand"] == nil {
 		t.Fatalf("banner fields: %v", banner)
 	}
+}
+
+// ready reports whether the service at root answers /readyz with 200.
+func ready(root string) bool {
+	resp, err := http.Get(root + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
